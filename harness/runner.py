@@ -1,0 +1,578 @@
+"""The run loop: spec -> prompt -> agent -> proposal -> worktree -> gates -> ledger, with feedback between attempts.
+
+Policy:
+- The state (generated_runtime/ and the ledger) lives in ``state_root``; validators, specs and protected tests are
+  always read from ``trusted_root``. Both are the repository for ``run`` and ``submit``; ``reproduce --from-specs``
+  points ``state_root`` at a fresh repository.
+- Candidates of one attempt run in parallel, each in its own slot worktree. The first candidate (lowest index) whose
+  gates all pass is accepted; otherwise the failing gate summaries of the best candidate become the next prompt.
+- A run ends for one reason, recorded in run.json: accepted, rejected (attempts spent), budget, stuck (the same
+  failure twice in a row after a change of strategy), error, interrupted. Ctrl-C or a crash leaves the ledger and
+  generated_runtime/ as before (the ledger append is the only write to them, and it is atomic) and removes the
+  worktrees.
+- Every step is logged (harness.runlog) before the next one starts, so a run can be inspected and resumed.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import gitops, prompts
+from harness.interfaces import (AgentError, AgentRequest, BudgetExceeded, GateConfig, GateContext, GateResult,
+                                HarnessError, LedgerError, Proposal, ProposalRejected, Spec, Usage)
+from harness.ledger import Ledger
+from harness.runlog import RunLog, new_run_id, utcnow
+from harness.safety import vet_paths
+from harness.secrets import scrubbed_env
+from harness.worktree import Slot
+
+# Exit codes (documented in README.md).
+EXIT_ACCEPTED = 0
+EXIT_REJECTED = 1
+EXIT_ERROR = 2
+EXIT_BUDGET = 3
+EXIT_STUCK = 4
+EXIT_MISMATCH = 5
+EXIT_INTERRUPTED = 130
+EXIT_FOR_STATUS = {"accepted": EXIT_ACCEPTED, "ok": EXIT_ACCEPTED, "rejected": EXIT_REJECTED, "error": EXIT_ERROR,
+                   "budget": EXIT_BUDGET, "stuck": EXIT_STUCK, "mismatch": EXIT_MISMATCH,
+                   "interrupted": EXIT_INTERRUPTED}
+
+
+@dataclass
+class RunOptions:
+    agent: str = "replay"
+    agent_options: dict[str, Any] = field(default_factory=dict)
+    candidates: int = 1
+    max_attempts: int | None = None
+    budget_usd: float | None = None
+    nop_check: bool = True
+    allow_nop: bool = False
+    progress: bool = True
+    message: str = ""
+    gate_timeout_s: float = 3600.0
+
+
+@dataclass
+class CandidateResult:
+    candidate: int
+    status: str  # pass | fail | rejected | error
+    gates: list[GateResult] = field(default_factory=list)
+    feedback: str = ""
+    signature: str = ""
+    patch: bytes = b""
+    result_tree: str = ""
+    proposal: Proposal | None = None
+    response_text: str = ""
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+
+
+@dataclass
+class Outcome:
+    status: str
+    reason: str
+    run_id: str
+    run_dir: str
+    ledger_seq: int | None = None
+    attempts: int = 0
+    usage: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FOR_STATUS.get(self.status, EXIT_ERROR)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "run_id": self.run_id, "run_dir": self.run_dir,
+                "ledger_seq": self.ledger_seq, "attempts": self.attempts, "usage": self.usage,
+                "wall_s": round(self.wall_s, 3), "exit_code": self.exit_code, "details": self.details}
+
+
+def _sha(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
+
+
+class Runner:
+    def __init__(self, trusted_root: Path, state_root: Path | None = None, log_root: Path | None = None):
+        self.trusted_root = trusted_root.resolve()
+        self.state_root = (state_root or trusted_root).resolve()
+        self.ledger = Ledger(self.state_root)
+        self.log_root = log_root or self.state_root / "logs" / "runs"
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Trees
+
+    def ensure_tree(self, tree: str, upto_seq: int | None = None) -> None:
+        """Make sure tree (a ledger state) is an object in state_root's store; rebuild it by replay if not."""
+        if gitops.has_object(self.state_root, tree):
+            return
+        with tempfile.TemporaryDirectory(prefix="vt-replay-") as tmp:
+            self.ledger.replay(Path(tmp), upto=upto_seq)
+            with tempfile.TemporaryDirectory() as idx:
+                env = {"GIT_INDEX_FILE": str(Path(idx) / "index")}
+                gd = ["--git-dir", str(self.state_root / ".git"), "--work-tree", tmp]
+                gitops.git(self.state_root, *gd, "add", "-A", "--", gitops.RUNTIME, env=env)
+                got = gitops.git(self.state_root, *gd, "write-tree", f"--prefix={gitops.RUNTIME}/", env=env).strip()
+        if got != tree:
+            raise LedgerError(f"replaying the ledger gives {got}, expected {tree}")
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Gates
+
+    def gate_context(self, spec: Spec | None, slot: Slot, work_dir: Path, options: dict, state: dict) -> GateContext:
+        env = scrubbed_env(extra={"CCACHE_DIR": str(self.state_root / ".vt" / "cache" / "ccache"),
+                                  "PYTHONDONTWRITEBYTECODE": "1"})
+        return GateContext(spec=spec, candidate_root=slot.path, trusted_root=self.trusted_root, work_dir=work_dir,
+                           cache_dir=slot.cache_dir, env=env, options=options, state=state)
+
+    def run_gates(self, spec: Spec | None, gates: list[GateConfig], slot: Slot, work_dir: Path, on_result,
+                  timeout_s: float = 3600.0) -> list[GateResult]:
+        from validators.chain import run_gates
+
+        state: dict[str, Any] = {}
+
+        def ctx_factory(cfg: GateConfig) -> GateContext:
+            d = work_dir / cfg.name
+            d.mkdir(parents=True, exist_ok=True)
+            ctx = self.gate_context(spec, slot, d, dict(cfg.options), state)
+            ctx.timeout_s = float(cfg.options.get("timeout_s", timeout_s))
+            return ctx
+
+        return run_gates(gates, ctx_factory, on_result)
+
+    def _archive_gate(self, log: RunLog, attempt: int, cand: int, res: GateResult) -> GateResult:
+        """Copy a gate's log and report from the (ignored) work folder into the run log folder."""
+        if res.log_path and Path(res.log_path).is_file():
+            dst = log.gate_log_path(attempt, cand, res.name)
+            shutil.copyfile(res.log_path, dst)
+            res.log_path = os.path.relpath(dst, self.state_root)
+        if res.report_path and Path(res.report_path).is_file():
+            dst = log.report_path(attempt, cand, res.name)
+            shutil.copyfile(res.report_path, dst)
+            res.report_path = os.path.relpath(dst, self.state_root)
+        return res
+
+    # ------------------------------------------------------------------------------------------------------------
+    # One candidate
+
+    def evaluate(self, spec: Spec, gates: list[GateConfig], slot: Slot, proposal: Proposal, log: RunLog,
+                 attempt: int, cand: int, progress, trusted_submitter: bool = False) -> CandidateResult:
+        """Vet, apply and gate one proposal in slot's prepared worktree."""
+        from harness.proposals import apply_proposal, failure_signature, touched_paths
+
+        res = CandidateResult(cand, "fail", proposal=proposal)
+        wt = slot.path
+        if proposal.kind == "empty" or not proposal.text.strip():
+            if proposal.kind != "worktree":
+                res.status, res.feedback, res.signature = "rejected", "the answer held no diff and no edit blocks", "empty"
+                return res
+        allowed = spec if not trusted_submitter else _without_protected(spec)
+        try:
+            if proposal.kind in ("diff", "edits"):
+                vet_paths(touched_paths(proposal.text), allowed, wt)
+                report = apply_proposal(proposal.text, wt, proposal.kind)
+                log.event("apply", attempt=attempt, candidate=cand, ok=report.ok, mode=report.mode,
+                          feedback=report.feedback() if not report.ok else "")
+                if not report.ok:
+                    res.status, res.feedback, res.signature = "rejected", report.feedback(), failure_signature(report)
+                    return res
+            changed = gitops.changed_paths(wt)
+            vet_paths(changed, allowed, wt)
+        except ProposalRejected as exc:
+            log.event("apply", attempt=attempt, candidate=cand, ok=False, rejected=str(exc))
+            res.status, res.feedback, res.signature = "rejected", str(exc), _sha(str(exc))
+            return res
+        if not changed:
+            res.status, res.feedback, res.signature = "rejected", "the proposal changes nothing", "nochange"
+            return res
+        install_protected(spec, self.trusted_root, wt)
+        res.patch = gitops.worktree_diff(wt, "HEAD", [gitops.RUNTIME]).encode()
+        res.result_tree = gitops.runtime_tree_hash(wt)
+        work = self.state_root / ".vt" / "work" / log.run_id / f"A{attempt}-C{cand}"
+
+        def on_result(r: GateResult) -> None:
+            self._archive_gate(log, attempt, cand, r)
+            log.event("gate", attempt=attempt, candidate=cand, **r.to_dict())
+            progress.update(cand, gate=(r.name, r.status))
+
+        progress.update(cand, phase="gates")
+        res.gates = self.run_gates(spec, gates, slot, work, on_result)
+        ok = len(res.gates) == len(gates) and all(g.passed for g in res.gates)
+        res.status = "pass" if ok else "fail"
+        if not ok:
+            failing = [g for g in res.gates if not g.passed]
+            res.signature = _sha(json.dumps([(g.name, g.status, g.summary) for g in failing]))
+        return res
+
+    # ------------------------------------------------------------------------------------------------------------
+    # The nop check
+
+    def nop_check(self, spec: Spec, gates: list[GateConfig], base_tree: str, log: RunLog, progress) -> list[GateResult]:
+        """Gate the unchanged base tree. A spec whose gates pass on it tests nothing."""
+        slot = Slot(self.state_root, 0)
+        try:
+            slot.prepare(base_tree)
+            install_protected(spec, self.trusted_root, slot.path)
+            progress.update(0, attempt=0, phase="nop check")
+            work = self.state_root / ".vt" / "work" / log.run_id / "nop"
+
+            def on_result(r: GateResult) -> None:
+                self._archive_gate(log, 0, 0, r)
+                log.event("gate", attempt=0, candidate=0, nop=True, **r.to_dict())
+                progress.update(0, gate=(r.name, r.status))
+
+            return self.run_gates(spec, gates, slot, work, on_result)
+        finally:
+            slot.release()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # run / submit
+
+    def run(self, spec: Spec, opts: RunOptions, resume_id: str | None = None, submit_tree: str | None = None) -> Outcome:
+        """Run spec through opts.agent. submit_tree: the working tree already holds this change (``submit``), so
+        the ledger append must find it there instead of applying it."""
+        from harness.agents import make_agent
+        from harness.agents.budget import RunBudget
+
+        t0 = time.monotonic()
+        gates = spec.gates
+        missing = [d for d in spec.depends_on if d not in self.ledger.accepted_specs()]
+        if missing:
+            raise HarnessError(f"spec {spec.id} is blocked: its dependencies {', '.join(missing)} are not in the ledger")
+        max_attempts = opts.max_attempts or spec.budget.max_attempts
+        budget_usd = opts.budget_usd if opts.budget_usd is not None else spec.budget.max_cost_usd
+        budget = RunBudget(max_tokens=spec.budget.max_tokens, max_cost_usd=budget_usd,
+                           max_wall_s=spec.budget.max_wall_s)
+        agent = make_agent(opts.agent, budget=budget, **opts.agent_options)
+        messages: list[dict[str, str]] = []
+        first_attempt = 1
+        if resume_id:
+            log = RunLog.open_existing(self.log_root, resume_id)
+            if log.summary.get("status") in ("accepted",):
+                raise HarnessError(f"run {resume_id} already ended: {log.summary.get('status')}")
+            messages, first_attempt = _messages_from_events(log.events())
+            first_attempt += 1
+        else:
+            log = RunLog(self.log_root, new_run_id(spec.id), {
+                "spec_id": spec.id, "agent": agent.name, "model": agent.model, "started_at": utcnow(),
+                "status": "running", "reason": "", "attempts": [], "usage": Usage().__dict__, "ledger_seq": None,
+                "candidates": opts.candidates, "mode": "run" if agent.name != "external" else "submit",
+                "agent_options": {k: v for k, v in opts.agent_options.items() if k != "budget"}})
+        log.save()
+        base_tree = self.ledger.head_tree()
+        self.ensure_tree(base_tree)
+        usage = Usage(**{k: v for k, v in log.summary.get("usage", {}).items() if k in Usage().__dict__})
+        slots = [Slot(self.state_root, i) for i in range(opts.candidates)]
+        last_sig = ""
+        repeats = 0
+        status, reason = "rejected", f"no candidate passed in {max_attempts} attempts"
+        accepted: CandidateResult | None = None
+        progress = _progress(spec, opts)
+        try:
+            with progress:
+                if opts.nop_check and not resume_id:
+                    nop = self.nop_check(spec, gates, base_tree, log, progress)
+                    nop_passed = len(nop) == len(gates) and all(g.passed for g in nop)
+                    log.summary["nop_check"] = {"passed_unchanged_tree": nop_passed,
+                                                "gates": [g.to_dict() for g in nop]}
+                    log.save()
+                    if nop_passed and not opts.allow_nop:
+                        raise _End("error", f"spec {spec.id} tests nothing: its gates pass on the unchanged tree "
+                                            "(add acceptance tests, or pass --allow-nop)")
+                for attempt in range(first_attempt, max_attempts + 1):
+                    budget.check()
+                    results = self._attempt(spec, gates, agent, slots, base_tree, messages, attempt, log,
+                                            progress, opts)
+                    for r in results:
+                        usage.add(r.usage)
+                    log.summary["usage"] = usage.__dict__
+                    winners = [r for r in results if r.status == "pass"]
+                    if winners:
+                        accepted = winners[0]
+                        break
+                    best = _best(results)
+                    sig = best.signature
+                    repeats = repeats + 1 if sig and sig == last_sig else 0
+                    last_sig = sig
+                    feedback = prompts.render_feedback(attempt, best.gates,
+                                                       rejected=best.feedback if best.status == "rejected" else "",
+                                                       repeated=repeats >= 1)
+                    if best.response_text:
+                        messages.append({"role": "assistant", "content": best.response_text})
+                    messages.append({"role": "user", "content": feedback})
+                    log.event("feedback", attempt=attempt, text=feedback, repeated=repeats)
+                    if repeats >= 2:
+                        raise _End("stuck", f"the same failure {repeats + 1} times in a row (last at attempt {attempt})")
+                if accepted is not None:
+                    if submit_tree is not None and accepted.result_tree != submit_tree:
+                        raise LedgerError(f"the gated tree {accepted.result_tree} is not the working tree {submit_tree}")
+                    seq = self._accept(spec, agent, accepted, base_tree, log, t0, opts,
+                                       apply_to_state=submit_tree is None)
+                    status, reason = "accepted", f"candidate {accepted.candidate} passed every gate; ledger entry {seq}"
+                    log.summary["ledger_seq"] = seq
+        except _End as end:
+            status, reason = end.status, end.reason
+        except BudgetExceeded as exc:
+            status, reason = "budget", str(exc)
+        except (AgentError, LedgerError, HarnessError) as exc:
+            status, reason = "error", str(exc)
+        except KeyboardInterrupt:
+            status, reason = "interrupted", "interrupted by the user (Ctrl-C); the ledger and tree are unchanged"
+        finally:
+            for s in slots:
+                s.release()
+            shutil.rmtree(self.state_root / ".vt" / "work" / log.run_id, ignore_errors=True)
+            log.summary.update(status=status, reason=reason, ended_at=utcnow(), usage=usage.__dict__,
+                               wall_s=round(time.monotonic() - t0, 3))
+            log.event("run_end", status=status, reason=reason)
+            log.save()
+        return Outcome(status, reason, log.run_id, str(log.dir), log.summary.get("ledger_seq"),
+                       len(log.summary["attempts"]), usage.__dict__, time.monotonic() - t0)
+
+    def _attempt(self, spec, gates, agent, slots, base_tree, messages, attempt, log, progress, opts):
+        def one(slot: Slot) -> CandidateResult:
+            cand = slot.index
+            started = time.monotonic()
+            progress.update(cand, attempt=attempt, phase="worktree")
+            wt = slot.prepare(base_tree)
+            user = messages[-1]["content"] if messages else prompts.render_task(spec, wt, base_tree)
+            msgs = messages if messages else [{"role": "user", "content": user}]
+            system = prompts.render_system(spec)
+            req = AgentRequest(spec=spec, system=system, messages=list(msgs), worktree=wt, attempt=attempt)
+            log.event("prompt", attempt=attempt, candidate=cand, system=system, messages=msgs[-1:],
+                      digest=prompts.digest(system, *[m["content"] for m in msgs]))
+            progress.update(cand, phase=f"asking {agent.name}")
+            try:
+                resp = agent.propose(req)
+            except (AgentError, BudgetExceeded):
+                raise
+            log.event("response", attempt=attempt, candidate=cand, text=resp.text[:200_000], model=resp.model,
+                      usage=resp.usage.__dict__, meta=resp.meta)
+            prop = resp.proposal
+            big = agent.name == "external"
+            log.event("proposal", attempt=attempt, candidate=cand, kind=prop.kind, sha256=_sha(prop.text),
+                      **({"ref": "ledger"} if big else {"text": prop.text}))
+            progress.update(cand, phase="applying")
+            r = self.evaluate(spec, gates, slot, prop, log, attempt, cand, progress,
+                              trusted_submitter=(agent.name == "external"))
+            r.usage, r.response_text, r.model = resp.usage, resp.text, resp.model
+            summary = {"attempt": attempt, "candidate": cand, "status": r.status, "proposal_kind": prop.kind,
+                       "proposal_sha256": _sha(prop.text), "gates": [g.to_dict() for g in r.gates],
+                       "feedback": r.feedback, "usage": resp.usage.__dict__, "started_at": utcnow(),
+                       "wall_s": round(time.monotonic() - started, 3)}
+            log.summary["attempts"].append(summary)
+            log.event("attempt_end", **summary)
+            log.save()
+            progress.update(cand, phase=r.status)
+            return r
+
+        if len(slots) == 1:
+            return [one(slots[0])]
+        with cf.ThreadPoolExecutor(len(slots)) as pool:
+            return list(pool.map(one, slots))
+
+    def _accept(self, spec, agent, cand: CandidateResult, base_tree, log: RunLog, t0, opts, apply_to_state) -> int:
+        meta = {"agent": agent.name, "model": agent.model or None, "message": opts.message or spec.title,
+                "run_id": log.run_id, "prompt_digest": _prompt_digest(log),
+                "gates": [g.to_dict() for g in cand.gates], "usage": cand.usage.__dict__,
+                "wall_s": round(time.monotonic() - t0, 3), "attempts": len(log.summary["attempts"])}
+        entry = self.ledger.append(spec_id=spec.id, patch=cand.patch, parent_tree=base_tree,
+                                   result_tree=cand.result_tree,
+                                   apply_to=self.state_root if apply_to_state else None, meta=meta)
+        return entry.seq
+
+    def submit(self, spec: Spec, opts: RunOptions) -> Outcome:
+        """The `external` agent: gate the change already made in generated_runtime/ and record it."""
+        base = self.ledger.head_tree()
+        current = gitops.runtime_tree_hash(self.state_root)
+        if current == base:
+            raise HarnessError("nothing to submit: generated_runtime/ equals the ledger's head")
+        self.ensure_tree(base)
+        opts.agent = "external"
+        opts.agent_options = {**opts.agent_options, "patch": gitops.tree_diff(self.state_root, base, current)}
+        opts.max_attempts = 1
+        return self.run(spec, opts, submit_tree=current)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # validate: gates on the current tree, no agent
+
+    def validate(self, spec: Spec | None, gates: list[GateConfig], progress: bool = True,
+                 source: Path | None = None) -> Outcome:
+        """Gate source/generated_runtime (default: the state repository's, uncommitted changes included)."""
+        t0 = time.monotonic()
+        source = source or self.state_root
+        log = RunLog(self.state_root / ".vt" / "validate", new_run_id(spec.id if spec else "00-validate"),
+                     {"mode": "validate", "spec_id": spec.id if spec else None, "started_at": utcnow(),
+                      "attempts": []})
+        tree = gitops.runtime_tree_hash(source)
+        slot = Slot(self.state_root, 0)
+        prog = Progress_(f"validate {spec.id if spec else ''}", progress)
+        try:
+            with prog:
+                slot.prepare(gitops.EMPTY_TREE)
+                # copy the working runtime (including uncommitted changes) into the worktree
+                shutil.rmtree(slot.path / gitops.RUNTIME)
+                _copy_runtime(source, slot.path)
+                work = self.state_root / ".vt" / "work" / log.run_id
+
+                def on_result(r: GateResult) -> None:
+                    log.event("gate", **r.to_dict())
+                    prog.update(0, gate=(r.name, r.status))
+
+                prog.update(0, attempt=1, phase="gates")
+                results = self.run_gates(spec, gates, slot, work, on_result)
+        finally:
+            slot.release()
+        ok = len(results) == len(gates) and all(g.passed for g in results)
+        status = "ok" if ok else "rejected"
+        reason = "every gate passed" if ok else "; ".join(f"{g.name}: {g.status}" for g in results if not g.passed)
+        log.summary.update(status=status, reason=reason, tree=tree, gates=[g.to_dict() for g in results])
+        log.save()
+        return Outcome(status, reason, log.run_id, str(log.dir), attempts=1, wall_s=time.monotonic() - t0,
+                       details=[g.to_dict() for g in results])
+
+
+class _End(Exception):
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def install_protected(spec: Spec, trusted_root: Path, candidate_root: Path) -> list[str]:
+    """Copy the spec's protected files (acceptance tests) from the trusted tree over the candidate, so the tree
+    under test, and the entry that lands, always carry the trusted versions. Returns the copied paths."""
+    from harness.specs import path_matches
+
+    copied = []
+    for rel in runtime_files(trusted_root):
+        p = trusted_root / rel
+        if p.is_file() and path_matches(rel, spec.protected):
+            dst = candidate_root / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, dst)
+            copied.append(rel)
+    return copied
+
+
+def _without_protected(spec: Spec) -> Spec:
+    import dataclasses
+
+    return dataclasses.replace(spec, protected=[])
+
+
+def _best(results: list[CandidateResult]) -> CandidateResult:
+    def score(r: CandidateResult) -> tuple:
+        return (r.status == "fail", sum(g.passed for g in r.gates), -r.candidate)
+
+    return max(results, key=score)
+
+
+def _prompt_digest(log: RunLog) -> str | None:
+    digests = [e.get("digest") for e in log.events() if e.get("type") == "prompt"]
+    return digests[-1] if digests else None
+
+
+def _messages_from_events(events: list[dict]) -> tuple[list[dict[str, str]], int]:
+    messages: list[dict[str, str]] = []
+    last = 0
+    for e in events:
+        if e.get("type") == "prompt" and not messages:
+            messages.extend(e.get("messages", []))
+        elif e.get("type") == "feedback":
+            messages.append({"role": "user", "content": e["text"]})
+        if e.get("type") == "attempt_end":
+            last = max(last, int(e.get("attempt", 0)))
+    return messages, last
+
+
+def runtime_files(root: Path) -> list[str]:
+    """Repository-relative paths of the files git would see in root/generated_runtime (tracked or not, ignored
+    files excluded)."""
+    if not (root / gitops.RUNTIME).is_dir():
+        return []
+    out = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                          "--", gitops.RUNTIME], capture_output=True, check=True).stdout.decode()
+    return [rel for rel in out.split("\0") if rel]
+
+
+def _copy_runtime(src_root: Path, dst_root: Path) -> None:
+    for rel in runtime_files(src_root):
+        s = src_root / rel
+        if s.is_file() or s.is_symlink():
+            d = dst_root / rel
+            d.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(s, d, follow_symlinks=False)
+
+
+def _progress(spec: Spec, opts: RunOptions):
+    return Progress_(f"vt-agent run {spec.id} ({opts.agent})", opts.progress)
+
+
+def Progress_(title: str, enabled: bool):
+    from harness.progress import Progress
+
+    return Progress(title, enabled)
+
+
+def replay_spec(runner: Runner, spec: Spec, progress: bool = True) -> Outcome:
+    """Offline ``run SPEC --agent replay``: re-gate every recorded proposal of an accepted spec on the ledger state
+    it was made on, and compare today's verdict with the recorded one (a recorded failure must fail again)."""
+    from harness.agents.replay_agent import recordings
+
+    t0 = time.monotonic()
+    recs = recordings(runner.trusted_root, spec.id)
+    if not recs:
+        raise HarnessError(f"replay: spec {spec.id} has no recorded proposals (it is not in the ledger); "
+                           "use a live agent, e.g. --agent openai:MODEL")
+    log = RunLog(runner.state_root / "logs" / "replays", new_run_id(spec.id),
+                 {"mode": "replay", "spec_id": spec.id, "agent": "replay", "model": "recorded",
+                  "started_at": utcnow(), "status": "running", "attempts": []})
+    log.save()
+    slot = Slot(runner.state_root, 0)
+    details = []
+    status, reason = "ok", ""
+    prog = Progress_(f"vt-agent run {spec.id} (replay)", progress)
+    try:
+        with prog:
+            for i, rec in enumerate(recs, start=1):
+                runner.ensure_tree(rec.parent_tree, upto_seq=rec.entry_seq - 1)
+                prog.update(0, attempt=i, phase=f"rebuilding ledger state before entry {rec.entry_seq}")
+                slot.prepare(rec.parent_tree)
+                r = runner.evaluate(spec, spec.gates, slot, rec.proposal, log, i, 0, prog,
+                                    trusted_submitter=rec.agent == "external")
+                today = "pass" if r.status == "pass" else "fail"
+                then = "pass" if rec.recorded_verdict == "pass" else "fail"
+                d = {"recording": i, "entry_seq": rec.entry_seq, "attempt": rec.attempt, "recorded": then,
+                     "today": today, "match": today == then, "gates": [g.to_dict() for g in r.gates],
+                     "feedback": r.feedback[:2000]}
+                details.append(d)
+                log.summary["attempts"].append(d)
+                log.event("attempt_end", **d)
+                log.save()
+        mismatches = [d for d in details if not d["match"]]
+        if mismatches:
+            status = "mismatch"
+            reason = "; ".join(f"recording {d['recording']}: recorded {d['recorded']}, today {d['today']}"
+                               for d in mismatches)
+        else:
+            reason = f"{len(details)} recorded proposal(s) re-gated; every verdict matches the recording"
+    except KeyboardInterrupt:
+        status, reason = "interrupted", "interrupted by the user (Ctrl-C)"
+    finally:
+        slot.release()
+        shutil.rmtree(runner.state_root / ".vt" / "work" / log.run_id, ignore_errors=True)
+        log.summary.update(status=status, reason=reason, ended_at=utcnow(), wall_s=round(time.monotonic() - t0, 3))
+        log.save()
+    return Outcome(status, reason, log.run_id, str(log.dir), attempts=len(details), wall_s=time.monotonic() - t0,
+                   details=details)

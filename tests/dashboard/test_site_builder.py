@@ -1,0 +1,173 @@
+"""The static site: every page kind is built from the demo repository, untrusted text stays text, bad and huge
+inputs degrade to notes, and 1,000 runs build in under 10 s."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+from harness.dashboard import build_site
+from harness.dashboard import data_model as dm
+from harness.dashboard import site_builder as sb
+from harness.dashboard import svg_charts as svg
+
+from .log_fixtures import HOSTILE, attempt_summary, gate, write_ledger_entry, write_run, write_spec
+
+
+def all_html(site: Path) -> dict[str, str]:
+    return {str(p.relative_to(site)): p.read_text() for p in site.rglob("*.html")}
+
+
+def test_demo_site_has_every_page(demo_repo, tmp_path):
+    repo, ids = demo_repo
+    index = build_site(repo, tmp_path / "site")
+    site = index.parent
+    pages = all_html(site)
+    good = f"runs/{ids['good']}"
+    for rel in ("index.html", "perf.html", "reports.html", "ledger/0001.html", "ledger/0002.html",
+                f"{good}/index.html", f"{good}/log-A1-C1-build.html", f"{good}/log-A2-C1-build.html",
+                f"{good}/report-A2-C1-parity.html", f"{good}/report-A2-C1-training.html",
+                f"{good}/report-A2-C1-allocator.html", f"{good}/report-A2-C1-perf.html",
+                f"runs/{ids['crashed']}/index.html", f"runs/{ids['hostile']}/log-A1-C1-build.html"):
+        assert rel in pages, rel
+    assert (site / "static/dashboard.js").is_file() and (site / "static/dashboard.css").is_file()
+    # every relative link of every page lands on a file of the site
+    for rel, html in pages.items():
+        for href in re.findall(r'href="([^"#?]+)', html):
+            assert (site / rel).parent.joinpath(href).resolve().is_file(), (rel, href)
+    assert "http://" not in pages["index.html"].replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in "".join(pages.values())
+
+
+def test_untrusted_text_is_escaped_everywhere(demo_repo, tmp_path):
+    repo, ids = demo_repo
+    site = build_site(repo, tmp_path / "site").parent
+    pages = all_html(site)
+    for rel, html in pages.items():
+        assert "<script>window.__pwned" not in html, rel
+        assert "<img src=x" not in html, rel
+        assert len(re.findall(r"<script\b", html)) == 1, rel  # only the dashboard's own script tag
+    run_page = pages[f"runs/{ids['hostile']}/index.html"]
+    assert "&lt;script&gt;window.__pwned = 1;" in run_page
+    assert '<span class="d-add">+&lt;script&gt;' in run_page  # shown as an added diff line
+
+
+def test_cost_unknown_is_never_zero(demo_repo, tmp_path):
+    repo, ids = demo_repo
+    pages = all_html(build_site(repo, tmp_path / "site").parent)
+    overview = pages["index.html"]
+    ledger_row = re.search(r'<tr data-spec="01-core" data-agent="replay".*?</tr>', overview, re.S).group(0)
+    assert "unknown" in ledger_row and "$0" not in ledger_row
+    run_row = re.search(rf'<tr data-spec="03-autograd" data-agent="anthropic".*?</tr>', overview, re.S).group(0)
+    assert "unknown" in run_row and "$0" not in run_row
+    assert "cost</dt><dd>unknown" in pages["ledger/0001.html"]
+
+
+def test_crashed_run_page_says_so(demo_repo, tmp_path):
+    repo, ids = demo_repo
+    page = all_html(build_site(repo, tmp_path / "site").parent)[f"runs/{ids['crashed']}/index.html"]
+    assert "status-crashed" in page and "no run_end event" in page
+    assert "half-written" in page
+
+
+def test_empty_repository_builds_and_says_what_is_missing(tmp_path):
+    index = build_site(tmp_path / "nothing-here", tmp_path / "site")
+    html = index.read_text()
+    assert "No accepted diffs yet" in html and "No runs recorded" in html and "No specs found" in html
+    assert "logs/runs/ is missing" in html
+    for page in ("perf.html", "reports.html"):
+        assert "No " in (tmp_path / "site" / page).read_text()
+
+
+def test_huge_gate_log_is_truncated_with_a_note(tmp_path):
+    repo = tmp_path / "repo"
+    run_dir = repo / "logs/runs/big"
+    huge = "start of the log\n" + ("y" * 1023 + "\n") * (5 * 1024) + "end of the log\n"  # ~5 MB
+    write_run(repo, "big", "s", attempts=[attempt_summary(1, [gate("build", "fail", run_dir=run_dir, repo=repo,
+                                                                     log=huge)])])
+    start = time.perf_counter()
+    site = build_site(repo, tmp_path / "site").parent
+    assert time.perf_counter() - start < 5
+    page = (site / "runs/big/log-A1-C1-build.html").read_text()
+    assert 'id="truncated-note"' in page and "only its beginning and its end are shown" in page
+    assert "start of the log" in page and "end of the log" in page
+    assert len(page) < dm.LOG_TRUNCATE_BYTES + 20_000
+
+
+def test_missing_and_broken_reports(tmp_path):
+    repo = tmp_path / "repo"
+    run_dir = repo / "logs/runs/r"
+    broken = gate("training", "fail", report={"curves": {"torch": "not a dict"}, "extra": [1, 2]}, run_dir=run_dir,
+                  repo=repo)
+    odd = gate("allocator", "pass", report={"trace": [{"t": "x", "allocated": None}], "snapshot": 7},
+               run_dir=run_dir, repo=repo)
+    write_run(repo, "r", "s", attempts=[attempt_summary(1, [gate("parity", "pass"), broken, odd])])
+    site = build_site(repo, tmp_path / "site").parent
+    missing = (site / "runs/r/report-A1-C1-parity.html").read_text()
+    assert "no report file was written" in missing
+    training = (site / "runs/r/report-A1-C1-training.html").read_text()
+    assert "No curve for: vibetensor" in training and "Raw report (JSON)" in training
+    assert "allocated and reserved" in (site / "runs/r/report-A1-C1-allocator.html").read_text()
+
+
+def test_report_pages_show_the_data(demo_repo, tmp_path):
+    repo, ids = demo_repo
+    pages = all_html(build_site(repo, tmp_path / "site").parent)
+    base = f"runs/{ids['good']}"
+    parity = pages[f"{base}/report-A2-C1-parity.html"]
+    rows = re.findall(r'<tr class="row-(\w+)"><td>(\w+)</td>', parity)
+    assert rows[0] == ("fail", "matmul") and {r[1] for r in rows} == {"matmul", "add", "sum"}
+    assert "mismatch at [1, 2]" in parity and '<td class="cell-fail">0/1</td>' in parity
+    training = pages[f"{base}/report-A2-C1-training.html"]
+    assert training.count("<svg") == 3 and "vibetensor loss" in training and "torch loss" in training
+    assert pages[f"{base}/report-A2-C1-allocator.html"].count("<svg") == 2
+    perf = pages["perf.html"]
+    assert "step_time" in perf and "1.4" in perf and "<polyline" in perf or "<circle" in perf
+
+
+def test_diff_lines_classify_diffs_and_edit_blocks():
+    lines, cut = sb.diff_lines("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n c\n<<<<<<< SEARCH\nold\n=======\nnew\n>>>>>>> REPLACE\n")
+    assert [c for c, _ in lines] == ["file", "file", "hunk", "del", "add", "ctx", "marker", "del", "marker", "add",
+                                     "marker"]
+    assert cut == 0
+    _, cut = sb.diff_lines("+x\n" * (sb.DIFF_MAX_LINES + 5))
+    assert cut == 5
+
+
+def test_svg_graph_survives_cycles_and_charts_drop_nan():
+    class S:
+        def __init__(self, id, deps, state="pending"):
+            self.id, self.title, self.depends_on, self.state = id, id, deps, state
+    graph = svg.dependency_graph([S("a", ["b"]), S("b", ["a"]), S("<c>", ["a"])], lambda s: f"?spec={s}")
+    assert graph.count('class="spec-node"') == 3 and "&lt;c&gt;" in graph and "<c>" not in graph
+    chart = svg.line_chart([svg.Series("l<oss>", [(0, 1.0), (1, math.nan), (2, math.inf), (3, 0.5)])], "t", "x", "y")
+    assert "2 non-finite value(s) not drawn" in chart and "l&lt;oss&gt;" in chart
+    assert "no data" in svg.line_chart([], "t", "x", "y")
+
+
+def test_thousand_runs_build_under_ten_seconds(tmp_path):
+    repo = tmp_path / "repo"
+    for i in range(20):
+        write_spec(repo, f"{i:02d}-spec", [f"{i - 1:02d}-spec"] if i else [])
+    for i in range(1000):
+        run_id = f"20260101-{i:06d}-spec-{i:06x}"
+        run_dir = repo / "logs/runs" / run_id
+        status = "accepted" if i % 4 == 0 else "rejected"
+        gates = [gate("build", "pass", run_dir=run_dir, repo=repo, log=f"build log {i}\n" * 20),
+                 gate("pytest", "pass" if status == "accepted" else "fail", run_dir=run_dir, repo=repo,
+                      log="pytest log\n" * 20),
+                 gate("perf", report={"ratios": {"step": 1 + i / 1000}}, run_dir=run_dir, repo=repo)]
+        write_run(repo, run_id, f"{i % 20:02d}-spec", status=status, agent=["openai", "anthropic"][i % 2],
+                  attempts=[attempt_summary(1, gates)])
+        if status == "accepted" and i < 400:
+            write_ledger_entry(repo, i // 4 + 1, f"{i % 20:02d}-spec", run_id=run_id, gates=gates)
+    start = time.perf_counter()
+    index = build_site(repo, tmp_path / "site")
+    elapsed = time.perf_counter() - start
+    site = index.parent
+    assert len(list((site / "runs").iterdir())) == 1000
+    assert index.read_text().count('<tr data-spec=') == 1000 + 100
+    assert elapsed < 10.0, f"1,000 runs took {elapsed:.1f} s"
+    print(f"built 1,000 runs in {elapsed:.2f} s")

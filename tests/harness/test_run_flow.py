@@ -1,0 +1,126 @@
+"""End to end: a scripted agent through the real run loop, worktrees, gates and ledger, on a toy repository."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import gitops
+from harness.ledger import Ledger, check_against_tree
+from harness.runner import Runner, RunOptions, replay_spec
+from harness.specs import find_spec
+from tests.harness.toy_repo import file_diff, make_toy_repo, toy_runtime_diff
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    return make_toy_repo(tmp_path / "repo")
+
+
+def run(repo: Path, script: list, **kw) -> tuple:
+    runner = Runner(repo)
+    spec = find_spec(repo, "01-toy")
+    opts = RunOptions(agent="scripted", agent_options={"script": script}, progress=False, **kw)
+    return runner, spec, runner.run(spec, opts)
+
+
+def test_feedback_then_accept_then_reproduce(repo: Path):
+    runner, spec, out = run(repo, [toy_runtime_diff("return a - b"), toy_runtime_diff("return a + b")])
+    assert out.status == "accepted", out.reason
+    assert out.attempts == 2 and out.ledger_seq == 1
+    # the failing pytest summary reached the second prompt
+    events = [json.loads(l) for l in (Path(out.run_dir) / "events.jsonl").read_text().splitlines()]
+    feedback = [e for e in events if e["type"] == "feedback"]
+    assert feedback and "pytest" in feedback[0]["text"] and "test_add" in feedback[0]["text"]
+    # the entry landed in the working tree and the ledger replays to it
+    assert "return a + b" in (repo / "generated_runtime/vibetensor/__init__.py").read_text()
+    ok, msg = check_against_tree(repo)
+    assert ok, msg
+    entry = Ledger(repo).entries()[0]
+    assert entry.meta["agent"] == "scripted" and entry.meta["attempts"] == 2
+    assert [g["name"] for g in entry.meta["gates"]] == ["build", "pytest"]
+    # the nop check ran first and failed (the unchanged tree does not pass)
+    summary = json.loads((Path(out.run_dir) / "run.json").read_text())
+    assert summary["nop_check"]["passed_unchanged_tree"] is False
+    # a hand edit is detected
+    (repo / "generated_runtime/vibetensor/__init__.py").write_text("def add(a, b):\n    return 0\n")
+    ok, msg = check_against_tree(repo)
+    assert not ok and "differs" in msg
+
+
+def test_replay_matches_recorded_verdicts(repo: Path):
+    runner, spec, out = run(repo, [toy_runtime_diff("return a - b"), toy_runtime_diff("return a + b")])
+    assert out.status == "accepted"
+    replayed = replay_spec(Runner(repo), spec, progress=False)
+    assert replayed.status == "ok", replayed.reason
+    assert [(d["recorded"], d["today"]) for d in replayed.details] == [("fail", "fail"), ("pass", "pass")]
+
+
+def test_protected_test_edit_is_rejected(repo: Path):
+    evil = file_diff("generated_runtime/tests/py/test_other.py", "def test_x():\n    assert True\n")
+    runner, spec, out = run(repo, [evil], max_attempts=1)
+    assert out.status == "rejected"
+    assert Ledger(repo).entries() == []
+    summary = json.loads((Path(out.run_dir) / "run.json").read_text())
+    assert "protected" in summary["attempts"][0]["feedback"]
+
+
+def test_dotdot_and_conftest_rejected(repo: Path):
+    for bad in (file_diff("../outside.txt", "x\n"), file_diff("generated_runtime/conftest.py", "x = 1\n")):
+        runner, spec, out = run(repo, [bad], max_attempts=1, nop_check=False)
+        assert out.status == "rejected", out.reason
+    assert not (repo.parent / "outside.txt").exists()
+
+
+def test_repeated_identical_failure_stops_as_stuck(repo: Path):
+    bad = toy_runtime_diff("return a - b")
+    runner, spec, out = run(repo, [bad, bad, bad], max_attempts=3, nop_check=False)
+    assert out.status == "stuck", out.reason
+    assert out.exit_code == 4
+
+
+def test_agent_error_leaves_ledger_and_tree_untouched(repo: Path):
+    before = gitops.runtime_tree_hash(repo)
+    runner, spec, out = run(repo, [{"fault": "error"}], nop_check=False)
+    assert out.status == "error"
+    assert Ledger(repo).entries() == [] and gitops.runtime_tree_hash(repo) == before
+    assert not list((repo / ".vt" / "worktrees").glob("slot-*"))
+
+
+def test_budget_exhaustion_stops_cleanly(repo: Path):
+    runner = Runner(repo)
+    spec = find_spec(repo, "01-toy")
+    spec.budget.max_tokens = 10
+    opts = RunOptions(agent="scripted", agent_options={"script": [toy_runtime_diff("return a - b")] * 3},
+                      progress=False, nop_check=False)
+    out = runner.run(spec, opts)
+    assert out.status == "budget", out.reason
+    assert out.exit_code == 3 and Ledger(repo).entries() == []
+
+
+def test_submit_external_change(repo: Path):
+    rt = repo / "generated_runtime"
+    (rt / "vibetensor").mkdir()
+    from tests.harness.toy_repo import PYPROJECT
+
+    (rt / "pyproject.toml").write_text(PYPROJECT)
+    (rt / "vibetensor" / "__init__.py").write_text("def add(a, b):\n    return a + b\n")
+    out = Runner(repo).submit(find_spec(repo, "01-toy"), RunOptions(message="toy add", progress=False))
+    assert out.status == "accepted", out.reason
+    e = Ledger(repo).entries()[0]
+    assert e.meta["agent"] == "external" and e.meta["message"] == "toy add"
+    assert "generated_runtime/tests/py/test_toy.py" in e.patch_bytes().decode()
+    ok, msg = check_against_tree(repo)
+    assert ok, msg
+
+
+def test_tampered_patch_detected(repo: Path):
+    runner, spec, out = run(repo, [toy_runtime_diff()], nop_check=False)
+    assert out.status == "accepted"
+    e = Ledger(repo).entries()[0]
+    e.patch_path.write_bytes(e.patch_bytes().replace(b"a + b", b"a * b"))
+    from harness.interfaces import LedgerError
+
+    with pytest.raises(LedgerError, match="modified"):
+        check_against_tree(repo)

@@ -1,0 +1,107 @@
+"""Build and CTest gates on a tiny scikit-build-core + GoogleTest fixture runtime (about 6 s per build)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import make_runtime, write_files
+
+from validators.build_gate import BuildGate
+from validators.ctest_gate import CTestGate
+
+
+def test_build_passes_then_ctest_runs_the_gtest(tmp_path, make_ctx):
+    repo = make_runtime(tmp_path / "repo")
+    ctx = make_ctx(repo)
+    result = BuildGate().run(ctx)
+    assert result.status == "pass", result.summary
+    site = Path(ctx.state["site_dir"])
+    assert sorted(p.name for p in site.iterdir()) == ["vibetensor", "vibetensor-0.0.1.dist-info"]
+    assert Path(ctx.state["build_dir"]) == ctx.cache_dir / "build"
+    assert result.metrics["compiler_errors"] == 0 and Path(result.log_path).is_file()
+
+    ctest = CTestGate().run(ctx)
+    assert ctest.status == "pass", ctest.summary
+    assert ctest.metrics["tests"] == 1 and ctest.metrics["passed"] == 1
+
+    # A one-line C++ change breaks the test: the persistent build folder is rebuilt incrementally, ctest fails.
+    (repo / "generated_runtime/src/core.cpp").write_text("int vbt_answer() { return 41; }\n")
+    ctx2 = make_ctx(repo)
+    assert BuildGate().run(ctx2).status == "pass"
+    failed = CTestGate().run(ctx2)
+    assert failed.status == "fail"
+    assert failed.metrics["failures"] == 1
+    assert "core_test" in failed.summary
+
+
+def test_compiler_errors_fail_the_build_with_file_and_line(tmp_path, make_ctx):
+    repo = make_runtime(tmp_path / "repo", core_cpp="int vbt_answer() { return 42 }\n")
+    result = BuildGate().run(make_ctx(repo))
+    assert result.status == "fail"
+    assert result.metrics["compiler_errors"] >= 1
+    assert "core.cpp:1:" in result.summary and "error:" in result.summary
+    assert len(result.summary) <= 2000
+
+
+def test_sitecustomize_in_the_build_output_fails_the_build(tmp_path, make_ctx):
+    repo = make_runtime(tmp_path / "repo", extra={"generated_runtime/hijack/sitecustomize.py": "print('owned')\n"})
+    with open(repo / "generated_runtime/CMakeLists.txt", "a") as f:
+        f.write("install(FILES hijack/sitecustomize.py DESTINATION ${SKBUILD_PLATLIB_DIR})\n")
+    ctx = make_ctx(repo)
+    result = BuildGate().run(ctx)
+    assert result.status == "fail"
+    assert "sitecustomize.py" in result.summary
+    assert "site_dir" not in ctx.state
+
+
+def test_missing_runtime_fails_clearly(tmp_path, make_ctx):
+    (tmp_path / "empty").mkdir()
+    result = BuildGate().run(make_ctx(tmp_path / "empty"))
+    assert result.status == "fail" and "pyproject.toml" in result.summary
+
+
+def _cmake_project(root: Path, tests: dict[str, str]) -> Path:
+    """A plain CMake project (no compiler needed) whose tests are cmake -E commands; returns its build folder."""
+    lines = ["cmake_minimum_required(VERSION 3.18)", "project(fixture NONE)", "enable_testing()"]
+    lines += [f"add_test(NAME {name} COMMAND ${{CMAKE_COMMAND}} {command})" for name, command in tests.items()]
+    write_files(root, {"CMakeLists.txt": "\n".join(lines) + "\n"})
+    build = root / "build"
+    subprocess.run(["cmake", "-S", str(root), "-B", str(build)], check=True, capture_output=True)
+    return build
+
+
+def test_ctest_pass_fail_and_zero_tests(tmp_path, make_ctx):
+    passing = _cmake_project(tmp_path / "p", {"ok_one": "-E true", "ok_two": "-E echo hi"})
+    result = CTestGate().run(make_ctx(tmp_path, state={"build_dir": str(passing)}))
+    assert result.status == "pass", result.summary
+    assert result.metrics["tests"] == 2
+
+    failing = _cmake_project(tmp_path / "f", {"ok_one": "-E true", "broken": "-E false"})
+    result = CTestGate().run(make_ctx(tmp_path, state={"build_dir": str(failing)}))
+    assert result.status == "fail"
+    assert result.metrics["failures"] == 1 and result.metrics["passed"] == 1
+    assert "broken" in result.summary and "ok_one" not in result.summary.split("\n", 1)[1]
+
+    empty = _cmake_project(tmp_path / "z", {})
+    result = CTestGate().run(make_ctx(tmp_path, state={"build_dir": str(empty)}))
+    assert result.status == "fail"
+    assert "no tests ran" in result.summary
+
+
+def test_ctest_without_a_build_folder_is_no_tests_ran(tmp_path, make_ctx):
+    result = CTestGate().run(make_ctx(tmp_path, state={"build_dir": str(tmp_path / "nowhere")}))
+    assert result.status == "fail" and "no tests ran" in result.summary
+
+
+@pytest.mark.slow
+def test_real_runtime_builds(tmp_path, make_ctx):
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "generated_runtime/pyproject.toml").is_file():
+        pytest.fail("generated_runtime/pyproject.toml is missing: the real runtime cannot be built")
+    repo = tmp_path / "repo"
+    shutil.copytree(root / "generated_runtime", repo / "generated_runtime")
+    result = BuildGate().run(make_ctx(repo, timeout_s=3600))
+    assert result.status == "pass", textwrap.shorten(result.summary, 500)

@@ -1,0 +1,156 @@
+"""Pytest gate: pass/fail verdicts and the ways a candidate could try to forge them."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write_files
+
+from validators.pytest_gate import PytestGate
+
+TESTS = "generated_runtime/tests/py"
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A stand-in for the build gate's site folder: a vibetensor package with ANSWER = 41 (the wrong answer)."""
+    write_files(tmp_path / "site", {"vibetensor/__init__.py": "ANSWER = 41\n"})
+    return str(tmp_path / "site")
+
+
+def candidate(tmp_path, files: dict[str, str], name: str = "candidate") -> Path:
+    root = tmp_path / name
+    write_files(root, {f"{TESTS}/{rel}": text for rel, text in files.items()})
+    return root
+
+
+def run_gate(make_ctx, root, site, **kw):
+    ctx = make_ctx(root, state={"site_dir": site}, **kw)
+    return PytestGate().run(ctx), ctx
+
+
+def test_passing_and_failing_suites(tmp_path, make_ctx, site):
+    ok = candidate(tmp_path, {"test_ok.py": "import vibetensor\ndef test_import():\n    assert vibetensor.ANSWER > 0\n"},
+                   "ok")
+    result, _ = run_gate(make_ctx, ok, site)
+    assert result.status == "pass", result.summary
+    assert result.metrics["tests"] == 1 and result.metrics["passed"] == 1
+
+    bad = candidate(tmp_path, {"test_bad.py": "import vibetensor\n"
+                               "def test_answer():\n    assert vibetensor.ANSWER == 42\n"
+                               "def test_fine():\n    pass\n"}, "bad")
+    result, _ = run_gate(make_ctx, bad, site)
+    assert result.status == "fail"
+    assert result.metrics["failures"] == 1 and result.metrics["passed"] == 1
+    assert "test_answer" in result.summary and "assert 41 == 42" in result.summary
+
+
+def test_zero_tests_collected_fails(tmp_path, make_ctx, site):
+    root = candidate(tmp_path, {"helpers.py": "X = 1\n"})
+    result, _ = run_gate(make_ctx, root, site)
+    assert result.status == "fail" and "no tests ran" in result.summary
+
+
+def test_missing_site_is_an_error(tmp_path, make_ctx):
+    root = candidate(tmp_path, {"test_ok.py": "def test_x():\n    pass\n"})
+    assert PytestGate().run(make_ctx(root)).status == "error"
+
+
+FORCE_PASS_CONFTEST = """\
+import pytest
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    report.outcome = "passed"
+    report.longrepr = None
+"""
+
+
+def test_candidate_conftest_forcing_passes_is_ignored(tmp_path, make_ctx, site):
+    root = candidate(tmp_path, {"conftest.py": FORCE_PASS_CONFTEST,
+                                "test_bad.py": "def test_wrong():\n    assert 1 == 2\n"})
+    write_files(root, {"generated_runtime/conftest.py": FORCE_PASS_CONFTEST, "conftest.py": FORCE_PASS_CONFTEST,
+                       "generated_runtime/pytest.ini": "[pytest]\naddopts = -p no:junitxml\n"})
+    result, _ = run_gate(make_ctx, root, site)
+    assert result.status == "fail", result.summary
+    assert "test_wrong" in result.summary
+
+
+FAKE_PASS_XML = ('<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="1" failures="0" errors="0">'
+                 '<testcase classname="t" name="test_forged"/></testsuite></testsuites>')
+
+
+def test_fake_junit_in_the_tree_or_result_folder_does_not_pass(tmp_path, make_ctx, site):
+    forge = f"""\
+import os, sys
+FAKE = {FAKE_PASS_XML!r}
+def test_forge_then_fail():
+    junit = next(a.split("=", 1)[1] if "=" in a else sys.argv[i + 1]
+                 for i, a in enumerate(sys.argv) if a.startswith("--junitxml"))
+    for path in (junit, os.path.join(os.path.dirname(junit), "extra.xml"), "pytest.xml", "ctest.xml"):
+        with open(path, "w") as f:
+            f.write(FAKE)
+    assert False, "the real verdict"
+"""
+    root = candidate(tmp_path, {"test_forge.py": forge})
+    write_files(root, {"generated_runtime/pytest.xml": FAKE_PASS_XML})
+    result, _ = run_gate(make_ctx, root, site)
+    assert result.status == "error"
+    assert "unexpected files in the result folder: extra.xml" in result.summary
+
+
+DAEMON_TEST = """\
+import os, sys, time
+FAKE = {fake!r}
+def test_spawn_forger():
+    junit = sys.argv[sys.argv.index("--junitxml") + 1]
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            with open({pidfile!r}, "w") as f:
+                f.write(str(os.getpid()))
+            while True:
+                try:
+                    with open(junit, "w") as f:
+                        f.write(FAKE)
+                except OSError:
+                    pass
+                time.sleep(0.001)
+        os._exit(0)
+    time.sleep(0.2)
+def test_really_fails():
+    assert False
+"""
+
+
+def test_daemon_rewriting_the_result_is_dead_and_the_verdict_stays_fail(tmp_path, make_ctx, site):
+    pidfile = tmp_path / "daemon.pid"
+    root = candidate(tmp_path, {"test_daemon.py": DAEMON_TEST.format(fake=FAKE_PASS_XML, pidfile=str(pidfile))})
+    result, _ = run_gate(make_ctx, root, site)
+    daemon_pid = int(pidfile.read_text())
+    assert not Path(f"/proc/{daemon_pid}").exists(), "the forging daemon outlived the gate"
+    assert result.status == "fail", result.summary
+    assert result.metrics["failures"] == 1 and result.metrics["tests"] == 2
+
+
+def test_protected_test_edited_by_candidate_is_replaced_by_trusted_copy(tmp_path, make_ctx, site):
+    trusted = candidate(tmp_path, {"test_accept.py": "import vibetensor\n"
+                                   "def test_answer():\n    assert vibetensor.ANSWER == 42\n"}, "trusted")
+    root = candidate(tmp_path, {"test_accept.py": "def test_answer():\n    pass\n",
+                                "test_extra_accept.py": "def test_sneaky():\n    pass\n",
+                                "test_own.py": "def test_own():\n    pass\n"})
+    result, _ = run_gate(make_ctx, root, site, trusted_root=trusted, protected=[f"{TESTS}/test_*accept.py"])
+    assert result.status == "fail", result.summary
+    assert "assert 41 == 42" in result.summary
+    assert (root / TESTS / "test_accept.py").read_text() == (trusted / TESTS / "test_accept.py").read_text()
+    assert not (root / TESTS / "test_extra_accept.py").exists()
+    assert result.metrics["protected_restored"] == 2 and result.metrics["tests"] == 2
+
+
+def test_protected_glob_escaping_the_tree_is_an_error(tmp_path, make_ctx, site):
+    root = candidate(tmp_path, {"test_ok.py": "def test_x():\n    pass\n"})
+    result, _ = run_gate(make_ctx, root, site, options={"protected": ["../outside/*.py"]})
+    assert result.status == "error" and "'..'" in result.summary

@@ -1,0 +1,82 @@
+"""CTest gate: run the C++ unit tests of the build folder the build gate left, verdict from CTest's JUnit XML.
+
+Command: ``ctest --test-dir BUILD --output-junit <nonce folder>/ctest.xml --timeout N -j2``. BUILD is
+ctx.state["build_dir"] (set by the build gate), else cache_dir/build. The harness parses the XML itself, right
+after the sandbox wrapper exited (every test process is dead by then); a missing, forged (extra files, stale or
+late writes) or malformed XML is an "error"; zero tests is a "fail" ("no tests ran").
+Options: ``per_test_timeout_s`` (default 300), ``jobs`` (default 2), ``label`` (ctest -L regex), ``exclude``
+(ctest -E regex).
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from harness.interfaces import GateContext, GateResult, HarnessError
+from validators.junit import JUnitError, parse_junit, summarize
+from validators.sandbox import (bounded, check_result_folder, grant_to_user, new_result_folder, reclaim_from_user,
+                                resolve_sandbox_user, run_sandboxed)
+
+RESULT_FILE = "ctest.xml"
+
+
+class CTestGate:
+    name = "ctest"
+    version = "1"
+
+    def run(self, ctx: GateContext) -> GateResult:
+        start = time.monotonic()
+        work = Path(ctx.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        log_path = work / "ctest.log"
+        log_path.write_text("")
+        build = Path(ctx.state.get("build_dir") or Path(ctx.cache_dir) / "build")
+
+        def result(status: str, summary: str, **metrics) -> GateResult:
+            return GateResult(self.name, status, time.monotonic() - start, bounded(summary),
+                              {"duration_s": round(time.monotonic() - start, 3), **metrics}, str(log_path))
+
+        ctest = shutil.which("ctest")
+        if ctest is None:
+            return result("error", "ctest is not installed on this machine")
+        if not (build / "CTestTestfile.cmake").is_file():
+            return result("fail", f"no tests ran: {build} has no CTestTestfile.cmake (did the build enable "
+                          "VBT_BUILD_TESTS and call enable_testing()?)", tests=0)
+        try:
+            user = resolve_sandbox_user(ctx.options, ctx.env)
+        except HarnessError as e:
+            return result("error", str(e))
+        folder, started_ns = new_result_folder(work)
+        grant_to_user([folder, build], user)
+        cmd = [ctest, "--test-dir", str(build), "--output-junit", str(folder / RESULT_FILE),
+               "--timeout", str(int(ctx.options.get("per_test_timeout_s", 300))),
+               "-j", str(int(ctx.options.get("jobs", 2))), "--output-on-failure"]
+        if ctx.options.get("label"):
+            cmd += ["-L", str(ctx.options["label"])]
+        if ctx.options.get("exclude"):
+            cmd += ["-E", str(ctx.options["exclude"])]
+        run = run_sandboxed(cmd, cwd=build, env=dict(ctx.env), timeout_s=ctx.timeout_s, log_path=log_path,
+                            user=user)
+        if user is not None:
+            reclaim_from_user(folder)
+        base = {"killed_leftovers": run.killed_leftovers, "returncode": run.returncode}
+        if run.error and run.returncode == 127:
+            return result("error", run.error, **base)
+        if run.timed_out:
+            return result("fail", f"ctest timed out after {ctx.timeout_s:.0f}s", **base)
+        problem = check_result_folder(folder, RESULT_FILE, started_ns, run.child_exit_ns)
+        if problem:
+            return result("error", f"ctest result rejected: {problem}", **base)
+        try:
+            report = parse_junit(folder / RESULT_FILE)
+        except JUnitError as e:
+            return result("error", f"ctest result rejected: {e}", **base)
+        metrics = {**base, **report.metrics()}
+        if report.tests == 0:
+            return result("fail", "no tests ran (ctest found zero tests)", **metrics)
+        if not report.ok:
+            return result("fail", summarize(report), **metrics)
+        if run.returncode != 0:  # every test passed per the XML, yet ctest itself failed: trust neither
+            return result("error", f"ctest exited {run.returncode} although its XML reports no failure", **metrics)
+        return result("pass", summarize(report), **metrics)

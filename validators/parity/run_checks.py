@@ -1,0 +1,394 @@
+"""Subprocess entry point of the parity gate, in two phases that never run in one process.
+
+    python -m validators.parity.run_checks reference --ops all --dtypes all --seed S --inputs DIR --expected DIR
+    python -m validators.parity.run_checks candidate --module M [--site-dir D] --inputs DIR --observed DIR
+
+``reference`` imports torch (never the candidate): for every op x dtype x case x form and two calls with fresh
+random inputs it writes the inputs (``DIR/<op>.json`` + ``.npz``) and, separately, torch's results.
+``candidate`` imports the module under test (never torch: a candidate cannot patch the reference) after putting
+``--site-dir`` first on sys.path, replays the inputs and writes what it observed: outputs, every input's storage
+after the call, out= buffers, ``_version`` bumps, gradients. It judges nothing; ``validators.parity.compare``
+does, in the gate's own process. Progress goes to ``DIR/progress.jsonl`` (one line as each op starts and ends) so
+a crash or a hang names the op it happened in. A per-op alarm stops a slow op; a watchdog exits the process if an
+op hangs inside native code.
+
+Array files hold plain numbers only (``allow_pickle=False``); keys are ``k<n>``.
+"""
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import importlib
+import json
+import signal
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from validators.parity.op_table import OpSpec, required_attributes, select_ops
+from validators.parity.tensors import (FLOATS, apply_layout, flatten_outputs, is_tensor, make_array, to_framework,
+                                       to_numpy)
+
+FORMS = ("functional", "inplace", "out", "backward")
+CALLS = (1, 2)  # every check runs twice on fresh inputs: a result cached from an earlier call cannot pass
+FD_MAX_ELEMENTS = 48  # finite differences only for small inputs (2 forward calls per element)
+FD_EPS = 1e-6
+
+
+class ArrayStore:
+    """Numbered arrays for one op, saved as one .npz next to a JSON document."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def put(self, array: np.ndarray) -> str:
+        key = f"k{len(self.arrays)}"
+        self.arrays[key] = np.ascontiguousarray(array)
+        return key
+
+    def save(self, path: Path) -> None:
+        np.savez(path, **self.arrays)
+
+
+def grad_args(spec: OpSpec, case) -> list[int]:
+    if spec.grad is True:
+        return [i for i, arg in enumerate(case.args) if arg.dtype is None]
+    return list(spec.grad or ())
+
+
+def poison_for(expected: np.ndarray, dtype: str, call: int) -> np.ndarray:
+    """An out= buffer's initial contents: NaN for floats; for ints a value absent from the expected result; for bool
+    all-True on call 1 and all-False on call 2 (an unwritten element is caught on at least one call)."""
+    if dtype in FLOATS:
+        return np.full(expected.shape, np.nan, dtype=expected.dtype)
+    if dtype == "bool":
+        return np.full(expected.shape, call == 1)
+    info = np.iinfo(expected.dtype)
+    present = set(np.unique(expected).tolist())
+    sentinel = next(v for v in range(int(info.max), int(info.min) - 1, -1) if v not in present)
+    return np.full(expected.shape, sentinel, dtype=expected.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reference phase (torch)
+
+
+def _torch_inputs(torch, case, arrays, dtype, requires_grad=()):
+    bases, views = [], []
+    for i, (arg, arr) in enumerate(zip(case.args, arrays)):
+        base = to_framework(torch, arr.copy(), arg.dtype or dtype)
+        if i in requires_grad:
+            base.requires_grad_(True)
+        bases.append(base)
+        views.append(apply_layout(base, arg.layout, arg.shape))
+    return bases, views
+
+
+def reference_op(torch, spec: OpSpec, dtypes: list[str], seed: int) -> tuple[dict, ArrayStore, dict, ArrayStore]:
+    """(task document, input arrays, expected document, expected arrays) for one op."""
+    inputs, expected = ArrayStore(), ArrayStore()
+    tasks, answers = [], []
+    for dtype in [d for d in spec.dtypes if d in dtypes]:
+        for case_index, case in enumerate(spec.cases):
+            rng = np.random.default_rng([seed, zlib.crc32(f"{spec.name}|{dtype}|{case.label}".encode())])
+            for call in CALLS:
+                arrays = [make_array(rng, arg, dtype) for arg in case.args]
+                arg_docs = [{"key": inputs.put(arr), "dtype": arg.dtype or dtype, "layout": arg.layout,
+                             "shape": list(arg.shape)} for arg, arr in zip(case.args, arrays)]
+                base_id = f"{dtype}|{case.label}|{{form}}|{call}"
+                _, views = _torch_inputs(torch, case, arrays, dtype)
+                try:
+                    outs = [(label, to_numpy(torch, t)) for label, t in flatten_outputs(spec.fn(torch, *views))]
+                    error = None
+                except Exception as e:  # a case torch rejects is a bug in the table
+                    outs, error = [], f"reference (torch) raised {type(e).__name__}: {e}"
+                task = {"dtype": dtype, "case": case.label, "call": call, "args": arg_docs}
+                answer = {"outputs": [{"label": lb, "dtype": d, "shape": list(s), "key": expected.put(v)}
+                                      for lb, (d, s, v) in outs], "error": error}
+                tasks.append({**task, "id": base_id.format(form="functional"), "form": "functional"})
+                answers.append({**answer, "id": base_id.format(form="functional")})
+                if error:
+                    continue
+                if spec.inplace is not None:
+                    bases, views = _torch_inputs(torch, case, arrays, dtype)
+                    try:
+                        returned = spec.inplace(*views)
+                        self_after = to_numpy(torch, bases[0])[2]
+                        ret = to_numpy(torch, returned)
+                    except Exception:  # torch rejects this in-place case (broadcast self, int self, ...)
+                        pass
+                    else:
+                        tasks.append({**task, "id": base_id.format(form="inplace"), "form": "inplace"})
+                        answers.append({"id": base_id.format(form="inplace"), "self_after": expected.put(self_after),
+                                        "outputs": [{"label": "returned", "dtype": ret[0], "shape": list(ret[1]),
+                                                     "key": expected.put(ret[2])}]})
+                if spec.out and len(outs) == 1:
+                    label, (out_dtype, out_shape, out_values) = outs[0]
+                    poison = poison_for(out_values, out_dtype, call)
+                    _, views = _torch_inputs(torch, case, arrays, dtype)
+                    try:
+                        buffer = to_framework(torch, poison.copy(), out_dtype)
+                        spec.fn(torch, *views, out=buffer)
+                        ok = np.array_equal(to_numpy(torch, buffer)[2], out_values, equal_nan=out_dtype in FLOATS)
+                    except Exception:
+                        ok = False
+                    if ok:
+                        tasks.append({**task, "id": base_id.format(form="out"), "form": "out",
+                                      "out": {"dtype": out_dtype, "shape": list(out_shape),
+                                              "poison": inputs.put(poison)}})
+                        answers.append({"id": base_id.format(form="out"),
+                                        "outputs": [{"label": "out", "dtype": out_dtype, "shape": list(out_shape),
+                                                     "key": expected.put(out_values)}]})
+                wrt = grad_args(spec, case)
+                if spec.grad and dtype == "float64" and wrt:
+                    cotangents = [rng.standard_normal(v.shape) if d in FLOATS else None for _, (d, _, v) in outs]
+                    bases, views = _torch_inputs(torch, case, arrays, dtype, requires_grad=wrt)
+                    try:
+                        leaves = flatten_outputs(spec.fn(torch, *views))
+                        loss = sum((t * torch.tensor(c)).sum() for (_, t), c in zip(leaves, cotangents)
+                                   if c is not None)
+                        grads = torch.autograd.grad(loss, [bases[i] for i in wrt], allow_unused=True)
+                    except Exception as e:  # a table bug, like a functional case torch rejects
+                        tasks.append({**task, "id": base_id.format(form="backward"), "form": "backward"})
+                        answers.append({"id": base_id.format(form="backward"),
+                                        "error": f"reference (torch) backward raised {type(e).__name__}: {e}"})
+                        continue
+                    tasks.append({**task, "id": base_id.format(form="backward"), "form": "backward",
+                                  "wrt": wrt, "cotangents": [None if c is None else inputs.put(c) for c in cotangents],
+                                  "finite_differences": case_index == 0 and call == 1
+                                  and sum(arrays[i].size for i in wrt) <= FD_MAX_ELEMENTS})
+                    answers.append({"id": base_id.format(form="backward"), "grads": [
+                        {"arg": i, "key": expected.put(np.zeros(arrays[i].shape) if g is None else g.numpy())}
+                        for i, g in zip(wrt, grads)]})
+    return {"op": spec.name, "tasks": tasks}, inputs, {"op": spec.name, "answers": answers}, expected
+
+
+def run_reference(args) -> int:
+    import warnings
+
+    import torch  # the reference; imported only in this phase
+
+    warnings.filterwarnings("ignore")  # torch's deprecation notes (out= resizing) are not findings
+
+    torch.set_num_threads(1)
+    specs = select_ops(args.ops)
+    dtypes = args.dtypes.replace(",", " ").split() if args.dtypes != "all" else list(FLOATS) + [
+        "int8", "uint8", "int16", "int32", "int64", "bool"]
+    inputs_dir, expected_dir = Path(args.inputs), Path(args.expected)
+    inputs_dir.mkdir(parents=True, exist_ok=True)
+    expected_dir.mkdir(parents=True, exist_ok=True)
+    for spec in specs:
+        task_doc, inputs, answer_doc, expected = reference_op(torch, spec, dtypes, args.seed)
+        (inputs_dir / f"{spec.name}.json").write_text(json.dumps(task_doc))
+        inputs.save(inputs_dir / f"{spec.name}.npz")
+        (expected_dir / f"{spec.name}.json").write_text(json.dumps(answer_doc))
+        expected.save(expected_dir / f"{spec.name}.npz")
+    (inputs_dir / "plan.json").write_text(json.dumps({"seed": args.seed, "ops": [s.name for s in specs],
+                                                      "dtypes": dtypes}))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Candidate phase (the module under test)
+
+
+class OpTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):  # noqa: ARG001
+    raise OpTimeout()
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:500]
+
+
+def _candidate_inputs(vt, task, arrays, requires_grad=()):
+    bases, views = [], []
+    for i, arg in enumerate(task["args"]):
+        base = to_framework(vt, arrays[arg["key"]].copy(), arg["dtype"])
+        if i in requires_grad:
+            base = base.requires_grad_(True) or base
+        bases.append(base)
+        views.append(apply_layout(base, arg["layout"], tuple(arg["shape"])))
+    return bases, views
+
+
+def _observe_outputs(vt, result, store: ArrayStore) -> list[dict]:
+    observed = []
+    for label, leaf in flatten_outputs(result):
+        if not is_tensor(leaf):
+            observed.append({"label": label, "not_tensor": type(leaf).__name__})
+            continue
+        d, s, v = to_numpy(vt, leaf)
+        observed.append({"label": label, "dtype": d, "shape": list(s), "key": store.put(v)})
+    return observed
+
+
+def _version(t):
+    v = getattr(t, "_version", None)
+    return v if isinstance(v, int) else None
+
+
+def _loss(vt, spec, views, cotangents):
+    leaves = flatten_outputs(spec.fn(vt, *views))
+    terms = [(t * to_framework(vt, c, "float64")).sum() for (_, t), c in zip(leaves, cotangents) if c is not None]
+    if len(leaves) != len(cotangents):
+        raise ValueError(f"op returned {len(leaves)} outputs, torch returns {len(cotangents)}")
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+def observe_task(vt, spec: OpSpec, task: dict, arrays, store: ArrayStore) -> dict:
+    obs: dict = {"id": task["id"]}
+    form = task["form"]
+    wrt = task.get("wrt", [])
+    bases, views = _candidate_inputs(vt, task, arrays, requires_grad=wrt if form == "backward" else ())
+    if form == "functional":
+        obs["outputs"] = _observe_outputs(vt, spec.fn(vt, *views), store)
+    elif form == "inplace":
+        before = _version(views[0])
+        returned = spec.inplace(*views)
+        after = _version(views[0])
+        obs["version_bumped"] = None if before is None or after is None else after > before
+        obs["self_after"] = store.put(to_numpy(vt, bases[0])[2])
+        obs["outputs"] = [{**o, "label": "returned"} for o in _observe_outputs(vt, returned, store)]
+    elif form == "out":
+        buffer = to_framework(vt, arrays[task["out"]["poison"]].copy(), task["out"]["dtype"])
+        before = _version(buffer)
+        returned = spec.fn(vt, *views, out=buffer)
+        after = _version(buffer)
+        obs["version_bumped"] = None if before is None or after is None else after > before
+        obs["outputs"] = _observe_outputs(vt, buffer, store)
+        obs["returned"] = _observe_outputs(vt, returned, store) if returned is not None else []
+    elif form == "backward":
+        cotangents = [None if k is None else arrays[k] for k in task["cotangents"]]
+        _loss(vt, spec, views, cotangents).backward()
+        grads = []
+        for i in wrt:
+            g = getattr(bases[i], "grad", None)
+            grads.append({"arg": i, "key": None if g is None else store.put(to_numpy(vt, g)[2])})
+        obs["grads"] = grads
+        if task.get("finite_differences"):
+            obs["fd_grads"] = [{"arg": i, "key": store.put(_finite_differences(vt, spec, task, arrays, cotangents, i))}
+                               for i in wrt]
+    bases_after = bases if form != "inplace" else [None] + bases[1:]
+    obs["inputs_after"] = [None if b is None else store.put(to_numpy(vt, b)[2]) for b in bases_after]
+    return obs
+
+
+def _finite_differences(vt, spec, task, arrays, cotangents, arg_index) -> np.ndarray:
+    """Central differences of the candidate's own forward loss with respect to argument ``arg_index``."""
+    key = task["args"][arg_index]["key"]
+    base = arrays[key]
+    grad = np.zeros(base.shape)
+    for j in range(base.size):
+        values = []
+        for step in (FD_EPS, -FD_EPS):
+            perturbed = dict(arrays)
+            shifted = base.copy()
+            shifted.flat[j] += step
+            perturbed[key] = shifted
+            with_grad = ()
+            _, views = _candidate_inputs(vt, task, perturbed, with_grad)
+            values.append(float(to_numpy(vt, _loss(vt, spec, views, cotangents))[2]))
+        grad.flat[j] = (values[0] - values[1]) / (2 * FD_EPS)
+    return grad
+
+
+def _attribute_missing(vt, path: str) -> bool:
+    obj = vt
+    for part in path.split("."):
+        if not hasattr(obj, part):
+            return True
+        obj = getattr(obj, part)
+    return False
+
+
+def run_candidate(args) -> int:
+    inputs_dir, observed_dir = Path(args.inputs), Path(args.observed)
+    observed_dir.mkdir(parents=True, exist_ok=True)
+    progress = open(observed_dir / "progress.jsonl", "a", encoding="utf-8")
+
+    def note(**event) -> None:
+        progress.write(json.dumps({"t": round(time.time(), 3), **event}) + "\n")
+        progress.flush()
+
+    plan = json.loads((inputs_dir / "plan.json").read_text())
+    if args.site_dir:
+        sys.path.insert(0, args.site_dir)
+    note(event="import", module=args.module)
+    try:
+        vt = importlib.import_module(args.module)
+    except BaseException as e:  # noqa: BLE001 (the candidate may raise anything, SystemExit included)
+        note(event="import_failed", error=_describe(e))
+        return 3
+    signal.signal(signal.SIGALRM, _on_alarm)
+    for name in plan["ops"]:
+        spec = select_ops([name])[0]
+        task_doc = json.loads((inputs_dir / f"{name}.json").read_text())
+        with np.load(inputs_dir / f"{name}.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        note(event="start", op=name)
+        store, observations = ArrayStore(), []
+        missing = [p for p in required_attributes(spec) if _attribute_missing(vt, p)]
+        if missing:
+            observations.append({"id": "*", "missing": f"{args.module}.{missing[0]}"})
+        else:
+            faulthandler.dump_traceback_later(args.op_timeout + 15, exit=True)  # hung in native code: exit
+            signal.alarm(max(1, int(args.op_timeout)))
+            timed_out = False
+            for task in task_doc["tasks"]:
+                if timed_out:
+                    observations.append({"id": task["id"], "error": f"not run: op timed out after {args.op_timeout}s"})
+                    continue
+                try:
+                    observations.append(observe_task(vt, spec, task, arrays, store))
+                except OpTimeout:
+                    timed_out = True
+                    observations.append({"id": task["id"], "error": f"timed out after {args.op_timeout}s"})
+                except BaseException as e:  # noqa: BLE001 (candidate code may raise anything)
+                    if isinstance(e, KeyboardInterrupt):
+                        raise
+                    observations.append({"id": task["id"], "error": _describe(e),
+                                         "error_type": type(e).__name__})
+            signal.alarm(0)
+            faulthandler.cancel_dump_traceback_later()
+        (observed_dir / f"{name}.json").write_text(json.dumps({"op": name, "observations": observations}))
+        store.save(observed_dir / f"{name}.npz")
+        note(event="done", op=name)
+    note(event="finished")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m validators.parity.run_checks", description=__doc__.split("\n")[0])
+    phases = parser.add_subparsers(dest="phase", required=True)
+    ref = phases.add_parser("reference", help="torch only: inputs and expected results")
+    ref.add_argument("--ops", default="all")
+    ref.add_argument("--dtypes", default="all")
+    ref.add_argument("--seed", type=int, required=True)
+    ref.add_argument("--inputs", required=True)
+    ref.add_argument("--expected", required=True)
+    cand = phases.add_parser("candidate", help="the module under test only: observations")
+    cand.add_argument("--module", default="vibetensor.torch")
+    cand.add_argument("--site-dir", default="")
+    cand.add_argument("--inputs", required=True)
+    cand.add_argument("--observed", required=True)
+    cand.add_argument("--op-timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    try:
+        return run_reference(args) if args.phase == "reference" else run_candidate(args)
+    except ValueError as e:  # bad selection: a clear message, exit status 2
+        print(f"parity: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

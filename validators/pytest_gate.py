@@ -1,0 +1,173 @@
+"""Pytest gate: run the Python tests against the build gate's site folder, verdict from pytest's JUnit XML.
+
+Trust rules:
+- Protected test files (ctx.spec.protected globs plus option ``protected``, relative to the repository root) are
+  copied from trusted_root over the candidate before the run; protected-path files the trusted tree lacks are
+  removed. The candidate's edits to acceptance tests never count.
+- pytest runs with ``--noconftest`` (a candidate conftest.py cannot rewrite outcomes), ``-p no:cacheprovider``,
+  PYTEST_DISABLE_PLUGIN_AUTOLOAD=1, a trusted ini written here (``-c``), and the trusted guard plugin
+  (validators/pytest_guard.py) that kills stray sandbox processes before the report is written.
+- JUnit goes to a fresh nonce folder under work_dir; the harness checks and parses it after the sandbox exited.
+  Zero tests collected is a "fail"; a missing, forged or malformed report is an "error".
+Options: ``paths`` (test paths relative to candidate_root, default ["generated_runtime/tests/py"]), ``markexpr``
+(pytest -m), ``protected`` (extra globs), ``extra_args`` (list of extra pytest arguments).
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from harness.interfaces import GateContext, GateResult, HarnessError
+from validators.junit import JUnitError, parse_junit, summarize
+from validators.sandbox import (bounded, check_result_folder, grant_to_user, new_result_folder, reclaim_from_user,
+                                resolve_sandbox_user, run_sandboxed)
+
+RESULT_FILE = "pytest.xml"
+DEFAULT_PATHS = ["generated_runtime/tests/py"]
+TRUSTED_INI = """\
+# Written by the harness (validators/pytest_gate.py); the candidate's own pytest configuration is not used.
+[pytest]
+python_files = test_*.py *_test.py
+python_classes = Test*
+python_functions = test_*
+markers =
+    slow: long-running test
+    cuda: needs a CUDA device
+junit_family = xunit2
+"""
+
+
+class PytestGate:
+    name = "pytest"
+    version = "1"
+
+    def run(self, ctx: GateContext) -> GateResult:
+        start = time.monotonic()
+        work = Path(ctx.work_dir)
+        work.mkdir(parents=True, exist_ok=True)
+        log_path = work / "pytest.log"
+        log_path.write_text("")
+        candidate = Path(ctx.candidate_root)
+        runtime = candidate / "generated_runtime"
+
+        def result(status: str, summary: str, **metrics) -> GateResult:
+            return GateResult(self.name, status, time.monotonic() - start, bounded(summary),
+                              {"duration_s": round(time.monotonic() - start, 3), **metrics}, str(log_path))
+
+        site = ctx.state.get("site_dir")
+        if not site or not Path(site).is_dir():
+            return result("error", "the pytest gate needs the build gate's site folder (ctx.state['site_dir'])")
+        try:
+            restored = restore_protected(candidate, Path(ctx.trusted_root), protected_globs(ctx))
+            tests = [_inside(candidate, p) for p in ctx.options.get("paths", DEFAULT_PATHS)]
+            user = resolve_sandbox_user(ctx.options, ctx.env)
+        except HarnessError as e:
+            return result("error", str(e))
+        missing = [str(t.relative_to(candidate)) for t in tests if not t.exists()]
+        if missing:
+            return result("fail", f"no tests ran: test paths missing: {', '.join(missing)}", tests=0)
+
+        ini = work / "pytest-trusted.ini"
+        ini.write_text(TRUSTED_INI)
+        folder, started_ns = new_result_folder(work)
+        guard = _guard_plugin_dir(folder.parent / (folder.name + "-guard"))
+        grant_to_user([folder], user)
+        cmd = [sys.executable, "-m", "pytest", *map(str, tests), "--noconftest", "-p", "no:cacheprovider",
+               "-p", "vt_pytest_guard", "-c", str(ini), "--rootdir", str(runtime if runtime.is_dir() else candidate),
+               "--junitxml", str(folder / RESULT_FILE), "-q"]
+        if ctx.options.get("markexpr"):
+            cmd += ["-m", str(ctx.options["markexpr"])]
+        cmd += [str(a) for a in ctx.options.get("extra_args", [])]
+        env = dict(ctx.env)
+        env.update(PYTHONPATH=f"{guard}:{site}", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONDONTWRITEBYTECODE="1")
+        env.pop("PYTEST_ADDOPTS", None)
+        env.pop("PYTEST_PLUGINS", None)
+        run = run_sandboxed(cmd, cwd=runtime if runtime.is_dir() else candidate, env=env, timeout_s=ctx.timeout_s,
+                            log_path=log_path, user=user)
+        if user is not None:
+            reclaim_from_user(folder)
+        base = {"killed_leftovers": run.killed_leftovers, "returncode": run.returncode,
+                "protected_restored": len(restored)}
+        if run.error and run.returncode == 127:
+            return result("error", run.error, **base)
+        if run.timed_out:
+            return result("fail", f"pytest timed out after {ctx.timeout_s:.0f}s", **base)
+        problem = check_result_folder(folder, RESULT_FILE, started_ns, run.child_exit_ns)
+        if problem:
+            return result("error", f"pytest result rejected: {problem}", **base)
+        try:
+            report = parse_junit(folder / RESULT_FILE)
+        except JUnitError as e:
+            return result("error", f"pytest result rejected: {e}", **base)
+        metrics = {**base, **report.metrics()}
+        if report.tests == 0:
+            return result("fail", "no tests ran (pytest collected zero tests)", **metrics)
+        if not report.ok:
+            return result("fail", summarize(report), **metrics)
+        if run.returncode != 0:  # the XML says all passed but pytest did not: trust neither
+            return result("error", f"pytest exited {run.returncode} although its XML reports no failure", **metrics)
+        return result("pass", summarize(report), **metrics)
+
+
+def protected_globs(ctx: GateContext) -> list[str]:
+    globs = list(ctx.spec.protected) if ctx.spec is not None else []
+    return globs + [str(g) for g in ctx.options.get("protected", [])]
+
+
+def restore_protected(candidate: Path, trusted: Path, globs: list[str]) -> list[str]:
+    """Copy every trusted file matching globs over the candidate; delete candidate files matching globs that the
+    trusted tree lacks. Returns the relative paths written or removed."""
+    changed = []
+    for pattern in globs:
+        _check_pattern(pattern)
+        trusted_files = {p.relative_to(trusted) for p in trusted.glob(pattern) if p.is_file()}
+        candidate_files = {p.relative_to(candidate) for p in candidate.glob(pattern) if p.is_file() or p.is_symlink()}
+        for rel in sorted(trusted_files):
+            dest = _inside(candidate, str(rel))
+            if dest.is_symlink() or dest.is_dir():
+                dest.unlink() if dest.is_symlink() else shutil.rmtree(dest)
+            if not dest.exists() or dest.read_bytes() != (trusted / rel).read_bytes():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(trusted / rel, dest)
+                changed.append(str(rel))
+        for rel in sorted(candidate_files - trusted_files):
+            (candidate / rel).unlink()
+            changed.append(str(rel))
+    return changed
+
+
+def protected_digest(trusted: Path, globs: list[str]) -> str:
+    """sha256 over (path, content hash) of the trusted protected files: verdict caches key on it."""
+    h = hashlib.sha256()
+    for pattern in sorted(globs):
+        _check_pattern(pattern)
+        for p in sorted(q for q in Path(trusted).glob(pattern) if q.is_file()):
+            h.update(f"{p.relative_to(trusted)}\0{hashlib.sha256(p.read_bytes()).hexdigest()}\n".encode())
+    return h.hexdigest()
+
+
+def _check_pattern(pattern: str) -> None:
+    if not pattern or pattern.startswith("/") or ".." in Path(pattern).parts:
+        raise HarnessError(f"protected glob {pattern!r} must be relative to the repository root, without '..'")
+
+
+def _inside(root: Path, rel: str) -> Path:
+    """root/rel, refusing paths that resolve outside root (absolute paths, '..', symlinked folders)."""
+    path = Path(root) / rel
+    real_root = Path(root).resolve()
+    if Path(rel).is_absolute() or not (path.parent.resolve() == real_root or
+                                       path.parent.resolve().is_relative_to(real_root)):
+        raise HarnessError(f"path {rel!r} leaves the candidate tree")
+    return path
+
+
+def _guard_plugin_dir(folder: Path) -> Path:
+    """A fresh folder holding the trusted guard plugin and its helper, first on the tests' PYTHONPATH."""
+    here = Path(__file__).parent
+    folder.mkdir(parents=True)
+    shutil.copyfile(here / "sandbox.py", folder / "vt_sandbox.py")
+    shutil.copyfile(here / "pytest_guard.py", folder / "vt_pytest_guard.py")
+    return folder
