@@ -100,6 +100,8 @@ def _agent_options(args, root: Path) -> dict:
         opts["api"] = args.api
     if getattr(args, "cmd", None):
         opts["cmd"] = args.cmd
+    if getattr(args, "script", None):
+        opts["script"] = args.script
     if getattr(args, "agent_timeout", None):
         opts["timeout_s"] = args.agent_timeout
     return opts
@@ -277,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--base-url", help="OpenAI-compatible server (vLLM, llama.cpp, Ollama)")
     r.add_argument("--api", choices=["chat", "responses"], help="openai: Chat Completions or Responses")
     r.add_argument("--cmd", help="command agent: the CLI to run in the worktree ({prompt_file} is substituted)")
+    r.add_argument("--script", help="scripted agent: a YAML/JSON list of answers and faults (tests, demos)")
     r.add_argument("--agent-timeout", type=float, help="seconds per agent call")
     r.add_argument("--resume", metavar="RUN_ID")
     r.add_argument("--no-nop-check", action="store_true", help="skip gating the unchanged tree first")

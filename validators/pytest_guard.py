@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import pytest
@@ -34,14 +35,18 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 (pytest hook sign
     if root_pid <= 1:
         return
     keep = _self_and_ancestors(root_pid)
+    killed: set[int] = set()
     end = time.monotonic() + 5.0
     while time.monotonic() < end:
         others = [pid for pid, state in descendants(root_pid) if pid not in keep and state != "Z"]
         if not others:
-            return
+            break
         for pid in others:
             try:
                 os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
             except (ProcessLookupError, PermissionError):
                 pass
         time.sleep(0.005)
+    if killed:
+        sys.stderr.write(f"[vt_pytest_guard] killed {len(killed)} stray processes before writing the report\n")

@@ -275,13 +275,16 @@ def run_sandboxed(cmd: list[str], cwd: Path, env: dict[str, str], timeout_s: flo
 
 def _copy_output(stream, log, redact) -> None:
     written = 0
-    for raw in stream:
-        if written > LOG_LIMIT_BYTES:
-            continue  # keep draining so the command never blocks on a full pipe
-        line = redact(raw.decode("utf-8", "replace"))
-        written += len(line)
-        log.write(line if written <= LOG_LIMIT_BYTES else "\n[log truncated]\n")
-    log.flush()
+    try:
+        for raw in stream:
+            if written > LOG_LIMIT_BYTES:
+                continue  # keep draining so the command never blocks on a full pipe
+            line = redact(raw.decode("utf-8", "replace"))
+            written += len(line)
+            log.write(line if written <= LOG_LIMIT_BYTES else "\n[log truncated]\n")
+        log.flush()
+    except ValueError:  # the log was closed: only when a process escaped the wrapper (no subreaper) and lingers
+        pass
 
 
 def new_result_folder(parent: Path) -> tuple[Path, int]:

@@ -196,6 +196,7 @@ class _RunContext:
     user: tuple[int, int] | None
     log_path: Path
     deadline: float
+    last_curve_file: Path | None = None  # the curve file of the last finished run
 
     def train(self, workload: str, side: str, module: str) -> tuple[curves.Curve | None, str | None]:
         """Run the worker; (curve, None) when it finished, (partial curve or None, why not) otherwise."""
@@ -344,7 +345,8 @@ def _judge_workload(runner: _RunContext, workload: str) -> dict[str, Any]:
     metrics = curves.json_safe({"status": status, "max_rel_diff": max_rel, "step_time_ratio": ratio,
                                 "memory_growth_mb": vt_growth, "nan_step": nan_step, "steps_done": len(vt.loss),
                                 "final_loss_torch": ref.loss[-1], "final_loss_vt": vt.loss[-1] if vt.loss else None})
-    ratio_text = f"step time {ratio:.2f}x torch" if ratio is not None else "step time ratio n/a"
+    ratio_text = "step time ratio n/a" if ratio is None else \
+        f"step time {ratio:.2f}x torch" + (" (torch timed earlier, cached)" if ref_cached else "")
     if problems:
         summary = f"{head}: FAIL " + "; ".join(problems) + f"; {ratio_text}"
     else:

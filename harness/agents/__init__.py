@@ -4,8 +4,8 @@ SDKs of backends you do not use are never loaded.
 ``make_agent("BACKEND[:MODEL]", **options)``: e.g. ``openai:gpt-4.1``, ``anthropic:claude-sonnet-4-5``,
 ``command:my-cli``, ``scripted:script.yaml``, ``replay``. Every backend class is constructed as
 ``Class(model=MODEL, **options)`` (``model`` left out when the spec has none) and must satisfy
-``harness.interfaces.Agent``. Options set to None are dropped (so a caller may pass the same option set to every backend); any other
-option the backend does not take is a HarnessError.
+``harness.interfaces.Agent``. Options set to None are dropped (a caller may pass one option set to every
+backend); any other option the backend does not take is a HarnessError.
 Common options: base_url, api ("chat" | "responses", openai), timeout_s, max_retries, budget (RunBudget),
 prices, cmd and pass_env (command), script and cycle (scripted).
 """

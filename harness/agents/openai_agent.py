@@ -57,6 +57,7 @@ class OpenAIAgent(ApiAgentBase):
                                                          **extra)
         choice = completion.choices[0] if completion.choices else None
         usage = completion.usage
+        finish_reason = choice.finish_reason if choice else None
         return ApiAnswer((choice.message.content if choice else None) or "",
                          usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0,
-                         completion.model or "", {"api": "chat", "finish_reason": choice.finish_reason if choice else None})
+                         completion.model or "", {"api": "chat", "finish_reason": finish_reason})

@@ -4,8 +4,9 @@ Policy: retry rate limits (429), overloads and server errors (408, 409, 5xx, 529
 with exponential backoff ``base_delay_s * 2**n`` and jitter (up to ``jitter`` of the delay taken off), at most
 ``max_retries`` times. A ``Retry-After`` (or ``retry-after-ms``) header is honoured: the wait is at least what the
 server asked, capped at ``max_delay_s`` like every wait. Other errors (bad request, credentials, not found) fail at
-once. Each try gets the full per-request timeout. The final failure is an ``AgentTimeout`` when the last try timed out, else an ``AgentError``; its message
-names the provider, the tries and the reason (secrets redacted). Errors are classified with the SDK's own classes.
+once. Each try gets the full per-request timeout. The final failure is an ``AgentTimeout`` when the last try timed
+out, else an ``AgentError``; its message names the provider, the tries and the reason (secrets redacted).
+Errors are classified with the SDK's own exception classes.
 """
 from __future__ import annotations
 

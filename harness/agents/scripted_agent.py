@@ -3,7 +3,8 @@
 Policy: the script is a list of steps (a Python list, or a YAML/JSON file holding one). A step is an answer text
 (a string, or ``{"text": ..., "input_tokens": N, "output_tokens": N}``) or a fault: ``{"fault": "timeout"}``
 raises AgentTimeout, ``{"fault": "error"}`` raises AgentError, ``{"fault": "garbage"}`` answers bytes-like noise
-(its proposal is "empty"). Steps are served in order; when they run out the agent raises AgentError, or starts
+(its proposal is "empty"). A text step may carry ``"delay_s"``: the agent waits that long, or raises AgentTimeout
+after its timeout (``timeout_s``, else the request's) when the delay is longer. Steps are served in order; when they run out the agent raises AgentError, or starts
 over with ``cycle=True``. Every request is recorded in ``requests`` (a deep copy) so tests can check what the
 next prompt was told. Usage: tokens estimated as characters / 4 unless the step gives them; cost is $0 (a script
 is free), charged to the budget like any backend, faults included (as a call with no tokens).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,7 @@ class ScriptedAgent:
     name = "scripted"
 
     def __init__(self, model: str | None = None, *, script: str | Path | list[Any] | None = None,
-                 cycle: bool = False, budget: RunBudget | None = None):
+                 cycle: bool = False, timeout_s: float | None = None, budget: RunBudget | None = None):
         if script is None:
             if model and Path(model).is_file():
                 script = model
@@ -68,6 +70,7 @@ class ScriptedAgent:
         if not self.steps:
             raise HarnessError("scripted agent: the script is empty")
         self.cycle = cycle
+        self.timeout_s = timeout_s
         self.budget = budget
         self.requests: list[AgentRequest] = []
         self._position = 0
@@ -95,6 +98,14 @@ class ScriptedAgent:
                 self.budget.charge(Usage(calls=1), model=self.model)
             error = AgentTimeout if fault == "timeout" else AgentError
             raise error(f"scripted agent: injected {fault} at step {index}")
+        delay_s = float(step.get("delay_s", 0)) if isinstance(step, dict) else 0.0
+        timeout_s = self.timeout_s if self.timeout_s is not None else request.timeout_s
+        if delay_s > timeout_s:
+            time.sleep(timeout_s)
+            if self.budget is not None:
+                self.budget.charge(Usage(calls=1), model=self.model)
+            raise AgentTimeout(f"scripted agent: step {index} takes {delay_s:g} s, past the {timeout_s:g} s timeout")
+        time.sleep(delay_s)
         text = GARBAGE_TEXT if fault == "garbage" else (step if isinstance(step, str) else str(step["text"]))
         given = step if isinstance(step, dict) else {}
         usage = Usage(int(given.get("input_tokens", estimate_prompt_tokens(request))),

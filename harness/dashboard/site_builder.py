@@ -11,6 +11,7 @@ Policy:
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -160,7 +161,8 @@ def _training_view(data: dict[str, Any]) -> dict[str, Any]:
                              dashed=framework == "torch")
                   for framework, curve in sorted(curves.items()) if dm.as_dict(curve).get(metric) is not None]
         if series:
-            charts.append(svg.line_chart(series, f"{label}: vibetensor vs PyTorch", "step", label))
+            charts.append(svg.line_chart(series, f"{label}: vibetensor vs PyTorch", "step", label,
+                                         y_from_zero=metric == "step_time_s"))
     memory = dm.as_dict(data.get("memory"))
     memory_series = [svg.Series(k, _series_from(v)) for k, v in sorted(memory.items()) if isinstance(v, list)]
     if memory_series:
@@ -243,7 +245,9 @@ def report_view(gate_name: str, path: Path | None) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ pages
 
 
+@functools.lru_cache(maxsize=1)
 def make_environment() -> jinja2.Environment:
+    """One environment per process: templates are compiled once (they ship with the package and do not change)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(PACKAGE_DIR / "templates")), autoescape=True,
                              undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
                              auto_reload=False)

@@ -16,6 +16,7 @@ Policy:
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -23,13 +24,14 @@ from pathlib import Path
 from harness.interfaces import ProposalRejected
 from harness.proposals.apply_report import ApplyFailure, ApplyReport
 from harness.proposals.diff_parser import FilePatch, Hunk, parse_diff, render_patch
-from harness.proposals.edit_blocks import EditBlock, parse_edits
+from harness.proposals.edit_blocks import EditBlock, has_edit_markers, parse_edits
 from harness.proposals.line_matching import LEVELS, closest_block, find_block, indent_shift, line_key, reindent
 from harness.proposals.text_lines import TextFile
-from harness.proposals.workspace import NotText, Workspace, safe_target
+from harness.proposals.workspace import NotText, Originals, Workspace, safe_target
 
 GIT_TIMEOUT_S = 60.0
-_LEVEL_NOTE = {"exact": "", "whitespace": ", whitespace-insensitive match", "indentation": ", indentation-insensitive match"}
+_LEVEL_NOTE = {"exact": "", "whitespace": ", whitespace-insensitive match",
+               "indentation": ", indentation-insensitive match"}
 
 
 class _Outcome:
@@ -122,7 +124,8 @@ def _apply_hunks(fp: FilePatch, path: str, tf: TextFile, levels: tuple[str, ...]
         name = f"{path} {_hunk_name(fp, k, hunk)}"
         if not old:  # insertion without context: only the line number says where
             at = min(hint, len(tf.lines))
-            if [line_key(x, "whitespace") for x in tf.lines[at:at + len(new)]] == [line_key(x, "whitespace") for x in new]:
+            present = tf.lines[at:at + len(new)]
+            if [line_key(x, "whitespace") for x in present] == [line_key(x, "whitespace") for x in new]:
                 out.already.append(name)
                 continue
             tf.lines[at:at] = list(new)
@@ -179,7 +182,7 @@ def _apply_file_patch(fp: FilePatch, ws: Workspace, levels: tuple[str, ...], out
     path = fp.path
     if fp.binary:
         out.failures.append(ApplyFailure(path, 0, "binary patch", "binary",
-                                         "binary patches apply only through git apply (strict), which refused it",
+                                         "binary patches apply only through git apply (strict), which did not apply it",
                                          proposal_line=fp.line))
         return
     try:
@@ -236,9 +239,11 @@ def _apply_file_patch(fp: FilePatch, ws: Workspace, levels: tuple[str, ...], out
             out.applied.append(fp.describe())
         elif (tf.lines, tf.ends) != before or (fp.new_mode and fp.new_mode != fp.old_mode):
             ws.stage(fp.new_path, tf, _mode_bits(fp.new_mode))
+            if fp.new_mode and fp.new_mode != fp.old_mode:
+                out.applied.append(f"{fp.new_path}: mode {fp.old_mode} -> {fp.new_mode}")
     except NotText:
         out.failures.append(ApplyFailure(path, 0, fp.describe(), "not-text",
-                                         f"{path} is not UTF-8 text; only git apply (strict) can patch it",
+                                         f"{path} is not a UTF-8 text file; only git apply (strict) patches binaries",
                                          proposal_line=fp.line))
 
 
@@ -254,14 +259,21 @@ def _git_strict(root: Path, patches: list[FilePatch]) -> tuple[bool | None, str]
     with tempfile.NamedTemporaryFile("w", suffix=".patch", delete=False, encoding="utf-8", newline="") as fh:
         fh.write(render_patch(patches))
         patch_file = fh.name
+    originals = None
     try:
         for args in (["--check"], []):
+            if not args:  # --check passed; git apply can still fail mid-way writing, and is then undone here
+                originals = Originals(root, _diff_paths(patches))
             run = subprocess.run(["git", "apply", "--whitespace=nowarn", *args, patch_file], cwd=root,
                                  capture_output=True, text=True, timeout=GIT_TIMEOUT_S)
             if run.returncode != 0:
+                if originals is not None:
+                    originals.restore()
                 return False, (run.stderr or run.stdout).strip()[:2000]
         return True, ""
     except (OSError, subprocess.TimeoutExpired) as exc:
+        if originals is not None:
+            originals.restore()
         return False, f"git apply failed to run: {exc}"
     finally:
         Path(patch_file).unlink(missing_ok=True)
@@ -340,7 +352,8 @@ def _apply_edit(block: EditBlock, ws: Workspace, out: _Outcome) -> None:
         tf = ws.read(block.path)
     except NotText:
         out.failures.append(ApplyFailure(block.path, block.index, header, "not-text",
-                                         f"{block.path} is not UTF-8 text", proposal_line=block.line))
+                                         f"{block.path} is not a UTF-8 text file (binary data or a folder)",
+                                         proposal_line=block.line))
         return
     if tf is None:
         if block.search:
@@ -369,7 +382,12 @@ def _apply_edit(block: EditBlock, ws: Workspace, out: _Outcome) -> None:
                 f"has {len(tf.lines)} lines; quote the lines to replace in SEARCH",
                 [], [(k + 1, x) for k, x in enumerate(tf.lines[:8])], None, block.line))
         return
-    verdict, start, level, starts = _locate(tf.lines, block.search, block.replace, 0, LEVELS, unique=True)
+    search, replace = block.search, block.replace
+    verdict, start, level, starts = _locate(tf.lines, search, replace, 0, LEVELS, unique=True)
+    if verdict == "missing" and _trim_blank(search) and _trim_blank(search) != search:
+        # models often add or drop a blank line at the edges of SEARCH; retry without them, on both sides
+        search, replace = _trim_blank(search), _trim_blank(replace)
+        verdict, start, level, starts = _locate(tf.lines, search, replace, 0, LEVELS, unique=True)
     if verdict == "missing":
         out.failures.append(_no_match(block.path, block.index, header, tf, block.search, 0, block.line,
                                       "the SEARCH lines were"))
@@ -386,9 +404,9 @@ def _apply_edit(block: EditBlock, ws: Workspace, out: _Outcome) -> None:
     if verdict == "already":
         out.already.append(f"{name} (found at line {start + 1})")
         return
-    stop = start + len(block.search)
-    shift = indent_shift(tf.lines[start:stop], block.search) if level != "exact" else None
-    new_lines = [reindent(x, shift) for x in block.replace]
+    stop = start + len(search)
+    shift = indent_shift(tf.lines[start:stop], search) if level != "exact" else None
+    new_lines = [reindent(x, shift) for x in replace]
     new_ends = [tf.eol] * len(new_lines)
     if stop == len(tf.lines) and new_lines:
         new_ends[-1] = tf.ends[-1]
@@ -397,6 +415,15 @@ def _apply_edit(block: EditBlock, ws: Workspace, out: _Outcome) -> None:
     ws.stage(block.path, tf)
     span = f"line {start + 1}" if stop - start == 1 else f"lines {start + 1}-{stop}"
     out.applied.append(f"{name}: replaced {span}{_LEVEL_NOTE[level]}")
+
+
+def _trim_blank(lines: list[str]) -> list[str]:
+    start, stop = 0, len(lines)
+    while start < stop and not lines[start].strip():
+        start += 1
+    while stop > start and not lines[stop - 1].strip():
+        stop -= 1
+    return lines[start:stop]
 
 
 def apply_edits(text: str, root: Path) -> ApplyReport:
@@ -425,6 +452,8 @@ def apply_proposal(text: str, root: Path, kind: str) -> ApplyReport:
     if kind in ("diff", "worktree"):
         return apply_diff(text, root)
     if kind == "edits":
+        if not has_edit_markers(text) and re.search(r"^(diff --git |--- \S)", text, re.M):
+            raise ProposalRejected("the proposal is a unified diff but was given as kind 'edits'")
         return apply_edits(text, root)
     raise ProposalRejected(f"unknown proposal kind {kind!r}; expected 'diff', 'edits', 'worktree' or 'empty'")
 

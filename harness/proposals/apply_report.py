@@ -57,6 +57,8 @@ class ApplyReport:
                 parts.append("Applied: " + _names(self.applied))
             if self.already_applied:
                 parts.append("Already applied (no change needed): " + _names(self.already_applied))
+            if self.warnings:
+                parts.append("Note: " + _names(self.warnings))
             return "\n".join(parts)
         out = [f"The proposal did NOT apply; no file was changed. {len(self.failures)} "
                f"{'problem' if len(self.failures) == 1 else 'problems'}:"]
@@ -77,6 +79,8 @@ class ApplyReport:
                     out.append("  " + mismatch)
         if len(self.failures) > MAX_FAILURES:
             out.append(f"... and {len(self.failures) - MAX_FAILURES} more failures.")
+        if self.strict_error and any(f.code == "binary" for f in self.failures):
+            out.append("git apply said: " + " | ".join(self.strict_error.splitlines()[:3]))
         out.append("")
         if self.would_apply:
             out.append("These matched and would have applied: " + _names(self.would_apply))

@@ -171,6 +171,13 @@ def _is_file_header(lines: list[str], i: int) -> bool:
     return lines[i].startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ ")
 
 
+def _is_next_section(lines: list[str], i: int) -> bool:
+    """Inside a hunk, a '--- '/'+++ ' pair is only a new file header when a hunk header follows it: otherwise it
+    is a removed '-- x' line and an added '++ y' line (SQL comments, C increments)."""
+    return _is_file_header(lines, i) and (lines[i].startswith("diff --git ") or
+                                          (i + 2 < len(lines) and lines[i + 2].startswith("@@")))
+
+
 def _read_hunk(lines: list[str], i: int, hunk: Hunk) -> int:
     """Fill ``hunk`` from the body starting at index ``i``; returns the index after the body."""
     old_seen = new_seen = 0
@@ -186,7 +193,7 @@ def _read_hunk(lines: list[str], i: int, hunk: Hunk) -> int:
         if raw.rstrip("\r") == "":
             hunk.lines.append(HunkLine(" ", ""))
             blank_tail += 1
-        elif raw[0] in " +-" and not _is_file_header(lines, i):
+        elif raw[0] in " +-" and not _is_next_section(lines, i):
             hunk.lines.append(HunkLine(raw[0], raw[1:]))
             blank_tail = 0
         else:
@@ -206,7 +213,7 @@ def _read_hunk(lines: list[str], i: int, hunk: Hunk) -> int:
         hunk.recounted = True  # one side overshot while the other was still short
     else:  # the counts are satisfied; a run of change lines right after the body means they were too small
         j, extra = i, []
-        while j < n and lines[j][:1] in (" ", "+", "-") and lines[j].rstrip("\r") and not _is_file_header(lines, j):
+        while j < n and lines[j][:1] in (" ", "+", "-") and lines[j].rstrip("\r") and not _is_next_section(lines, j):
             extra.append(HunkLine(lines[j][0], lines[j][1:]))
             j += 1
             if j < n and lines[j].startswith("\\"):

@@ -15,7 +15,7 @@ from harness.proposals.text_lines import TextFile
 
 
 class NotText(Exception):
-    """The file exists but is not UTF-8 text."""
+    """The path exists but is not a UTF-8 text file (binary data, a folder, a dangling symlink)."""
 
 
 def safe_target(root: Path, rel: str) -> Path:
@@ -47,8 +47,10 @@ class Workspace:
             staged = self._staged[rel][0]
             return None if staged is None else staged.copy()
         target = safe_target(self.root, rel)
-        if not target.is_file():
+        if not target.exists() and not target.is_symlink():
             return None
+        if not target.is_file():
+            raise NotText(rel)  # a folder, a dangling link or a device: not a file the proposal can edit
         try:
             return TextFile.decode(target.read_bytes())
         except UnicodeDecodeError as exc:
@@ -59,36 +61,21 @@ class Workspace:
         self._staged[rel] = (content, mode)
 
     def commit(self) -> None:
-        backups: list[tuple[Path, bytes | None, int | None]] = []
-        made_dirs: list[Path] = []
+        originals = Originals(self.root, list(self._staged))
         try:
             for rel, (content, mode) in self._staged.items():
                 target = safe_target(self.root, rel)
-                existed = target.is_file()
-                backups.append((target, target.read_bytes() if existed else None,
-                                target.stat().st_mode if existed else None))
                 if content is None:
-                    if existed:
+                    if target.is_file():
                         target.unlink()
                         self._prune_empty_dirs(target.parent)
                     continue
-                missing = [p for p in [target.parent, *target.parent.parents] if not p.exists()]
                 target.parent.mkdir(parents=True, exist_ok=True)
-                made_dirs += missing
                 target.write_bytes(content.encode())
                 if mode is not None:
                     os.chmod(target, mode)
         except BaseException:
-            for target, data, mode in reversed(backups):
-                if data is None:
-                    target.unlink(missing_ok=True)
-                else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(data)
-                    os.chmod(target, mode)
-            for folder in sorted(made_dirs, key=lambda p: len(p.parts), reverse=True):
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
+            originals.restore()
             raise
 
     def _prune_empty_dirs(self, folder: Path) -> None:
@@ -96,3 +83,31 @@ class Workspace:
         while folder.resolve() != root and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
             folder = folder.parent
+
+
+class Originals:
+    """The bytes and modes of some paths (or their absence), and the folders above them that did not exist yet,
+    so that any writer (ours, or ``git apply``) can be undone exactly."""
+
+    def __init__(self, root: Path, rels: list[str]):
+        self.saved: list[tuple[Path, bytes | None, int | None]] = []
+        self.missing_dirs: set[Path] = set()
+        for rel in rels:
+            target = safe_target(root, rel)
+            existed = target.is_file()
+            self.saved.append((target, target.read_bytes() if existed else None,
+                               target.stat().st_mode if existed else None))
+            self.missing_dirs.update(p for p in [target.parent, *target.parent.parents] if not p.exists())
+
+    def restore(self) -> None:
+        for target, data, mode in reversed(self.saved):
+            if data is None:
+                if target.is_file() or target.is_symlink():
+                    target.unlink()
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                os.chmod(target, mode)
+        for folder in sorted(self.missing_dirs, key=lambda p: len(p.parts), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()

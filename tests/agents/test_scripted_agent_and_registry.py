@@ -31,6 +31,14 @@ def test_steps_faults_and_recorded_feedback():
         agent.propose(make_request())
 
 
+def test_slow_step_respects_the_timeout():
+    agent = make_agent("scripted", script=[{"text": "late", "delay_s": 5}, {"text": "on time", "delay_s": 0.05}],
+                       timeout_s=0.1)
+    with pytest.raises(AgentTimeout, match="past the 0.1 s timeout"):
+        agent.propose(make_request())
+    assert agent.propose(make_request()).text == "on time"
+
+
 def test_cycle_and_script_files(tmp_path: Path):
     yaml_file = tmp_path / "script.yaml"
     yaml_file.write_text("- first answer\n- fault: garbage\n")

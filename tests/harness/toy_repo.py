@@ -65,9 +65,10 @@ def file_diff(path: str, text: str) -> str:
     return f"--- /dev/null\n+++ b/{path}\n@@ -0,0 +1,{len(lines)} @@\n{body}"
 
 
-def toy_runtime_diff(add_body: str = "return a + b") -> str:
+def toy_runtime_diff(add_body: str = "return a + b", prelude: str = "") -> str:
     init = textwrap.dedent(f'''\
         """Toy runtime."""
+        {prelude}
 
 
         def add(a, b):

@@ -61,7 +61,8 @@ def test_indentation_shift_reindents_added_lines(tmp_path: Path) -> None:
     diff = diff_for("m.py", 2, [" def f(self):", "     a = 1", "+    a += 1", "     return a"], 3, 4)
     report = apply_proposal(diff, tmp_path, "diff")
     assert report.ok, report.feedback()
-    assert (tmp_path / "m.py").read_text() == "class A:\n    def f(self):\n        a = 1\n        a += 1\n        return a\n"
+    expected = "class A:\n    def f(self):\n        a = 1\n        a += 1\n        return a\n"
+    assert (tmp_path / "m.py").read_text() == expected
 
 
 def test_already_applied_diff_is_success_and_changes_nothing(repo: Path) -> None:
@@ -255,3 +256,24 @@ def test_git_apply_is_run_in_the_repo_root(repo: Path) -> None:
     # sanity check of the fixture: git sees root as its top level, so the strict path is really git's
     out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=repo, capture_output=True, text=True)
     assert Path(out.stdout.strip()).resolve() == repo.resolve()
+
+
+def test_git_apply_failing_after_check_is_undone(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(repo, {"f.txt": BASE})
+    before = snapshot(repo)
+    real_run = subprocess.run
+
+    def half_applying_run(args, **kwargs):  # git writes the files, then reports an error
+        result = real_run(args, **kwargs)
+        if args[:2] == ["git", "apply"] and "--check" not in args:
+            return subprocess.CompletedProcess(args, 1, "", "error: simulated write failure")
+        return result
+
+    monkeypatch.setattr("harness.proposals.applier.subprocess.run", half_applying_run)
+    new_file = "--- /dev/null\n+++ b/x/y/new.txt\n@@ -0,0 +1 @@\n+n\n"
+    report = apply_proposal(CHANGE_5 + new_file, repo, "diff")
+    assert "simulated write failure" in report.strict_error
+    # the tolerant pass then applied it properly: the result is the intended one, not a half-written mix
+    assert report.ok and report.mode == "tolerant" and report.already_applied == []  # so git's writes were undone
+    assert (repo / "f.txt").read_text() == before["f.txt"].decode().replace("line 5\n", "line five\n")
+    assert (repo / "x/y/new.txt").read_text() == "n\n"

@@ -122,3 +122,10 @@ def test_several_edits_to_one_file_apply_in_order(repo: Path) -> None:
     report = apply_proposal(edits, repo, "edits")
     assert report.ok, report.feedback()
     assert (repo / "m.py").read_text() == SOURCE.replace("return 1\n", "return 11\n")
+
+
+def test_blank_lines_at_the_edges_of_search_are_forgiven(repo: Path) -> None:
+    write(repo, {"m.py": SOURCE})  # ends right after "return 2": no blank line follows
+    report = apply_proposal(block("m.py", "\ndef g():\n    return 2\n\n", "\ndef g():\n    return 5\n\n"), repo, "edits")
+    assert report.ok, report.feedback()
+    assert (repo / "m.py").read_text() == SOURCE.replace("return 2", "return 5")

@@ -62,7 +62,8 @@ def test_touched_paths_lists_every_side_as_written() -> None:
     # a file header that contradicts its section header is rejected, never silently dropped
     with pytest.raises(ProposalRejected, match="line 2: '---' names '../evil.py'"):
         touched_paths("diff --git a/ok.py b/ok.py\n--- a/../evil.py\n+++ b/../evil.py\n@@ -1 +1 @@\n-a\n+b\n")
-    edits = "../up.txt\n<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE\n/abs/p.txt\n<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n"
+    edits = ("../up.txt\n<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE\n"
+             "/abs/p.txt\n<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n")
     assert touched_paths(edits) == ["../up.txt", "/abs/p.txt"]
     assert touched_paths("") == []
 
@@ -131,3 +132,23 @@ def test_space_in_path_round_trips_through_git(repo: Path) -> None:
     report = apply_proposal("--- a/with space.txt\n+++ b/with space.txt\n@@ -1 +1 @@\n-a\n+b\n", repo, "diff")
     assert report.ok and report.mode == "strict", report.feedback()
     assert (repo / "with space.txt").read_text() == "b\n"
+
+
+def test_removed_and_added_lines_that_look_like_file_headers(repo: Path) -> None:
+    write(repo, {"q.sql": "-- old comment\n++ odd\nselect 1;\n"})
+    diff = "--- a/q.sql\n+++ b/q.sql\n@@ -1,3 +1,3 @@\n--- old comment\n+++ new comment\n ++ odd\n select 1;\n"
+    (patch,) = parse_diff(diff)
+    assert [(hl.tag, hl.text) for hl in patch.hunks[0].lines][:2] == [("-", "-- old comment"), ("+", "++ new comment")]
+    assert apply_proposal(diff, repo, "diff").ok
+    assert (repo / "q.sql").read_text() == "++ new comment\n++ odd\nselect 1;\n"
+
+
+def test_kind_mismatch_and_folder_targets_are_clear(repo: Path) -> None:
+    write(repo, {"adir/keep.txt": "k\n"})
+    with pytest.raises(ProposalRejected, match="unified diff but was given as kind 'edits'"):
+        apply_proposal("--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n", repo, "edits")
+    report = apply_proposal("adir\n<<<<<<< SEARCH\n=======\nx\n>>>>>>> REPLACE\n", repo, "edits")
+    assert not report.ok and report.failures[0].code == "not-text"
+    report = apply_proposal("--- /dev/null\n+++ b/adir\n@@ -0,0 +1 @@\n+x\n", repo, "diff")
+    assert not report.ok and report.failures[0].code == "not-text"
+    assert (repo / "adir/keep.txt").read_text() == "k\n"

@@ -7,8 +7,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import make_runtime, write_files
 
+from tests.validators.gate_fixture_projects import make_runtime, write_files
 from validators.build_gate import BuildGate
 from validators.ctest_gate import CTestGate
 

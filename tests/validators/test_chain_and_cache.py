@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import write_files
 
+from tests.validators.gate_fixture_projects import write_files
 import validators
 from harness.interfaces import GateConfig, GateResult, HarnessError
 from validators import chain

@@ -1,13 +1,11 @@
 """Pytest gate: pass/fail verdicts and the ways a candidate could try to forge them."""
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pytest
-from conftest import write_files
 
+from tests.validators.gate_fixture_projects import write_files
 from validators.pytest_gate import PytestGate
 
 TESTS = "generated_runtime/tests/py"
@@ -134,6 +132,7 @@ def test_daemon_rewriting_the_result_is_dead_and_the_verdict_stays_fail(tmp_path
     assert not Path(f"/proc/{daemon_pid}").exists(), "the forging daemon outlived the gate"
     assert result.status == "fail", result.summary
     assert result.metrics["failures"] == 1 and result.metrics["tests"] == 2
+    assert "[vt_pytest_guard] killed 1 stray processes" in Path(result.log_path).read_text()
 
 
 def test_protected_test_edited_by_candidate_is_replaced_by_trusted_copy(tmp_path, make_ctx, site):

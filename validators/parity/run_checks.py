@@ -46,7 +46,7 @@ class ArrayStore:
 
     def put(self, array: np.ndarray) -> str:
         key = f"k{len(self.arrays)}"
-        self.arrays[key] = np.ascontiguousarray(array)
+        self.arrays[key] = np.array(array, order="C", copy=True)  # (ascontiguousarray would make 0-dim 1-dim)
         return key
 
     def save(self, path: Path) -> None:
@@ -212,7 +212,8 @@ def _candidate_inputs(vt, task, arrays, requires_grad=()):
     for i, arg in enumerate(task["args"]):
         base = to_framework(vt, arrays[arg["key"]].copy(), arg["dtype"])
         if i in requires_grad:
-            base = base.requires_grad_(True) or base
+            returned = base.requires_grad_(True)
+            base = base if returned is None else returned
         bases.append(base)
         views.append(apply_layout(base, arg["layout"], tuple(arg["shape"])))
     return bases, views
