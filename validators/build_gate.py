@@ -75,7 +75,8 @@ class BuildGate:
                             user=user)
         log_text = log_path.read_text(encoding="utf-8", errors="replace")
         prefix = str(Path(ctx.candidate_root).resolve()) + "/"  # agents see repository-relative paths
-        errors = [f"{m['loc']}: error: {m['msg']}".replace(prefix, "") for m in COMPILER_ERROR.finditer(log_text)]
+        errors = list(dict.fromkeys(  # unique, in order: a header's error repeats in every file including it
+            f"{m['loc']}: error: {m['msg']}".replace(prefix, "") for m in COMPILER_ERROR.finditer(log_text)))
         metrics = {"compiler_errors": len(errors), "killed_leftovers": run.killed_leftovers}
         if run.error and run.returncode == 127:
             return result("error", run.error, **metrics)

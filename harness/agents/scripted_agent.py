@@ -49,6 +49,11 @@ def load_script(source: str | Path | list[Any]) -> list[Any]:
         if not isinstance(step, dict) or not ("text" in step or "fault" in step):
             raise HarnessError(f"scripted agent: step {index} must be a string, {{'text': ...}} or "
                                f"{{'fault': ...}}, got {step!r}")
+        for number in ("delay_s", "input_tokens", "output_tokens"):
+            if number in step and (isinstance(step[number], bool) or not isinstance(step[number], (int, float))
+                                   or step[number] < 0):
+                raise HarnessError(f"scripted agent: step {index}: {number} must be a number >= 0, "
+                                   f"got {step[number]!r}")
         if "fault" in step and step["fault"] not in FAULTS:
             raise HarnessError(f"scripted agent: step {index}: unknown fault {step['fault']!r} "
                                f"(known: {', '.join(FAULTS)})")

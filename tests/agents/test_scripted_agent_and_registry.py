@@ -53,6 +53,7 @@ def test_cycle_and_script_files(tmp_path: Path):
 @pytest.mark.parametrize("script, message", [
     ([{"fault": "explode"}], "unknown fault 'explode'"),
     ([42], "step 0 must be a string"),
+    (["ok", {"text": "x", "delay_s": "soon"}], "step 1: delay_s must be a number"),
     ([], "script is empty"),
     ("/no/such/script.yaml", "not found"),
 ])

@@ -105,3 +105,20 @@ def test_real_runtime_builds(tmp_path, make_ctx):
     shutil.copytree(root / "generated_runtime", repo / "generated_runtime")
     result = BuildGate().run(make_ctx(repo, timeout_s=3600))
     assert result.status == "pass", textwrap.shorten(result.summary, 500)
+
+
+def test_real_gate_chain_hands_the_site_on_and_caches_the_verdict(tmp_path, make_ctx):
+    from harness.interfaces import GateConfig
+    from validators.chain import run_gates
+
+    repo = make_runtime(tmp_path / "repo", extra={
+        "generated_runtime/tests/py/test_answer.py": "import vibetensor\ndef test_answer():\n"
+                                                     "    assert vibetensor.ANSWER == 42\n"})
+    configs = [GateConfig("build"), GateConfig("ctest"), GateConfig("pytest")]
+    cache = tmp_path / "shared-cache"
+    first = run_gates(configs, lambda cfg: make_ctx(repo, cache_dir=cache))
+    assert [(r.name, r.status) for r in first] == [("build", "pass"), ("ctest", "pass"), ("pytest", "pass")], \
+        [r.summary for r in first]
+    assert first[2].metrics["passed"] == 1
+    again = run_gates(configs, lambda cfg: make_ctx(repo, cache_dir=cache))
+    assert all(r.cached and r.passed for r in again)

@@ -3,8 +3,8 @@
 Policy:
 - Result dtype must equal torch's (type promotion), shape must match, NaN positions must match, infinities must be
   equal, finite values within ``atol + rtol * |expected|`` (ints and bool exactly).
-- Every input's storage after the call must be byte-for-byte the array that was passed in ("op wrote into its
-  inputs"); an out= buffer starts poisoned and must be fully overwritten; an in-place op must bump ``_version``
+- Every input's storage after the call must be byte-for-byte what it was just before the call ("op wrote into
+  its inputs"; the before-snapshot must hold the values that were passed in, NaN payloads aside); an out= buffer starts poisoned and must be fully overwritten; an in-place op must bump ``_version``
   when the module has one.
 - Statuses: ``pass``; ``fail`` (wrong answer, crash, timeout); ``missing`` (the module lacks the op: a failure,
   never a skip); ``error`` (the op table itself is wrong: torch rejected a case; the harness's bug, not the
@@ -70,7 +70,8 @@ def compare_values(actual: np.ndarray, expected: np.ndarray, dtype: str, atol: f
         i = int(np.flatnonzero(inf & (a != e))[0])
         return f"infinities differ at {_index(i, e.shape)}: got {a.flat[i]}, torch gives {e.flat[i]}", float("inf"), float("inf")
     finite = ~(nan_e | inf)
-    err = np.where(finite, np.abs(a - e), 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.where(finite, np.abs(a - e), 0.0)
     rel = err / np.maximum(np.abs(e), np.finfo(np.float64).tiny)
     max_abs, max_rel = float(err.max()), float(rel.max())
     bad = err > atol + rtol * np.abs(np.where(finite, e, 0.0))
@@ -147,11 +148,15 @@ def judge(task: dict, answer: dict, obs: dict | None, inputs, expected, observed
                 verdict.problem(f"in-place: the tensor after the op: {message}")
     if form in ("inplace", "out") and obs.get("version_bumped") is False:
         verdict.problem(f"{'in-place' if form == 'inplace' else 'out='} write did not bump the tensor's _version")
+    before_keys = obs.get("inputs_before", [])
     for i, key in enumerate(obs.get("inputs_after", [])):
-        if key is None:
+        given = inputs[task["args"][i]["key"]]
+        before = observed.get(before_keys[i]) if i < len(before_keys) else None
+        if before is None or before.shape != given.shape or \
+                compare_values(before, given, task["args"][i]["dtype"], 0.0, 0.0)[0] is not None:
+            verdict.problem(f"converting argument {i} into the module's tensor (tensor()/to()) changed its values")
             continue
-        before = inputs[task["args"][i]["key"]]
-        after = observed.get(key)
+        after = observed.get(key) if key is not None else before
         if after is None or after.shape != before.shape or after.dtype != before.dtype or \
                 after.tobytes() != before.tobytes():
             verdict.problem(f"op wrote into its inputs (argument {i} changed during the call)")

@@ -251,6 +251,7 @@ def observe_task(vt, spec: OpSpec, task: dict, arrays, store: ArrayStore) -> dic
     form = task["form"]
     wrt = task.get("wrt", [])
     bases, views = _candidate_inputs(vt, task, arrays, requires_grad=wrt if form == "backward" else ())
+    obs["inputs_before"] = [store.put(to_numpy(vt, b)[2]) for b in bases]
     if form == "functional":
         obs["outputs"] = _observe_outputs(vt, spec.fn(vt, *views), store)
     elif form == "inplace":
