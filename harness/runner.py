@@ -69,6 +69,7 @@ class CandidateResult:
     gates: list[GateResult] = field(default_factory=list)
     feedback: str = ""
     signature: str = ""
+    apply_failed: bool = False  # "rejected" because the proposal did not apply (not because of a vetted path)
     patch: bytes = b""
     result_tree: str = ""
     proposal: Proposal | None = None
@@ -178,20 +179,25 @@ class Runner:
                 res.status, res.feedback, res.signature = "rejected", "the answer held no diff and no edit blocks", "empty"
                 return res
         allowed = spec if not trusted_submitter else _without_protected(spec)
+        stage = "vet"
         try:
             if proposal.kind in ("diff", "edits"):
                 vet_paths(touched_paths(proposal.text), allowed, wt)
+                stage = "apply"
                 report = apply_proposal(proposal.text, wt, proposal.kind)
                 log.event("apply", attempt=attempt, candidate=cand, ok=report.ok, mode=report.mode,
                           feedback=report.feedback() if not report.ok else "")
                 if not report.ok:
                     res.status, res.feedback, res.signature = "rejected", report.feedback(), failure_signature(report)
+                    res.apply_failed = True
                     return res
+            stage = "vet"
             changed = gitops.changed_paths(wt)
             vet_paths(changed, allowed, wt)
-        except ProposalRejected as exc:
+        except ProposalRejected as exc:  # a forbidden path (vet), or a proposal that cannot be parsed (apply)
             log.event("apply", attempt=attempt, candidate=cand, ok=False, rejected=str(exc))
             res.status, res.feedback, res.signature = "rejected", str(exc), _sha(str(exc))
+            res.apply_failed = stage == "apply"
             return res
         if not changed:
             res.status, res.feedback, res.signature = "rejected", "the proposal changes nothing", "nochange"
@@ -305,8 +311,9 @@ class Runner:
                     sig = best.signature
                     repeats = repeats + 1 if sig and sig == last_sig else 0
                     last_sig = sig
-                    feedback = prompts.render_feedback(attempt, best.gates,
-                                                       rejected=best.feedback if best.status == "rejected" else "",
+                    rejected = best.feedback if best.status == "rejected" and not best.apply_failed else ""
+                    feedback = prompts.render_feedback(attempt, best.gates, rejected=rejected,
+                                                       apply_feedback=best.feedback if best.apply_failed else "",
                                                        repeated=repeats >= 1)
                     if best.response_text:
                         messages.append({"role": "assistant", "content": best.response_text})
@@ -334,7 +341,8 @@ class Runner:
                 s.release()
             shutil.rmtree(self.state_root / ".vt" / "work" / log.run_id, ignore_errors=True)
             log.summary.update(status=status, reason=reason, ended_at=utcnow(), usage=usage.__dict__,
-                               wall_s=round(time.monotonic() - t0, 3))
+                               wall_s=round(time.monotonic() - t0, 3), warnings=list(budget.warnings),
+                               cost_unknown=budget.cost_unknown)
             log.event("run_end", status=status, reason=reason)
             log.save()
         return Outcome(status, reason, log.run_id, str(log.dir), log.summary.get("ledger_seq"),

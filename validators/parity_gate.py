@@ -23,20 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from harness.interfaces import GateContext, GateResult
 from validators.parity import compare
 from validators.parity.op_table import OPS_BY_NAME, select_ops
-from validators.parity.tensors import DTYPES
+from validators.parity.tensors import DTYPES, load_arrays
 from validators.sandbox import bounded, run_sandboxed
 
 SUMMARY_FAILURES = 15
-
-
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
 
 
 def _read_progress(path: Path) -> list[dict]:
@@ -93,7 +86,9 @@ class ParityGate:
         if run_dir.exists():
             shutil.rmtree(run_dir)
         inputs_dir, expected_dir, observed_dir = run_dir / "inputs", run_dir / "expected", run_dir / "observed"
-        env = {**ctx.env, "PYTHONPATH": str(Path(ctx.trusted_root).resolve()), "PYTHONDONTWRITEBYTECODE": "1"}
+        # one thread: the inputs are tiny, and thread pools only add contention on a shared 2-core CI machine
+        env = {**ctx.env, "PYTHONPATH": str(Path(ctx.trusted_root).resolve()), "PYTHONDONTWRITEBYTECODE": "1",
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         base_cmd = [sys.executable, "-m", "validators.parity.run_checks"]
         deadline = start + ctx.timeout_s
 
@@ -112,9 +107,9 @@ class ParityGate:
         tasks, inputs, answers, expected = {}, {}, {}, {}
         for name in plan["ops"]:
             tasks[name] = json.loads((inputs_dir / f"{name}.json").read_text())["tasks"]
-            inputs[name] = _load_npz(inputs_dir / f"{name}.npz")
+            inputs[name] = load_arrays(inputs_dir / f"{name}.arrays")
             answers[name] = {a["id"]: a for a in json.loads((expected_dir / f"{name}.json").read_text())["answers"]}
-            expected[name] = _load_npz(expected_dir / f"{name}.npz")
+            expected[name] = load_arrays(expected_dir / f"{name}.arrays")
         shutil.rmtree(expected_dir)
 
         # 3. candidate (the module under test only)
@@ -178,7 +173,7 @@ class ParityGate:
             try:
                 doc = json.loads((observed_dir / f"{name}.json").read_text())
                 observations = {o["id"]: o for o in doc["observations"] if isinstance(o, dict)}
-                observed = _load_npz(observed_dir / f"{name}.npz")
+                observed = load_arrays(observed_dir / f"{name}.arrays")
             except (OSError, ValueError, KeyError, TypeError) as e:
                 rows.append(compare.missing_row(name, category, f"observations unreadable: {e}", status="fail"))
                 continue

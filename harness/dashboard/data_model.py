@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any
 import yaml
 
 RUN_STALE_AFTER_S = 15 * 60  # a "running" run with no write for this long is shown as crashed
+HALF_LINE_GRACE_S = 30  # a half-written last line this fresh may be a write in flight, not a crash
 EVENTS_TAIL_BYTES = 64 * 1024
 LOG_TRUNCATE_BYTES = 2 * 1024 * 1024  # gate logs above this are cut: head + tail, with a note
 LOG_HEAD_BYTES = 1536 * 1024
@@ -43,21 +45,24 @@ def safe_name(text: Any) -> str:
     return cleaned[:120]
 
 
-@functools.lru_cache(maxsize=64)
-def _real_root(root: str) -> str:
-    return os.path.realpath(root)
+@functools.lru_cache(maxsize=8192)
+def _real_dir(directory: str) -> str:
+    return os.path.realpath(directory)
 
 
 def resolve_inside(root: Path, candidate: Any) -> Path | None:
     """``candidate`` (relative to ``root`` or absolute) if it names an existing file under ``root``, else None.
 
-    Symlinks are followed before the check, so a link that points out of ``root`` is refused too."""
+    Symlinks are followed before the check, so a link that points out of ``root`` is refused too. Folders'
+    real paths are cached for one load (``load_model`` clears the cache)."""
     if not isinstance(candidate, str) or not candidate or "\x00" in candidate:
         return None
     path = os.path.join(root, candidate)
     if not os.path.isfile(path):  # cheap stat first: most misses end here
         return None
-    real, real_root = os.path.realpath(path), _real_root(str(root))
+    head, tail = os.path.split(path)
+    real = os.path.realpath(path) if os.path.islink(path) else os.path.join(_real_dir(head), tail)
+    real_root = _real_dir(str(root))
     return Path(real) if real.startswith(real_root.rstrip(os.sep) + os.sep) else None
 
 
@@ -332,8 +337,8 @@ def load_run_summary(run_dir: Path, now: float) -> RunSummary:
     ended = saw_end or status in ENDED_STATUSES
     reason = as_str(data.get("reason"))
     if not ended:
-        stale = last_write is None or now - last_write > RUN_STALE_AFTER_S
-        if half_written or stale:
+        idle_s = now - last_write if last_write is not None else math.inf
+        if idle_s > RUN_STALE_AFTER_S or (half_written and idle_s > HALF_LINE_GRACE_S):
             status = "crashed"
             stamp = _dt.datetime.fromtimestamp(last_write, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") \
                 if last_write else "never"
@@ -434,6 +439,7 @@ def _agent_totals(runs: list[RunSummary], ledger: list[LedgerEntry]) -> list[Age
 def load_model(repo_root: Path, now: float | None = None) -> Model:
     """Everything the overview needs, from the repository's files; never raises on bad data."""
     repo_root = Path(repo_root)
+    _real_dir.cache_clear()
     now = _dt.datetime.now(_dt.timezone.utc).timestamp() if now is None else now
     problems: list[str] = []
     spec_dir = repo_root / "specs"
@@ -486,10 +492,8 @@ def read_log(path: Path, repo_root: Path) -> LogCopy:
             cut = size - LOG_HEAD_BYTES - LOG_TAIL_BYTES
             text = f"{head}\n\n[... {cut:,} bytes cut by the dashboard: the log is {size:,} bytes ...]\n\n{tail}"
             truncated = True
-    try:
-        source = str(path.relative_to(repo_root.resolve()))
-    except ValueError:
-        source = path.name
+    real_root = _real_dir(str(repo_root))
+    source = os.path.relpath(path, real_root) if str(path).startswith(real_root + os.sep) else path.name
     return LogCopy(text, size, truncated, source)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jinja2
+from markupsafe import Markup
 
 from harness.dashboard import data_model as dm
 from harness.dashboard import svg_charts as svg
@@ -71,6 +72,16 @@ def fmt_bytes(value: Any) -> str:
             return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
         value /= 1024
     return str(value)
+
+
+def status_badge(value: Any) -> Markup:
+    return Markup('<span class="status status-{0}">{0}</span>').format(value)
+
+
+def agent_model(agent: Any, model: Any) -> Markup:
+    if model:
+        return Markup('{0} / <span class="model">{1}</span>').format(agent, model)
+    return Markup('{0} / <span class="muted">no model</span>').format(agent)
 
 
 def diff_lines(text: str | None) -> tuple[list[tuple[str, str]], int]:
@@ -251,7 +262,8 @@ def make_environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(PACKAGE_DIR / "templates")), autoescape=True,
                              undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
                              auto_reload=False)
-    env.filters.update(cost=fmt_cost, usage_cost=fmt_usage_cost, num=fmt_num, secs=fmt_seconds, rate=fmt_rate,
+    env.globals["agent_model"] = agent_model
+    env.filters.update(status_badge=status_badge, cost=fmt_cost, usage_cost=fmt_usage_cost, num=fmt_num, secs=fmt_seconds, rate=fmt_rate,
                        bytes=fmt_bytes)
     return env
 

@@ -7,6 +7,8 @@ Every writer takes the repository root (a tmp dir) and returns what it wrote, so
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,9 @@ def write_run(repo: Path, run_id: str, spec_id: str, *, status: str = "accepted"
                    "usage": {"input_tokens": 5000, "output_tokens": 900, "cost_usd": cost_usd, "calls": 2},
                    "ledger_seq": ledger_seq, "wall_s": 60.0, "candidates": 1, "mode": "run"}
         (run_dir / "run.json").write_text(json.dumps(summary, indent=2))
+    if half_written_tail:  # as a crash leaves it: the writer stopped mid-line a while ago
+        for path in run_dir.glob("*.json*"):
+            os.utime(path, (time.time() - 3600, time.time() - 3600))
     return run_dir
 
 

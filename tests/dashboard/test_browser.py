@@ -108,6 +108,8 @@ def test_static_site_from_the_file_system(page, demo_repo, tmp_path, artifacts_d
     assert page.locator("select[name=agent]").input_value() == "anthropic"
     assert page.locator("#runs-table tbody tr:visible").count() == 1
     assert page.locator("#ledger-table tbody tr:visible").count() == 0
+    assert page.get_by_text("No ledger entry matches the filters.").is_visible()
+    assert not page.get_by_text("No run matches the filters.").is_visible()
     page.locator("select[name=agent]").select_option("")
     page.locator("select[name=status]").select_option("crashed")
     assert page.locator("#runs-table tbody tr:visible").count() == 1

@@ -84,6 +84,17 @@ def test_half_written_run_is_crashed(demo_repo):
     assert any("half-written" in p for p in run.problems)
 
 
+def test_fresh_half_written_line_is_a_write_in_flight(tmp_path):
+    run_dir = write_run(tmp_path, "r0", "s", ended=False)
+    with open(run_dir / "events.jsonl", "a") as fh:
+        fh.write('{"ts": "2026-01-01T00:00:09Z", "type": "gate", "att')
+    now = time.time()
+    run = dm.load_model(tmp_path, now=now).runs[0]
+    assert run.status == "running" and run.half_written_events
+    later = dm.load_model(tmp_path, now=now + dm.HALF_LINE_GRACE_S + 5).runs[0]
+    assert later.status == "crashed" and "mid-line" in later.reason
+
+
 def test_running_run_is_not_crashed_until_stale(tmp_path):
     run_dir = write_run(tmp_path, "r1", "s", ended=False)
     now = time.time()
@@ -131,6 +142,24 @@ def test_gate_paths_outside_the_repository_are_not_followed(tmp_path):
     model = dm.load_model(repo)
     row = dm.load_run_detail(model, model.runs[0]).attempts[0].gates[0]
     assert row.log_file is None and row.report_file is None
+
+
+def test_symlinked_logs_pointing_outside_are_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "key.txt").write_text("secret")
+    repo = tmp_path / "repo"
+    run_dir = repo / "logs/runs/r5"
+    write_run(repo, "r5", "s", attempts=[attempt_summary(1, [gate("build", "fail"), gate("pytest", "fail")])])
+    (run_dir / "gates/A1-C1-build.log").symlink_to(outside / "key.txt")
+    (run_dir / "reports").rmdir()
+    (run_dir / "reports").symlink_to(outside)
+    (outside / "A1-C1-pytest.json").write_text("{}")
+    (run_dir / "gates/A1-C1-pytest.log").write_text("inside, fine\n")
+    model = dm.load_model(repo)
+    rows = dm.load_run_detail(model, model.runs[0]).attempts[0].gates
+    assert rows[0].log_file is None
+    assert rows[1].report_file is None and rows[1].log_file is not None
 
 
 def test_huge_log_is_truncated_fast(tmp_path):

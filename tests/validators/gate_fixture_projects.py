@@ -43,11 +43,12 @@ def write_files(root: Path, files: dict[str, str]) -> None:
         path.write_text(textwrap.dedent(text))
 
 
-def make_runtime(repo: Path, core_cpp: str = "int vbt_answer() { return 42; }\n", extra: dict | None = None) -> Path:
+def make_runtime(repo: Path, core_cpp: str = "int vbt_answer() { return 42; }\n", extra: dict | None = None,
+                 cmake: str = RUNTIME_CMAKE) -> Path:
     """A repository-shaped tree whose generated_runtime is a minimal scikit-build-core + GoogleTest project."""
     files = {
         "generated_runtime/pyproject.toml": RUNTIME_PYPROJECT,
-        "generated_runtime/CMakeLists.txt": RUNTIME_CMAKE,
+        "generated_runtime/CMakeLists.txt": cmake,
         "generated_runtime/src/core.cpp": core_cpp,
         "generated_runtime/tests/cpp/core_test.cpp":
             "#include <gtest/gtest.h>\nint vbt_answer();\nTEST(Core, Answer) { EXPECT_EQ(vbt_answer(), 42); }\n",

@@ -8,37 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from harness.interfaces import GateConfig
 from tests.validators.gate_fixture_projects import make_runtime, write_files
 from validators.build_gate import BuildGate
+from validators.chain import run_gates
 from validators.ctest_gate import CTestGate
 
 
-def test_build_passes_then_ctest_runs_the_gtest(tmp_path, make_ctx):
-    repo = make_runtime(tmp_path / "repo")
-    ctx = make_ctx(repo)
-    result = BuildGate().run(ctx)
-    assert result.status == "pass", result.summary
-    site = Path(ctx.state["site_dir"])
-    assert sorted(p.name for p in site.iterdir()) == ["vibetensor", "vibetensor-0.0.1.dist-info"]
-    assert Path(ctx.state["build_dir"]) == ctx.cache_dir / "build"
-    assert result.metrics["compiler_errors"] == 0 and Path(result.log_path).is_file()
-
-    ctest = CTestGate().run(ctx)
-    assert ctest.status == "pass", ctest.summary
-    assert ctest.metrics["tests"] == 1 and ctest.metrics["passed"] == 1
-
-    # A one-line C++ change breaks the test: the persistent build folder is rebuilt incrementally, ctest fails.
-    (repo / "generated_runtime/src/core.cpp").write_text("int vbt_answer() { return 41; }\n")
-    ctx2 = make_ctx(repo)
-    assert BuildGate().run(ctx2).status == "pass"
-    failed = CTestGate().run(ctx2)
-    assert failed.status == "fail"
-    assert failed.metrics["failures"] == 1
-    assert "core_test" in failed.summary
-
-
 def test_compiler_errors_fail_the_build_with_file_and_line(tmp_path, make_ctx):
-    repo = make_runtime(tmp_path / "repo", core_cpp="int vbt_answer() { return 42 }\n")
+    cmake = "cmake_minimum_required(VERSION 3.18)\nproject(vibetensor LANGUAGES CXX)\nadd_library(core src/core.cpp)\n"
+    repo = make_runtime(tmp_path / "repo", core_cpp="int vbt_answer() { return 42 }\n", cmake=cmake)
     result = BuildGate().run(make_ctx(repo))
     assert result.status == "fail"
     assert result.metrics["compiler_errors"] >= 1
@@ -47,9 +26,10 @@ def test_compiler_errors_fail_the_build_with_file_and_line(tmp_path, make_ctx):
 
 
 def test_sitecustomize_in_the_build_output_fails_the_build(tmp_path, make_ctx):
-    repo = make_runtime(tmp_path / "repo", extra={"generated_runtime/hijack/sitecustomize.py": "print('owned')\n"})
-    with open(repo / "generated_runtime/CMakeLists.txt", "a") as f:
-        f.write("install(FILES hijack/sitecustomize.py DESTINATION ${SKBUILD_PLATLIB_DIR})\n")
+    cmake = ("cmake_minimum_required(VERSION 3.18)\nproject(vibetensor NONE)\n"  # no compiler: fast
+             "install(FILES hijack/sitecustomize.py DESTINATION ${SKBUILD_PLATLIB_DIR})\n")
+    repo = make_runtime(tmp_path / "repo", cmake=cmake,
+                        extra={"generated_runtime/hijack/sitecustomize.py": "print('owned')\n"})
     ctx = make_ctx(repo)
     result = BuildGate().run(ctx)
     assert result.status == "fail"
@@ -107,18 +87,34 @@ def test_real_runtime_builds(tmp_path, make_ctx):
     assert result.status == "pass", textwrap.shorten(result.summary, 500)
 
 
-def test_real_gate_chain_hands_the_site_on_and_caches_the_verdict(tmp_path, make_ctx):
-    from harness.interfaces import GateConfig
-    from validators.chain import run_gates
-
+def test_gate_chain_builds_runs_gtest_and_pytest_caches_and_rebuilds_incrementally(tmp_path, make_ctx):
     repo = make_runtime(tmp_path / "repo", extra={
         "generated_runtime/tests/py/test_answer.py": "import vibetensor\ndef test_answer():\n"
                                                      "    assert vibetensor.ANSWER == 42\n"})
     configs = [GateConfig("build"), GateConfig("ctest"), GateConfig("pytest")]
-    cache = tmp_path / "shared-cache"
-    first = run_gates(configs, lambda cfg: make_ctx(repo, cache_dir=cache))
+    contexts = []
+
+    def ctx_factory(cfg):
+        contexts.append(make_ctx(repo, cache_dir=tmp_path / "cache"))
+        return contexts[-1]
+
+    first = run_gates(configs, ctx_factory)
     assert [(r.name, r.status) for r in first] == [("build", "pass"), ("ctest", "pass"), ("pytest", "pass")], \
         [r.summary for r in first]
+    build_ctx = contexts[0]
+    site = Path(build_ctx.state["site_dir"])
+    assert sorted(p.name for p in site.iterdir()) == ["vibetensor", "vibetensor-0.0.1.dist-info"]
+    assert Path(build_ctx.state["build_dir"]) == tmp_path / "cache" / "build"
+    assert contexts[2].state["site_dir"] == str(site)  # handed on to pytest
+    assert first[0].metrics["compiler_errors"] == 0 and Path(first[0].log_path).is_file()
+    assert first[1].metrics["tests"] == 1 and first[1].metrics["passed"] == 1
     assert first[2].metrics["passed"] == 1
-    again = run_gates(configs, lambda cfg: make_ctx(repo, cache_dir=cache))
+
+    again = run_gates(configs, ctx_factory)
     assert all(r.cached and r.passed for r in again)
+
+    # A one-line C++ change breaks the gtest: incremental rebuild in the persistent build folder, ctest fails fast.
+    (repo / "generated_runtime/src/core.cpp").write_text("int vbt_answer() { return 41; }\n")
+    changed = run_gates(configs, ctx_factory)
+    assert [(r.name, r.status, r.cached) for r in changed] == [("build", "pass", False), ("ctest", "fail", False)]
+    assert changed[1].metrics["failures"] == 1 and "core_test" in changed[1].summary

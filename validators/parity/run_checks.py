@@ -4,7 +4,7 @@
     python -m validators.parity.run_checks candidate --module M [--site-dir D] --inputs DIR --observed DIR
 
 ``reference`` imports torch (never the candidate): for every op x dtype x case x form and two calls with fresh
-random inputs it writes the inputs (``DIR/<op>.json`` + ``.npz``) and, separately, torch's results.
+random inputs it writes the inputs (``DIR/<op>.json`` + ``.arrays``) and, separately, torch's results.
 ``candidate`` imports the module under test (never torch: a candidate cannot patch the reference) after putting
 ``--site-dir`` first on sys.path, replays the inputs and writes what it observed: outputs, every input's storage
 after the call, out= buffers, ``_version`` bumps, gradients. It judges nothing; ``validators.parity.compare``
@@ -12,7 +12,7 @@ does, in the gate's own process. Progress goes to ``DIR/progress.jsonl`` (one li
 a crash or a hang names the op it happened in. A per-op alarm stops a slow op; a watchdog exits the process if an
 op hangs inside native code.
 
-Array files hold plain numbers only (``allow_pickle=False``); keys are ``k<n>``.
+Array files (``tensors.save_arrays``) hold plain numbers only; keys are ``k<n>``.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from validators.parity.op_table import OpSpec, required_attributes, select_ops
-from validators.parity.tensors import (FLOATS, apply_layout, flatten_outputs, is_tensor, make_array, to_framework,
-                                       to_numpy)
+from validators.parity.tensors import (FLOATS, apply_layout, flatten_outputs, is_tensor, load_arrays, make_array,
+                                       save_arrays, to_framework, to_numpy)
 
 FORMS = ("functional", "inplace", "out", "backward")
 CALLS = (1, 2)  # every check runs twice on fresh inputs: a result cached from an earlier call cannot pass
@@ -39,7 +39,7 @@ FD_EPS = 1e-6
 
 
 class ArrayStore:
-    """Numbered arrays for one op, saved as one .npz next to a JSON document."""
+    """Numbered arrays for one op, saved as one array file next to a JSON document."""
 
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}
@@ -50,7 +50,7 @@ class ArrayStore:
         return key
 
     def save(self, path: Path) -> None:
-        np.savez(path, **self.arrays)
+        save_arrays(path, self.arrays)
 
 
 def grad_args(spec: OpSpec, case) -> list[int]:
@@ -183,9 +183,9 @@ def run_reference(args) -> int:
     for spec in specs:
         task_doc, inputs, answer_doc, expected = reference_op(torch, spec, dtypes, args.seed)
         (inputs_dir / f"{spec.name}.json").write_text(json.dumps(task_doc))
-        inputs.save(inputs_dir / f"{spec.name}.npz")
+        inputs.save(inputs_dir / f"{spec.name}.arrays")
         (expected_dir / f"{spec.name}.json").write_text(json.dumps(answer_doc))
-        expected.save(expected_dir / f"{spec.name}.npz")
+        expected.save(expected_dir / f"{spec.name}.arrays")
     (inputs_dir / "plan.json").write_text(json.dumps({"seed": args.seed, "ops": [s.name for s in specs],
                                                       "dtypes": dtypes}))
     return 0
@@ -335,8 +335,7 @@ def run_candidate(args) -> int:
     for name in plan["ops"]:
         spec = select_ops([name])[0]
         task_doc = json.loads((inputs_dir / f"{name}.json").read_text())
-        with np.load(inputs_dir / f"{name}.npz", allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        arrays = load_arrays(inputs_dir / f"{name}.arrays")
         note(event="start", op=name)
         store, observations = ArrayStore(), []
         missing = [p for p in required_attributes(spec) if _attribute_missing(vt, p)]
@@ -363,7 +362,7 @@ def run_candidate(args) -> int:
             signal.alarm(0)
             faulthandler.cancel_dump_traceback_later()
         (observed_dir / f"{name}.json").write_text(json.dumps({"op": name, "observations": observations}))
-        store.save(observed_dir / f"{name}.npz")
+        store.save(observed_dir / f"{name}.arrays")
         note(event="done", op=name)
     note(event="finished")
     return 0

@@ -10,6 +10,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,3 +149,42 @@ def flatten_outputs(result, label: str = "out") -> list[tuple[str, object]]:
     if isinstance(result, (tuple, list)):
         return [pair for i, value in enumerate(result) for pair in flatten_outputs(value, f"{label}[{i}]")]
     return [(label, result)]
+
+
+# Array files: ``<name>.arrays``: an 8-byte little-endian header length, a JSON index {key: [dtype, shape, offset]},
+# then the raw bytes. Far faster than .npz for thousands of tiny arrays, and it never unpickles anything.
+_SAFE_KINDS = "biuf"
+
+
+def save_arrays(path, arrays: dict[str, np.ndarray]) -> None:
+    index, chunks, offset = {}, [], 0
+    for key, array in arrays.items():
+        data = np.ascontiguousarray(array).tobytes()
+        index[key] = [array.dtype.str, list(array.shape), offset]
+        chunks.append(data)
+        offset += len(data)
+    header = json.dumps(index).encode()
+    with open(path, "wb") as f:
+        f.write(len(header).to_bytes(8, "little"))
+        f.write(header)
+        f.writelines(chunks)
+
+
+def load_arrays(path) -> dict[str, np.ndarray]:
+    """The arrays of a file written by ``save_arrays``; raises ValueError when it is malformed."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    size = int.from_bytes(blob[:8], "little")
+    index = json.loads(blob[8:8 + size])
+    body = memoryview(blob)[8 + size:]
+    arrays = {}
+    for key, (dtype, shape, offset) in index.items():
+        dt = np.dtype(dtype)
+        if dt.kind not in _SAFE_KINDS or dt.itemsize > 8:
+            raise ValueError(f"array {key}: unsupported dtype {dtype}")
+        count = int(np.prod(shape, dtype=np.int64))
+        if offset < 0 or offset + count * dt.itemsize > len(body):
+            raise ValueError(f"array {key}: out of bounds")
+        arrays[key] = (np.frombuffer(body, dtype=dt, count=count, offset=offset).reshape(shape) if count
+                       else np.empty(shape, dtype=dt))
+    return arrays

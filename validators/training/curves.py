@@ -4,8 +4,8 @@ Invariants and units:
 - A curve is what validators/training/worker.py streamed: per-step loss, step time (seconds), RSS (MiB) and, when
   the framework exposes it, allocator memory (MiB). A curve may be short (the run crashed or hit a NaN).
 - Loss agreement is judged window by window: steps [start, end) of length ``window``; a window is ok when
-  |vt_mean - torch_mean| <= tolerance * |torch_mean|. A window the candidate did not reach, or whose mean is not
-  finite, is not ok. Windows smooth out step-to-step noise from float rounding, which grows as training goes on.
+  |vt_mean - torch_mean| <= tolerance * |torch_mean|. A window holding a non-finite loss is "not finite"; one the
+  candidate did not finish otherwise is "not reached"; neither is ok. Windows smooth out step-to-step noise from float rounding, which grows as training goes on.
 - Memory growth is median(last ``window`` samples) - median(first ``window`` samples after warm-up), so a single
   spike (a GC pass, a one-off workspace) is not a leak but steady growth is.
 - Step-time ratio is median(vt step time) / median(torch step time), both over the steps after warm-up.
@@ -103,11 +103,12 @@ def compare_windows(reference: list[float], candidate: list[float], window: int,
     for start in range(0, len(reference), window):
         end = min(start + window, len(reference))
         ref_mean = _mean(reference[start:end])
-        if len(candidate) < end:
+        reached = candidate[start:end]
+        if len(reached) < end - start and all(math.isfinite(v) for v in reached):
             windows.append({"start": start, "end": end, "torch_mean": ref_mean, "vt_mean": None, "rel_diff": None,
                             "ok": False, "reason": "not reached"})
             continue
-        vt_mean = _mean(candidate[start:end])
+        vt_mean = _mean(reached)  # not finite when the window holds a NaN/Inf, even if the run stopped there
         rel = abs(vt_mean - ref_mean) / max(abs(ref_mean), 1e-12)
         ok = math.isfinite(vt_mean) and math.isfinite(rel) and rel <= tolerance
         windows.append({"start": start, "end": end, "torch_mean": ref_mean, "vt_mean": vt_mean, "rel_diff": rel,

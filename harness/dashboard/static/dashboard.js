@@ -7,11 +7,16 @@ function applyFilters(form) {
   const wanted = {};
   for (const select of form.querySelectorAll("select")) wanted[select.name] = select.value;
   let shown = 0, total = 0;
-  for (const row of document.querySelectorAll("table.filterable tbody tr")) {
-    total += 1;
-    const ok = Object.entries(wanted).every(([key, value]) => !value || row.dataset[key] === value);
-    row.hidden = !ok;
-    if (ok) shown += 1;
+  for (const table of document.querySelectorAll("table.filterable")) {
+    let shownHere = 0;
+    for (const row of table.querySelectorAll("tbody tr")) {
+      total += 1;
+      const ok = Object.entries(wanted).every(([key, value]) => !value || row.dataset[key] === value);
+      row.hidden = !ok;
+      if (ok) { shown += 1; shownHere += 1; }
+    }
+    const note = table.nextElementSibling;
+    if (note && note.classList.contains("no-match")) note.hidden = shownHere > 0;
   }
   const count = document.getElementById("filter-count");
   if (count) count.textContent = `showing ${shown} of ${total} rows`;
