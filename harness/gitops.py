@@ -39,6 +39,28 @@ def runtime_tree_hash(root: Path, folder: str = RUNTIME) -> str:
     return out if len(out) == 40 else EMPTY_TREE
 
 
+def scoped_tree_hash(root: Path, base: str, include, folder: str = RUNTIME) -> tuple[str, list[str]]:
+    """The tree of root/folder restricted to one spec: base, with the working tree's version of every changed
+    runtime-relative path for which include(path) is true (additions, edits and deletions). Returns the tree and
+    the changed paths left out (pending for another spec)."""
+    full = runtime_tree_hash(root, folder)
+    changed = diff_names(root, base, full) if full != base else []
+    taken = [p for p in changed if include(p)]
+    left = [p for p in changed if not include(p)]
+    if not left:
+        return full, []
+    if not taken:
+        return base, left
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        if base != EMPTY_TREE:
+            git(root, "read-tree", f"--prefix={folder}/", base, env=env)
+        for i in range(0, len(taken), 200):
+            git(root, "add", "-A", "--", *[f"{folder}/{p}" for p in taken[i:i + 200]], env=env)
+        out = git(root, "write-tree", f"--prefix={folder}/", env=env).strip()
+    return out, left
+
+
 def has_object(root: Path, obj: str) -> bool:
     return subprocess.run(["git", "-C", str(root), "cat-file", "-e", obj], capture_output=True).returncode == 0
 

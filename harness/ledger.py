@@ -168,10 +168,11 @@ class Ledger:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def append(self, *, spec_id: str, patch: bytes, parent_tree: str, result_tree: str, apply_to: Path | None,
-               meta: dict[str, Any]) -> Entry:
+               meta: dict[str, Any], working_tree_hash=None) -> Entry:
         """Append an accepted diff. If apply_to is given (the user's repository root), the entry lands in its
         generated_runtime/ in the same critical section (see Note [Landing an entry]); if apply_to is None the
-        working tree must already be at result_tree (``submit``)."""
+        working tree must already be at result_tree (``submit``); working_tree_hash() then says what the working
+        tree is, restricted to the submitted spec's paths (other specs' changes may be pending beside it)."""
         if not patch.strip():
             raise LedgerError("refusing to record an empty patch")
         with self.locked(), deferred_interrupts():
@@ -197,7 +198,10 @@ class Ledger:
                     # hash exactly; anything else is rolled back.
                     names = gitops.diff_names(self.root, parent_tree, result_tree)
                     backup = gitops.sync_paths_from_tree(self.root, result_tree, names, apply_to)
-                got = gitops.runtime_tree_hash(self.root if apply_to is None else apply_to)
+                if apply_to is None and working_tree_hash is not None:
+                    got = working_tree_hash()
+                else:
+                    got = gitops.runtime_tree_hash(self.root if apply_to is None else apply_to)
                 if got != result_tree:
                     raise LedgerError(f"generated_runtime/ has changes outside this entry (after landing it the "
                                       f"tree is {got}, expected {result_tree}); nothing recorded")

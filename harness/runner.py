@@ -33,6 +33,7 @@ from harness.ledger import Ledger
 from harness.runlog import RunLog, new_run_id, utcnow
 from harness.safety import vet_paths
 from harness.secrets import scrubbed_env
+from harness.specs import path_matches
 from harness.worktree import Slot
 
 # Exit codes (documented in README.md).
@@ -60,6 +61,7 @@ class RunOptions:
     progress: bool = True
     message: str = ""
     gate_timeout_s: float = 3600.0
+    pending: list[str] = field(default_factory=list)  # submit: changed files outside the spec's paths, left alone
 
 
 @dataclass
@@ -274,7 +276,8 @@ class Runner:
                 "spec_id": spec.id, "agent": agent.name, "model": agent.model, "started_at": utcnow(),
                 "status": "running", "reason": "", "attempts": [], "usage": Usage().__dict__, "ledger_seq": None,
                 "candidates": opts.candidates, "mode": "run" if agent.name != "external" else "submit",
-                "agent_options": {k: v for k, v in opts.agent_options.items() if k != "budget"}})
+                "agent_options": {k: v for k, v in opts.agent_options.items() if k not in ("budget", "patch")},
+                "pending_outside_spec": opts.pending})
         log.save()
         base_tree = self.ledger.head_tree()
         self.ensure_tree(base_tree)
@@ -325,7 +328,9 @@ class Runner:
                     if submit_tree is not None and accepted.result_tree != submit_tree:
                         raise LedgerError(f"the gated tree {accepted.result_tree} is not the working tree {submit_tree}")
                     seq = self._accept(spec, agent, accepted, base_tree, log, t0, opts,
-                                       apply_to_state=submit_tree is None)
+                                       apply_to_state=submit_tree is None,
+                                       working_tree_hash=(lambda: self.scoped_tree(spec, base_tree)[0])
+                                       if submit_tree is not None else None)
                     status, reason = "accepted", f"candidate {accepted.candidate} passed every gate; ledger entry {seq}"
                     log.summary["ledger_seq"] = seq
         except _End as end:
@@ -390,23 +395,40 @@ class Runner:
         with cf.ThreadPoolExecutor(len(slots)) as pool:
             return list(pool.map(one, slots))
 
-    def _accept(self, spec, agent, cand: CandidateResult, base_tree, log: RunLog, t0, opts, apply_to_state) -> int:
+    def _accept(self, spec, agent, cand: CandidateResult, base_tree, log: RunLog, t0, opts, apply_to_state,
+                working_tree_hash=None) -> int:
         meta = {"agent": agent.name, "model": agent.model or None, "message": opts.message or spec.title,
                 "run_id": log.run_id, "prompt_digest": _prompt_digest(log),
                 "gates": [g.to_dict() for g in cand.gates], "usage": cand.usage.__dict__,
                 "wall_s": round(time.monotonic() - t0, 3), "attempts": len(log.summary["attempts"])}
         entry = self.ledger.append(spec_id=spec.id, patch=cand.patch, parent_tree=base_tree,
                                    result_tree=cand.result_tree,
-                                   apply_to=self.state_root if apply_to_state else None, meta=meta)
+                                   apply_to=self.state_root if apply_to_state else None, meta=meta,
+                                   working_tree_hash=working_tree_hash)
         return entry.seq
+
+    def scoped_tree(self, spec: Spec, base: str) -> tuple[str, list[str]]:
+        """The working tree's runtime restricted to spec's paths on top of base.
+
+        Note [Scoped submit]: several specs are often worked on at once in one working tree. `submit SPEC` gates
+        and records only the changed files inside SPEC's paths (globs, '!' excludes); the others stay in the
+        working tree, untouched, for a later submit of their own spec, and the run log lists them. The candidate
+        tree is the ledger head plus exactly those files, so the gates judge what the entry will contain."""
+        def include(rel: str) -> bool:
+            return path_matches(f"{gitops.RUNTIME}/{rel}", spec.paths)
+        return gitops.scoped_tree_hash(self.state_root, base, include)
 
     def submit(self, spec: Spec, opts: RunOptions) -> Outcome:
         """The `external` agent: gate the change already made in generated_runtime/ and record it."""
         base = self.ledger.head_tree()
-        current = gitops.runtime_tree_hash(self.state_root)
-        if current == base:
+        if gitops.runtime_tree_hash(self.state_root) == base:
             raise HarnessError("nothing to submit: generated_runtime/ equals the ledger's head")
         self.ensure_tree(base)
+        current, pending = self.scoped_tree(spec, base)
+        if current == base:
+            raise HarnessError(f"nothing to submit for {spec.id}: all {len(pending)} changed files in "
+                               f"generated_runtime/ are outside its paths (e.g. {pending[0]})")
+        opts.pending = pending
         opts.agent = "external"
         opts.agent_options = {**opts.agent_options, "patch": gitops.tree_diff(self.state_root, base, current)}
         opts.max_attempts = 1

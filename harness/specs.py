@@ -4,8 +4,9 @@ Front matter fields (all validated by ``check_specs``; every mistake names the f
   id          str, required; must equal the file name without ``.md`` (``NN-name``)
   title       str, required
   depends_on  list of spec ids (default [])
-  paths       list of globs (repository-relative) the agent may change (default ["generated_runtime/**"])
-  protected   list of globs the agent may not change: acceptance tests and fixtures (default [])
+  paths       list of globs (repository-relative) the agent may change (default ["generated_runtime/**"]); a glob
+              starting with ``!`` excludes what it matches (the folders of other specs), whatever its position
+  protected   list of globs the agent may not change: acceptance tests and fixtures (default []); ``!`` as above
   gates       list of gate names or {name: options} / {name:, options:} mappings, run in the order given
   budget      {max_attempts: int, max_tokens: int, max_cost_usd: float, max_wall_s: float}
 The body (after the front matter) is the human guidance rendered into the prompt.
@@ -132,8 +133,12 @@ def parse_spec(path: Path) -> tuple[Spec | None, list[str]]:
     )
     if not spec.gates and "gates" not in [p.split("'")[1] for p in problems if "'" in p]:
         problems.append(_problem(path, "gates", "at least one gate is required (a spec that gates nothing tests nothing)"))
+    for field, globs in (("paths", spec.paths), ("protected", spec.protected)):
+        if globs and all(g.startswith("!") for g in globs):
+            problems.append(_problem(path, field, "only exclusions ('!glob'): add at least one glob that includes"))
     for g in spec.paths + spec.protected:
-        if g.startswith("/") or ".." in Path(g).parts:
+        g = g[1:] if g.startswith("!") else g
+        if not g or g.startswith("/") or ".." in Path(g).parts:
             problems.append(_problem(path, "paths", f"glob {g!r} must be repository-relative without '..'"))
     return spec, problems
 
@@ -199,8 +204,17 @@ def find_spec(root: Path, ident: str) -> Spec:
 
 
 def path_matches(path: str, globs: list[str]) -> bool:
-    """Glob match on repository-relative POSIX paths; '**' crosses folders, 'dir/**' matches everything under dir."""
+    """Glob match on repository-relative POSIX paths; '**' crosses folders, 'dir/**' matches everything under dir.
+    A glob starting with '!' excludes: the path matches when some plain glob matches and no '!' glob does."""
+    include = [g for g in globs if not g.startswith("!")]
+    exclude = [g[1:] for g in globs if g.startswith("!")]
+    return _any_glob(path, include) and not _any_glob(path, exclude)
+
+
+def _any_glob(path: str, globs: list[str]) -> bool:
     for g in globs:
         if fnmatch.fnmatchcase(path, g) or (g.endswith("/**") and (path == g[:-3] or path.startswith(g[:-2]))):
+            return True
+        if g.startswith("**/") and _any_glob(path, [g[3:]]):  # '**/x' also matches 'x' at the top
             return True
     return False

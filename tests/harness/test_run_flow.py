@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness import gitops
+from harness.interfaces import HarnessError
 from harness.ledger import Ledger, check_against_tree
 from harness.runner import Runner, RunOptions, replay_spec
 from harness.specs import find_spec
@@ -113,6 +114,34 @@ def test_submit_external_change(repo: Path):
     assert "generated_runtime/tests/py/test_toy.py" in e.patch_bytes().decode()
     ok, msg = check_against_tree(repo)
     assert ok, msg
+
+
+def test_submit_is_scoped_to_the_spec_paths(repo: Path):
+    """Note [Scoped submit]: files outside the spec's paths stay pending in the working tree, untouched, and do
+    not enter the entry; the gates judge the scoped tree."""
+    spec_file = repo / "specs" / "01-toy.md"
+    spec_file.write_text(spec_file.read_text().replace(
+        'paths: ["generated_runtime/**"]', 'paths: ["generated_runtime/**", "!generated_runtime/**/extra/**"]'))
+    rt = repo / "generated_runtime"
+    (rt / "vibetensor").mkdir()
+    from tests.harness.toy_repo import PYPROJECT
+
+    (rt / "pyproject.toml").write_text(PYPROJECT)
+    (rt / "vibetensor" / "__init__.py").write_text("def add(a, b):\n    return a + b\n")
+    pending = rt / "vibetensor" / "extra" / "later.py"
+    pending.parent.mkdir()
+    pending.write_text("BROKEN = (\n")  # would fail any import-time check if it were gated with this spec
+    out = Runner(repo).submit(find_spec(repo, "01-toy"), RunOptions(message="toy add", progress=False))
+    assert out.status == "accepted", out.reason
+    patch = Ledger(repo).entries()[0].patch_bytes().decode()
+    assert "vibetensor/__init__.py" in patch and "extra/later.py" not in patch
+    assert pending.read_text() == "BROKEN = (\n"  # left alone
+    ok, _ = check_against_tree(repo)
+    assert not ok  # the pending file is not in the ledger yet
+    run_json = json.loads(next((repo / "logs" / "runs").glob("*/run.json")).read_text())
+    assert run_json["pending_outside_spec"] == ["vibetensor/extra/later.py"]
+    with pytest.raises(HarnessError, match="outside its paths"):
+        Runner(repo).submit(find_spec(repo, "01-toy"), RunOptions(message="again", progress=False))
 
 
 def test_tampered_patch_detected(repo: Path):

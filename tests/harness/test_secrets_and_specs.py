@@ -74,3 +74,25 @@ def test_repository_specs_are_valid():
     root = Path(__file__).resolve().parents[2]
     specs, problems = check_specs(root)
     assert problems == [] and specs[0].id == "01-runtime-core"
+
+
+def test_exclusion_globs_scope_a_spec():
+    from harness.specs import path_matches
+
+    globs = ["generated_runtime/**", "!generated_runtime/**/cuda/**", "!generated_runtime/cmake/cuda.cmake"]
+    assert path_matches("generated_runtime/src/vbt/core/dtype.cpp", globs)
+    assert not path_matches("generated_runtime/src/vbt/cuda/stream.cpp", globs)
+    assert not path_matches("generated_runtime/tests/py/cuda/test_x.py", globs)
+    assert not path_matches("generated_runtime/cmake/cuda.cmake", globs)
+    assert not path_matches("harness/cli.py", globs)
+    assert not path_matches("generated_runtime/x.py", ["!generated_runtime/y.py"])  # no include: nothing matches
+
+
+def test_spec_with_only_exclusions_is_reported(tmp_path):
+    from harness.specs import check_specs
+
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "01-a.md").write_text(
+        "---\nid: 01-a\ntitle: A\npaths: [\"!generated_runtime/x/**\"]\ngates: [build]\n---\nbody\n")
+    _, problems = check_specs(tmp_path)
+    assert any("01-a.md" in p and "paths" in p and "only exclusions" in p for p in problems), problems
