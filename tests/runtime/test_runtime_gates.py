@@ -1,0 +1,49 @@
+"""The runtime as it stands in this checkout, through the real gates: every gate of every spec the ledger has
+accepted (build, ctest, pytest, parity, allocator, training, ...) run once on generated_runtime/. This is how CI
+catches a runtime that no longer builds or passes from a clean clone; the ledger check (`reproduce --check`)
+separately proves that the tree is exactly the replay of accepted, gated diffs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.interfaces import GateConfig
+from harness.ledger import Ledger
+from harness.runner import Runner
+from harness.specs import load_specs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def accepted_gates(root: Path) -> list[GateConfig]:
+    """The union of the accepted specs' gates in spec order; a gate named twice keeps one config with the
+    options merged (later specs add demands, e.g. parity's backward: true)."""
+    accepted = Ledger(root).accepted_specs()
+    merged: dict[str, GateConfig] = {}
+    for spec in load_specs(root):
+        if spec.id not in accepted:
+            continue
+        for g in spec.gates:
+            if g.name in merged:
+                merged[g.name].options.update(g.options)
+            else:
+                merged[g.name] = GateConfig(g.name, dict(g.options))
+    return list(merged.values())
+
+
+def test_accepted_gates_merge_options():
+    gates = accepted_gates(ROOT)
+    names = [g.name for g in gates]
+    assert len(names) == len(set(names))
+
+
+def test_runtime_passes_every_accepted_gate():
+    gates = accepted_gates(ROOT)
+    if not gates:
+        pytest.fail("the ledger has no accepted spec: there is no runtime to check")
+    out = Runner(ROOT).validate(None, gates, progress=False)
+    failing = [f"{d['name']}: {d['status']}: {d.get('summary', '')[:2000]}" for d in out.details
+               if d["status"] != "pass"]
+    assert out.status == "ok", "\n".join(failing) or out.reason
+    assert [d["name"] for d in out.details] == [g.name for g in gates]
