@@ -144,7 +144,7 @@ class SpecInfo:
     depends_on: list[str] = field(default_factory=list)
     gates: list[str] = field(default_factory=list)
     budget: dict[str, Any] = field(default_factory=dict)
-    state: str = "pending"  # accepted | pending | blocked | missing (named as a dependency, no file)
+    state: str = "pending"  # accepted | running | pending | blocked | missing (named as a dependency, no file)
     blocked_by: list[str] = field(default_factory=list)
     problem: str | None = None
 
@@ -279,6 +279,7 @@ class RunSummary:
     last_event_type: str | None
     last_write: float | None  # epoch seconds of the newest of run.json / events.jsonl
     problems: list[str] = field(default_factory=list)
+    nop_check: dict[str, Any] = field(default_factory=dict)  # run.json's record of the gates on the unchanged tree
 
     @property
     def attempt_count(self) -> int:
@@ -357,7 +358,7 @@ def load_run_summary(run_dir: Path, now: float) -> RunSummary:
         usage=UsageTotals.from_dict(data.get("usage")),
         ledger_seq=ledger_seq if isinstance(ledger_seq, int) else None, wall_s=as_float(data.get("wall_s")),
         mode=as_str(data.get("mode")), has_run_json=has_run_json, ended=ended, half_written_events=half_written,
-        last_event_type=last_type, last_write=last_write, problems=problems)
+        last_event_type=last_type, last_write=last_write, problems=problems, nop_check=as_dict(data.get("nop_check")))
 
 
 # ------------------------------------------------------------------------------------------------ whole model
@@ -464,6 +465,10 @@ def load_model(repo_root: Path, now: float | None = None) -> Model:
         problems.append("logs/runs/ is missing: no runs recorded yet")
     runs.sort(key=lambda r: (r.started_at or "", r.run_id), reverse=True)
     specs = _spec_states(specs, {e.spec_id for e in ledger})
+    running = {r.spec_id for r in runs if r.status == "running"}
+    for spec in specs:  # a run in progress shows on a spec not yet accepted
+        if spec.id in running and spec.state in ("pending", "blocked"):
+            spec.state = "running"
     return Model(repo_root, specs, ledger, runs, _agent_totals(runs, ledger), problems)
 
 
@@ -517,6 +522,8 @@ class AttemptView:
     usage: UsageTotals
     wall_s: float | None
     from_events_only: bool  # the run crashed before run.json recorded this attempt
+    apply_notes: list[str] = field(default_factory=list)  # from "apply" events: how the proposal applied, or why not
+    proposal_ref: str | None = None  # "ledger": the proposal was recorded as the ledger patch, not in the events
 
 
 @dataclass
@@ -525,6 +532,8 @@ class RunDetail:
     attempts: list[AttemptView]
     events: int
     end_event: dict[str, Any] | None
+    nop_gates: list[GateRow] = field(default_factory=list)  # the gates run on the unchanged tree first
+    nop_passed: bool | None = None  # True: the spec's gates passed without any change (it tests nothing)
 
 
 def _read_events(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -555,6 +564,15 @@ def _gate_from_event(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _apply_note(event: dict[str, Any]) -> str:
+    if event.get("rejected"):
+        return f"rejected before gating: {as_str(event.get('rejected'), str(event.get('rejected')))}"
+    if event.get("ok") is True:
+        return f"applied ({as_str(event.get('mode'), 'mode not recorded')})"
+    feedback = as_str(event.get("feedback"))
+    return "did not apply" + (f": {feedback}" if feedback else " (no feedback recorded)")
+
+
 def _proposal_from_event(event: dict[str, Any]) -> tuple[str | None, str]:
     proposal = event.get("proposal")
     if isinstance(proposal, dict):
@@ -570,7 +588,10 @@ def load_run_detail(model: Model, run: RunSummary) -> RunDetail:
         if problem not in run.problems:
             run.problems.append(problem)
     proposals: dict[tuple[int, int], tuple[str | None, str]] = {}
+    proposal_refs: dict[tuple[int, int], str] = {}
+    applies: dict[tuple[int, int], list[str]] = {}
     event_gates: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    event_nop_gates: list[dict[str, Any]] = []
     event_attempt_status: dict[tuple[int, int], str] = {}
     end_event = None
     for event in events:
@@ -578,6 +599,12 @@ def load_run_detail(model: Model, run: RunSummary) -> RunDetail:
         kind = event.get("type")
         if kind == "proposal":
             proposals[key] = _proposal_from_event(event)
+            if isinstance(event.get("ref"), str):
+                proposal_refs[key] = event["ref"]
+        elif kind == "apply":
+            applies.setdefault(key, []).append(_apply_note(event))
+        elif kind == "gate" and event.get("nop"):
+            event_nop_gates.append(_gate_from_event(event))
         elif kind == "gate":
             event_gates.setdefault(key, []).append(_gate_from_event(event))
         elif kind == "attempt_end":
@@ -594,15 +621,23 @@ def load_run_detail(model: Model, run: RunSummary) -> RunDetail:
                                       as_str(raw.get("proposal_kind"), kind), text, as_str(raw.get("feedback")),
                                       as_list(raw.get("gates")), UsageTotals.from_dict(raw.get("usage")),
                                       as_float(raw.get("wall_s")), False))
-    for key in sorted(set(proposals) | set(event_gates)):  # attempts only the events know of (crash mid-attempt)
+    for key in sorted((set(proposals) | set(event_gates)) - {(0, 0)}):  # attempts only the events know of (a crash)
         if key in recorded:
             continue
         text, kind = proposals.get(key, (None, ""))
         status = event_attempt_status.get(key, "unfinished")
         attempts.append(_attempt_view(model, run, key, status, kind, text, "", event_gates.get(key, []),
                                       UsageTotals(), None, True))
+    for attempt in attempts:
+        key = (attempt.attempt, attempt.candidate)
+        attempt.apply_notes = applies.get(key, [])
+        attempt.proposal_ref = proposal_refs.get(key)
     attempts.sort(key=lambda a: (a.attempt, a.candidate))
-    return RunDetail(run, attempts, len(events), end_event)
+    nop = as_dict(run.nop_check)
+    nop_raw = as_list(nop.get("gates")) if "gates" in nop else event_nop_gates
+    nop_gates = [gate_row(model.repo_root, run.dir, (0, 0), GateView.from_dict(g)) for g in nop_raw]
+    nop_passed = nop.get("passed_unchanged_tree") if isinstance(nop.get("passed_unchanged_tree"), bool) else None
+    return RunDetail(run, attempts, len(events), end_event, nop_gates, nop_passed)
 
 
 def _attempt_view(model: Model, run: RunSummary, key: tuple[int, int], status: str, kind: str, text: str | None,
@@ -630,14 +665,15 @@ def gate_row(repo_root: Path, run_dir: Path | None, key: tuple[int, int], gate: 
 
 def report_kind(gate_name: str, data: Any) -> str:
     """parity | training | allocator | perf | other: by gate name first, then by the report's shape."""
-    if gate_name in REPORT_GATES:
-        return gate_name
+    base = re.split(r"[:\-_.]", gate_name, maxsplit=1)[0]
+    if base in REPORT_GATES:
+        return base
     data = as_dict(data)
-    if "results" in data:
+    if "rows" in data or "results" in data:
         return "parity"
-    if "curves" in data:
+    if "curves" in data or "workloads" in data:
         return "training"
-    if "trace" in data or "snapshot" in data:
+    if "trace" in data or "snapshot" in data or "scenarios" in data or ("steps" in data and "scenario" in data):
         return "allocator"
     if "ratios" in data:
         return "perf"
@@ -645,19 +681,24 @@ def report_kind(gate_name: str, data: Any) -> str:
 
 
 def perf_over_ledger(model: Model) -> list[tuple[LedgerEntry, dict[str, float]]]:
-    """Per ledger entry, the perf gate's ratios to PyTorch (from the gate's metrics, else its report)."""
+    """Per ledger entry, its ratios of vibetensor time to PyTorch time: the perf gate's ``ratios`` (from the gate's
+    metrics, else its report) and the training gate's step-time ratio per workload (``training <workload> step``)."""
     rows = []
     for entry in model.ledger:
         ratios: dict[str, float] = {}
         for gate in entry.gates:
-            if gate.name != "perf":
-                continue
-            source = as_dict(gate.metrics.get("ratios"))
-            if not source:
-                report = resolve_inside(model.repo_root, gate.report_path)
-                data, _ = read_json(report) if report else (None, None)
-                source = as_dict(as_dict(data).get("ratios"))
-            ratios.update({str(k): float(v) for k, v in source.items() if as_float(v) is not None})
+            if gate.name == "perf":
+                source = as_dict(gate.metrics.get("ratios"))
+                if not source:
+                    report = resolve_inside(model.repo_root, gate.report_path)
+                    data, _ = read_json(report) if report else (None, None)
+                    source = as_dict(as_dict(data).get("ratios"))
+                ratios.update({str(k): float(v) for k, v in source.items() if as_float(v) is not None})
+            elif gate.name == "training":
+                for workload, metrics in gate.metrics.items():
+                    ratio = as_float(as_dict(metrics).get("step_time_ratio"))
+                    if ratio is not None and math.isfinite(ratio):
+                        ratios[f"training {workload} step"] = ratio
         if ratios:
             rows.append((entry, ratios))
     return rows

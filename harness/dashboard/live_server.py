@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
+import os
+import shutil
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,6 +65,19 @@ def render_path(repo_root: Path, rel_path: str) -> str | None:
     return None
 
 
+def raw_log_path(repo_root: Path, rel_path: str) -> Path | None:
+    """The gate log behind ``runs/RUN/raw-KEY.log``, found through the run's gate records (never the URL)."""
+    parts = rel_path.split("/")
+    if len(parts) != 3:
+        return None
+    model = dm.load_model(repo_root)
+    site = Site(model, live=True)
+    run = site.run_pages.get(parts[1])
+    if run is None:
+        return None
+    return site.run_raw_logs(run, dm.load_run_detail(model, run)).get(rel_path)
+
+
 def make_handler(repo_root: Path) -> type[BaseHTTPRequestHandler]:
     static_files = {p.name: p for p in (PACKAGE_DIR / "static").iterdir() if p.is_file()}
 
@@ -81,6 +96,17 @@ def make_handler(repo_root: Path) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def _send_file(self, path: Path, content_type: str) -> None:
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                self.send_response(HTTPStatus.OK)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(size))
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("X-Content-Type-Options", "nosniff")
+                self.end_headers()
+                shutil.copyfileobj(fh, self.wfile, 1024 * 1024)
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             url = urlsplit(self.path)
             rel_path = url.path.lstrip("/") or "index.html"
@@ -95,6 +121,10 @@ def make_handler(repo_root: Path) -> type[BaseHTTPRequestHandler]:
                     path = static_files[rel_path[len("static/"):]]
                     kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
                     return self._send(HTTPStatus.OK, path.read_bytes(), kind + "; charset=utf-8")
+                if rel_path.startswith("runs/") and rel_path.endswith(".log"):
+                    source = raw_log_path(repo_root, rel_path)
+                    if source is not None:
+                        return self._send_file(source, "text/plain; charset=utf-8")
                 html = render_path(repo_root, rel_path)
             except Exception as exc:  # a page that cannot be rendered says why instead of dropping the connection
                 message = f"the dashboard could not render {rel_path}: {type(exc).__name__}: {exc}"

@@ -7,28 +7,32 @@ Policy:
   ``svg_charts``. Agent output (proposals, logs, summaries, feedback) is therefore always shown as text.
 - Links are relative (``root`` is the way back to the site root), so the site works from ``file://`` offline.
 - Sizes are capped so one bad log cannot blow a page up: logs (``data_model.LOG_TRUNCATE_BYTES``), proposals
-  (``DIFF_MAX_LINES``), parity rows (``PARITY_MAX_ROWS``), raw JSON (``RAW_JSON_MAX_CHARS``), each with a note.
+  (``DIFF_MAX_LINES``), parity rows and raw JSON (``report_views``), each with a note. A cut log's full file
+  ships next to its page as ``raw-KEY.log`` (up to ``RAW_LOG_MAX_BYTES``) and the note links to it.
+- The only other ``Markup`` built here is ``status_badge``/``agent_model``, from escaped text.
 """
 from __future__ import annotations
 
 import functools
-import json
 import math
 import shutil
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import quote
 from pathlib import Path
 from typing import Any, Callable
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from harness.dashboard import data_model as dm
 from harness.dashboard import svg_charts as svg
+from harness.dashboard.report_views import report_view
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DIFF_MAX_LINES = 20_000
-PARITY_MAX_ROWS = 5_000
-RAW_JSON_MAX_CHARS = 200_000
+WRITER_BACKLOG = 32
+WRITER_THREADS = 1  # one writer thread overlaps file creation with rendering; more only adds GIL contention
 
 
 # ------------------------------------------------------------------------------------------------ formatting
@@ -75,7 +79,8 @@ def fmt_bytes(value: Any) -> str:
 
 
 def status_badge(value: Any) -> Markup:
-    return Markup('<span class="status status-{0}">{0}</span>').format(value)
+    text = escape(str(value))
+    return Markup(f'<span class="status status-{text}">{text}</span>')
 
 
 def agent_model(agent: Any, model: Any) -> Markup:
@@ -117,142 +122,6 @@ def diff_lines(text: str | None) -> tuple[list[tuple[str, str]], int]:
     return out, cut
 
 
-# ------------------------------------------------------------------------------------------------ report views
-
-
-def _finite(value: Any) -> float | None:
-    number = dm.as_float(value)
-    return number if number is not None and math.isfinite(number) else None
-
-
-def _parity_view(data: dict[str, Any]) -> dict[str, Any]:
-    device = dm.as_str(data.get("device"), "?")
-    rows = [r for r in dm.as_list(data.get("results")) if isinstance(r, dict)]
-
-    def badness(row: dict[str, Any]) -> tuple[int, float]:
-        ok = row.get("status") == "pass"
-        errs = [(_finite(row.get("max_abs_err")), _finite(row.get("atol"))),
-                (_finite(row.get("max_rel_err")), _finite(row.get("rtol")))]
-        ratio = max((e / t if t else (math.inf if e else 0.0)) for e, t in errs if e is not None and t is not None) \
-            if any(e is not None and t is not None for e, t in errs) else 0.0
-        return (1 if ok else 0, -ratio)
-
-    rows.sort(key=badness)
-    matrix: dict[str, dict[str, list[int]]] = {}
-    dtypes: list[str] = []
-    for row in rows:
-        dtype = dm.as_str(row.get("dtype"), "?")
-        if dtype not in dtypes:
-            dtypes.append(dtype)
-        cell = matrix.setdefault(dm.as_str(row.get("op"), "?"), {}).setdefault(dtype, [0, 0])
-        cell[0] += row.get("status") == "pass"
-        cell[1] += 1
-    failures = sum(1 for r in rows if r.get("status") != "pass")
-    shown = rows[:PARITY_MAX_ROWS]
-    return {"device": device, "seed": data.get("seed"), "totals": dm.as_dict(data.get("totals")),
-            "rows": [{**r, "device": dm.as_str(r.get("device"), device)} for r in shown],
-            "rows_cut": len(rows) - len(shown), "failures": failures, "count": len(rows),
-            "dtypes": sorted(dtypes), "matrix": sorted(matrix.items())}
-
-
-def _series_from(values: Any) -> list[tuple[float, float]]:
-    points = []
-    for i, v in enumerate(dm.as_list(values)):
-        number = dm.as_float(v)
-        if number is not None:
-            points.append((float(i), number))
-    return points
-
-
-def _training_view(data: dict[str, Any]) -> dict[str, Any]:
-    curves = dm.as_dict(data.get("curves"))
-    charts = []
-    for metric, label in (("loss", "loss"), ("step_time_s", "step time (s)")):
-        series = [svg.Series(f"{framework} {metric}", _series_from(dm.as_dict(curve).get(metric)),
-                             dashed=framework == "torch")
-                  for framework, curve in sorted(curves.items()) if dm.as_dict(curve).get(metric) is not None]
-        if series:
-            charts.append(svg.line_chart(series, f"{label}: vibetensor vs PyTorch", "step", label,
-                                         y_from_zero=metric == "step_time_s"))
-    memory = dm.as_dict(data.get("memory"))
-    memory_series = [svg.Series(k, _series_from(v)) for k, v in sorted(memory.items()) if isinstance(v, list)]
-    if memory_series:
-        charts.append(svg.line_chart(memory_series, "memory", "step", "bytes"))
-    windows = [w for w in dm.as_list(data.get("windows")) if isinstance(w, dict)]
-    window_keys = sorted({k for w in windows for k in w})
-    return {"workload": data.get("workload"), "steps": data.get("steps"), "tolerance": data.get("tolerance"),
-            "step_time_ratio": data.get("step_time_ratio"), "charts": charts, "windows": windows,
-            "window_keys": window_keys, "memory_scalars": {k: v for k, v in memory.items() if not isinstance(v, list)},
-            "missing_curves": [f for f in ("torch", "vibetensor") if f not in curves]}
-
-
-def _allocator_view(data: dict[str, Any]) -> dict[str, Any]:
-    trace = [t for t in dm.as_list(data.get("trace")) if isinstance(t, dict)]
-    charts = []
-    if trace:
-        series = []
-        for key in ("allocated", "reserved"):
-            pts = [(dm.as_float(t.get("t")) if dm.as_float(t.get("t")) is not None else float(i), dm.as_float(t.get(key)))
-                   for i, t in enumerate(trace)]
-            series.append(svg.Series(key, [(x, y) for x, y in pts if y is not None]))
-        charts.append(svg.line_chart(series, "allocated and reserved bytes over the scenario", "t", "bytes",
-                                     y_from_zero=True))
-    fragmentation = data.get("fragmentation")
-    if isinstance(fragmentation, list):
-        charts.append(svg.line_chart([svg.Series("fragmentation", _series_from(
-            [f.get("value") if isinstance(f, dict) else f for f in fragmentation]))], "fragmentation", "sample", "ratio"))
-        fragmentation = None
-    segments = [s for s in dm.as_list(dm.as_dict(data.get("snapshot")).get("segments")) if isinstance(s, dict)]
-    bars = []
-    for i, seg in enumerate(segments[:200]):
-        size = next((dm.as_float(seg.get(k)) for k in ("total_size", "size", "bytes") if dm.as_float(seg.get(k))
-                     is not None), None)
-        if size is not None:
-            label = f"#{i} " + " ".join(f"{k}={seg[k]}" for k in ("device", "stream", "pool") if k in seg)
-            bars.append((label, size, None))
-            used = next((dm.as_float(seg.get(k)) for k in ("allocated_size", "allocated", "used")
-                         if dm.as_float(seg.get(k)) is not None), None)
-            if used is not None:
-                bars.append((f"#{i} allocated", used, "#e65100"))
-    if bars:
-        charts.append(svg.bar_chart(bars, "snapshot segments", "bytes"))
-    segment_keys = sorted({k for s in segments for k in s if not isinstance(s[k], (list, dict))})
-    return {"scenario": data.get("scenario"), "charts": charts, "fragmentation": fragmentation,
-            "trace_points": len(trace), "segments": segments[:500], "segment_keys": segment_keys,
-            "segments_cut": max(0, len(segments) - 500)}
-
-
-def _perf_view(data: dict[str, Any]) -> dict[str, Any]:
-    ratios = {str(k): dm.as_float(v) for k, v in dm.as_dict(data.get("ratios")).items()}
-    bars = [(k, v, "#c62828" if v > 1.0 else "#2e7d32") for k, v in sorted(ratios.items()) if v is not None]
-    return {"ratios": sorted(ratios.items()), "chart": svg.bar_chart(bars, "time ratio to PyTorch", "lower is better")}
-
-
-REPORT_VIEWS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "parity": _parity_view, "training": _training_view, "allocator": _allocator_view, "perf": _perf_view}
-
-
-def report_view(gate_name: str, path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {"kind": "missing", "problem": "no report file was written for this gate (or it is missing)"}
-    data, problem = dm.read_json(path)
-    if problem:
-        return {"kind": "missing", "problem": problem}
-    kind = dm.report_kind(gate_name, data)
-    view: dict[str, Any] = {"kind": kind, "problem": None}
-    if not isinstance(data, dict):
-        view.update(kind="other", problem="the report is not a JSON object")
-    elif kind in REPORT_VIEWS:
-        try:
-            view.update(REPORT_VIEWS[kind](data))
-        except Exception as exc:  # an unexpected shape: show the raw JSON and say why the view failed
-            view.update(kind="other", problem=f"could not read this {kind} report: {type(exc).__name__}: {exc}")
-    raw = json.dumps(data, indent=1, default=str)
-    view["raw"] = raw[:RAW_JSON_MAX_CHARS]
-    view["raw_cut"] = max(0, len(raw) - RAW_JSON_MAX_CHARS)
-    return view
-
-
 # ------------------------------------------------------------------------------------------------ pages
 
 
@@ -280,9 +149,13 @@ class Site:
         self.live = live
         self.env = make_environment()
         self.run_pages = {run_dir_name(r): r for r in model.runs}
+        self._templates: dict[str, jinja2.Template] = {}
 
     def _render(self, template: str, depth: int, watch: str, **context: Any) -> str:
-        return self.env.get_template(template).render(
+        compiled = self._templates.get(template)
+        if compiled is None:
+            compiled = self._templates[template] = self.env.get_template(template)
+        return compiled.render(
             root="../" * depth, live=self.live, watch=watch, problems=self.model.problems, model=self.model,
             run_href=lambda rid: self.run_href(rid, depth), **context)
 
@@ -305,13 +178,22 @@ class Site:
         """Gate logs and reports of one run (known only after its detail is read)."""
         base = f"runs/{run_dir_name(run)}"
         pages: dict[str, Callable[[], str]] = {}
-        for attempt in detail.attempts:
-            for row in attempt.gates:
-                if row.log_file:
-                    pages[f"{base}/log-{row.key}.html"] = lambda row=row: self.log_page(run, row)
-                if row.report_file or row.gate.name in dm.REPORT_GATES:
-                    pages[f"{base}/report-{row.key}.html"] = lambda row=row: self.report_page(run, row)
+        for row in [row for attempt in detail.attempts for row in attempt.gates] + detail.nop_gates:
+            if row.log_file:
+                pages[f"{base}/log-{row.key}.html"] = lambda row=row: self.log_page(run, row)
+            if row.report_file or row.gate.name in dm.REPORT_GATES:
+                pages[f"{base}/report-{row.key}.html"] = lambda row=row: self.report_page(run, row)
         return pages
+
+    def run_raw_logs(self, run: dm.RunSummary, detail: dm.RunDetail) -> dict[str, Path]:
+        """Full copies of the gate logs that the log pages cut (``raw-KEY.log``), by site path: the static site
+        ships them next to the page, the live server streams them; logs above ``RAW_LOG_MAX_BYTES`` are named only."""
+        base = f"runs/{run_dir_name(run)}"
+        out = {}
+        for row in [row for attempt in detail.attempts for row in attempt.gates] + detail.nop_gates:
+            if row.log_file and raw_log_shipped(row.log_file):
+                out[f"{base}/raw-{row.key}.log"] = row.log_file
+        return out
 
     # -- pages
 
@@ -323,7 +205,22 @@ class Site:
         agents = sorted({r.agent for r in m.runs} | {e.agent for e in m.ledger})
         statuses = sorted({r.status for r in m.runs} | ({"accepted"} if m.ledger else set()))
         return self._render("overview.html.j2", 0, "*", title="Overview", graph=graph, spec_ids=spec_ids,
-                            agents=agents, statuses=statuses, ledger=list(reversed(m.ledger)))
+                            agents=agents, statuses=statuses, ledger=list(reversed(m.ledger)),
+                            timeline=self.ledger_timeline())
+
+    def ledger_timeline(self) -> Markup | None:
+        """The ledger as dots over time, one lane per spec; green when every recorded gate passed."""
+        points = []
+        for e in self.model.ledger:
+            stamp = dm.parse_time(e.created_at)
+            gates = " ".join(f"{g.name}:{g.status}" for g in e.gates) or "no gates recorded"
+            label = (f"#{e.seq} {e.spec_id} · {e.agent}/{e.model or 'no model'} · {gates} · "
+                     f"{e.usage.input_tokens:,}/{e.usage.output_tokens:,} tokens · {fmt_usage_cost(e.usage)} · "
+                     f"{fmt_seconds(e.wall_s)}")
+            ok = bool(e.gates) and all(g.status == "pass" for g in e.gates)
+            points.append((stamp.timestamp() if stamp else math.nan, e.spec_id, label,
+                           svg.STATE_COLOURS["accepted"] if ok else "#e65100", f"ledger/{e.seq:04d}.html"))
+        return svg.timeline(points, "ledger timeline (one lane per spec)") if points else None
 
     def run_page(self, run: dm.RunSummary, detail: dm.RunDetail | None = None) -> str:
         detail = detail or dm.load_run_detail(self.model, run)
@@ -331,7 +228,7 @@ class Site:
         for attempt in detail.attempts:
             lines, cut = diff_lines(attempt.proposal_text)
             attempts.append({"view": attempt, "diff": lines, "diff_cut": cut})
-        report_keys = {row.key for a in detail.attempts for row in a.gates
+        report_keys = {row.key for row in [r for a in detail.attempts for r in a.gates] + detail.nop_gates
                        if row.report_file or row.gate.name in dm.REPORT_GATES}
         ledger_entry = next((e for e in self.model.ledger if e.run_id == run.run_id), None)
         return self._render("run.html.j2", 2, run.dir.name, title=f"Run {run.run_id}", run=run, detail=detail,
@@ -339,11 +236,12 @@ class Site:
 
     def log_page(self, run: dm.RunSummary, row: dm.GateRow) -> str:
         log = dm.read_log(row.log_file, self.model.repo_root) if row.log_file else None
+        raw = f"raw-{row.key}.log" if log and log.truncated and raw_log_shipped(row.log_file) else None
         return self._render("log.html.j2", 2, run.dir.name, title=f"{row.gate.name} log, {run.run_id}", run=run,
-                            row=row, log=log)
+                            row=row, log=log, raw_href=raw)
 
     def report_page(self, run: dm.RunSummary | None, row: dm.GateRow, depth: int = 2) -> str:
-        view = report_view(row.gate.name, row.report_file)
+        view = report_view(row.gate.name, row.report_file, self.model.repo_root)
         return self._render("report.html.j2", depth, run.dir.name if run else "*",
                             title=f"{row.gate.name} report, {run.run_id if run else 'ledger'}", run=run, row=row,
                             view=view)
@@ -364,8 +262,8 @@ class Site:
         series = [svg.Series(n, [(float(e.seq), r[n]) for e, r in rows if n in r]) for n in names]
         chart = svg.line_chart(series, "time ratio to PyTorch per ledger entry (lower is better)", "ledger entry",
                                "ratio", y_from_zero=True)
-        return self._render("perf.html.j2", 0, "*", title="Performance over the ledger", rows=rows, names=names,
-                            chart=chart)
+        return self._render("perf.html.j2", 0, "*", title="Performance over the ledger", rows=perf_cells(rows, names),
+                            names=names, chart=chart, threshold=REGRESSION_THRESHOLD)
 
     def reports_page(self) -> str:
         listing = []
@@ -378,8 +276,45 @@ class Site:
                         stem = dm.safe_name(f"A{key[0]}-C{key[1]}-{gate.name}")
                         listing.append({"run": run, "gate": gate, "attempt": key,
                                         "href": f"runs/{name}/report-{stem}.html"})
-        listing.sort(key=lambda x: (x["gate"].name, x["run"].started_at), reverse=False)
-        return self._render("reports.html.j2", 0, "*", title="Gate reports", listing=listing)
+        listing.sort(key=lambda x: (x["run"].started_at, x["run"].run_id, x["attempt"]), reverse=True)
+        listing.sort(key=lambda x: x["gate"].name)  # stable: per gate, newest run first
+        return self._render("reports.html.j2", 0, "*", title="Gate reports", listing=listing,
+                            gate_names=sorted({x["gate"].name for x in listing}),
+                            spec_ids=sorted({x["run"].spec_id for x in listing}),
+                            agents=sorted({x["run"].agent for x in listing}),
+                            statuses=sorted({x["gate"].status for x in listing}))
+
+
+RAW_LOG_MAX_BYTES = 512 * 1024 * 1024  # a cut log up to this size is shipped in full next to its page
+
+
+def raw_log_shipped(path: Path) -> bool:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    return dm.LOG_TRUNCATE_BYTES < size <= RAW_LOG_MAX_BYTES
+
+
+REGRESSION_THRESHOLD = 1.10  # a ratio this many times the previous entry's for the same measure is flagged
+
+
+def perf_cells(rows: list[tuple[dm.LedgerEntry, dict[str, float]]], names: list[str]) -> list[dict[str, Any]]:
+    """Per ledger entry, per measure: the ratio and, against the previous entry that measured it, the change; a
+    rise past ``REGRESSION_THRESHOLD`` is a regression, flagged at the entry (the diff) that caused it."""
+    previous: dict[str, tuple[int, float]] = {}
+    out = []
+    for entry, ratios in rows:
+        cells = []
+        for name in names:
+            value = ratios.get(name)
+            before = previous.get(name)
+            regressed = bool(value is not None and before and before[1] > 0 and value > before[1] * REGRESSION_THRESHOLD)
+            cells.append({"value": value, "before": before, "regressed": regressed})
+            if value is not None:
+                previous[name] = (entry.seq, value)
+        out.append({"entry": entry, "cells": cells, "regressed": any(c["regressed"] for c in cells)})
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ static site
@@ -403,19 +338,42 @@ def write_page(out_dir: Path, rel_path: str, html: str, made_dirs: set[Path] | N
 
 
 def build_site(repo_root: Path, out_dir: Path) -> Path:
-    """Build the static dashboards of ``repo_root`` into ``out_dir``; returns the overview's index.html."""
+    """Build the static dashboards of ``repo_root`` into ``out_dir``; returns the overview's index.html.
+
+    Pages are rendered in this thread and written by a writer thread (one job per run folder, at most
+    ``WRITER_BACKLOG`` jobs pending so memory stays bounded), so slow file creation on a busy disk overlaps with
+    rendering. A write error is raised here."""
     repo_root, out_dir = Path(repo_root), Path(out_dir)
     model = dm.load_model(repo_root)
     site = Site(model, live=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     copy_static(out_dir)
-    made_dirs: set[Path] = set()
-    for rel_path, render in site.page_table().items():
-        if not rel_path.startswith("runs/"):
-            write_page(out_dir, rel_path, render(), made_dirs)
-    for name, run in site.run_pages.items():  # each run's events are read once for its page, logs and reports
-        detail = dm.load_run_detail(model, run)
-        write_page(out_dir, f"runs/{name}/index.html", site.run_page(run, detail), made_dirs)
-        for rel_path, render in site.run_subpages(run, detail).items():
-            write_page(out_dir, rel_path, render(), made_dirs)
+    with ThreadPoolExecutor(max_workers=WRITER_THREADS) as pool:
+        pending: deque[Future] = deque()
+
+        def submit(pages: list[tuple[str, str]]) -> None:
+            pending.append(pool.submit(_write_pages, out_dir, pages))
+            while len(pending) > WRITER_BACKLOG:
+                pending.popleft().result()
+
+        submit([(rel, render()) for rel, render in site.page_table().items() if not rel.startswith("runs/")])
+        for name, run in site.run_pages.items():  # each run's events are read once for its page, logs and reports
+            detail = dm.load_run_detail(model, run)
+            pages = [(f"runs/{name}/index.html", site.run_page(run, detail))]
+            pages += [(rel, render()) for rel, render in site.run_subpages(run, detail).items()]
+            pages += [(rel, source) for rel, source in site.run_raw_logs(run, detail).items()]
+            submit(pages)
+        while pending:
+            pending.popleft().result()
     return out_dir / "index.html"
+
+
+def _write_pages(out_dir: Path, pages: list[tuple[str, str | Path]]) -> None:
+    """Write rendered pages (str) and copy full logs (Path) into the site."""
+    made_dirs: set[Path] = set()
+    for rel_path, content in pages:
+        if isinstance(content, Path):
+            (out_dir / rel_path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(content, out_dir / rel_path)
+        else:
+            write_page(out_dir, rel_path, content, made_dirs)

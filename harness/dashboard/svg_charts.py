@@ -7,6 +7,7 @@ Non-finite values (NaN, inf) are dropped from lines and counted in the chart's n
 """
 from __future__ import annotations
 
+import datetime as _dt
 import math
 from dataclasses import dataclass
 from html import escape
@@ -45,14 +46,39 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [first + i * step for i in range(int((high - first) / step) + 1)]
 
 
+MAX_POINTS = 1200  # per series: longer series are reduced to each bucket's first, lowest and highest point
+
+
+def decimate(points: list[tuple[float, float]], limit: int = MAX_POINTS) -> list[tuple[float, float]]:
+    """At most about ``limit`` points that keep the series' peaks and dips (min/max per bucket, in x order)."""
+    if len(points) <= limit:
+        return points
+    per = math.ceil(len(points) / (limit // 3))
+    out = []
+    for start in range(0, len(points), per):
+        bucket = points[start:start + per]
+        keep = {0, min(range(len(bucket)), key=lambda i: bucket[i][1]),
+                max(range(len(bucket)), key=lambda i: bucket[i][1])}
+        out += [bucket[i] for i in sorted(keep)]
+    return out
+
+
+def _bytes_tick(value: float) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.4g} B"
+
+
 def line_chart(series: Sequence[Series], title: str, x_label: str, y_label: str, width: int = 720,
-               height: int = 300, y_from_zero: bool = False) -> Markup:
+               height: int = 300, y_from_zero: bool = False, y_bytes: bool = False) -> Markup:
+    y_tick = _bytes_tick if y_bytes else _num
     clean = []
     dropped = 0
     for s in series:
         pts = [(float(x), float(y)) for x, y in s.points if math.isfinite(x) and math.isfinite(y)]
         dropped += len(s.points) - len(pts)
-        clean.append((s, pts))
+        clean.append((s, decimate(pts)))
     all_pts = [p for _, pts in clean for p in pts]
     left, right, top, bottom = 64, 16, 28, 44
     legend_h = 18 * ((len(series) + 2) // 3)
@@ -83,7 +109,7 @@ def line_chart(series: Sequence[Series], title: str, x_label: str, y_label: str,
     out.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>')
     for t in _ticks(y0, y1):
         out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" stroke="#e0e0e0"/>'
-                   f'<text x="{left - 4}" y="{sy(t) + 4:.1f}" font-size="11" text-anchor="end">{_num(t)}</text>')
+                   f'<text x="{left - 4}" y="{sy(t) + 4:.1f}" font-size="11" text-anchor="end">{y_tick(t)}</text>')
     for t in _ticks(x0, x1):
         out.append(f'<text x="{sx(t):.1f}" y="{top + plot_h + 14}" font-size="11" text-anchor="middle">'
                    f'{_num(t)}</text>')
@@ -169,8 +195,6 @@ def dependency_graph(specs: Sequence, link_for: Callable[[str], str]) -> Markup:
            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#777"/></marker></defs>']
     legend_x = pad
     for state, colour in STATE_COLOURS.items():
-        if state == "running":
-            continue
         out.append(f'<rect x="{legend_x}" y="6" width="12" height="12" fill="{colour}"/>'
                    f'<text x="{legend_x + 16}" y="16" font-size="12">{state}</text>')
         legend_x += 100
@@ -198,5 +222,83 @@ def dependency_graph(specs: Sequence, link_for: Callable[[str], str]) -> Markup:
                    f'<rect x="{x}" y="{y}" width="8" height="{box_h}" rx="3" fill="{colour}"/>'
                    f'<text x="{x + 14}" y="{y + 17}" font-size="12" font-weight="bold">{_e(label)}</text>'
                    f'<text x="{x + 14}" y="{y + 32}" font-size="11" fill="{colour}">{_e(s.state)}</text></a>')
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def stacked_bar_chart(bars: Sequence[tuple[str, Sequence[tuple[str, float, str]]]], title: str, value_label: str,
+                      width: int = 720, bar_h: int = 16) -> Markup:
+    """Horizontal stacked bars: (label, [(part name, value, colour), ...]); one scale for all bars, a legend of the
+    part names. Used for allocator segments split into allocated / pending / free blocks."""
+    clean = [(label, [(n, float(v), c) for n, v, c in parts if math.isfinite(float(v)) and float(v) > 0])
+             for label, parts in bars]
+    left, right, top = 220, 90, 44
+    height = top + max(1, len(clean)) * (bar_h + 6) + 12
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}"><title>{_e(title)}</title>',
+           f'<text x="8" y="16" font-size="13" font-weight="bold">{_e(title)} ({_e(value_label)})</text>']
+    legend = {}
+    for _, parts in clean:
+        for name, _, colour in parts:
+            legend.setdefault(name, colour)
+    for i, (name, colour) in enumerate(legend.items()):
+        out.append(f'<rect x="{8 + i * 110}" y="24" width="12" height="12" fill="{_e(colour)}" stroke="#999"/>'
+                   f'<text x="{24 + i * 110}" y="34" font-size="12">{_e(name)}</text>')
+    totals = [sum(v for _, v, _ in parts) for _, parts in clean]
+    if not clean or max(totals, default=0) <= 0:
+        out.append(f'<text x="8" y="{top + 14}" font-size="13" fill="#666">no data</text></svg>')
+        return Markup("".join(out))
+    scale = (width - left - right) / max(totals)
+    for i, ((label, parts), total) in enumerate(zip(clean, totals)):
+        y = top + i * (bar_h + 6)
+        short = label if len(label) <= 32 else label[:31] + "…"
+        out.append(f'<text x="{left - 6}" y="{y + bar_h - 4}" font-size="11" text-anchor="end">{_e(short)}</text>')
+        x = float(left)
+        for name, value, colour in parts:
+            w = value * scale
+            out.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{_e(colour)}" '
+                       f'stroke="#fff" stroke-width="0.5"><title>{_e(label)} {_e(name)}: {_num(value)}</title></rect>')
+            x += w
+        out.append(f'<text x="{x + 4:.1f}" y="{y + bar_h - 4}" font-size="11">{_num(total)}</text>')
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def timeline(points: Sequence[tuple[float, str, str, str, str]], title: str, width: int = 900) -> Markup:
+    """The ledger over time: (epoch seconds, lane, label, colour, link) per entry; one lane (row) per spec, time on
+    the x axis, each entry a linked dot labelled with its number."""
+    lanes = list(dict.fromkeys(lane for _, lane, _, _, _ in points))
+    left, right, top, lane_h = 170, 24, 30, 26
+    height = top + max(1, len(lanes)) * lane_h + 30
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}"><title>{_e(title)}</title>',
+           f'<text x="8" y="16" font-size="13" font-weight="bold">{_e(title)}</text>']
+    times = [t for t, *_ in points if math.isfinite(t)]
+    if not times:
+        out.append(f'<text x="8" y="{top + 16}" font-size="13" fill="#666">no dated entries</text></svg>')
+        return Markup("".join(out))
+    t0, t1 = min(times), max(times)
+    span = (t1 - t0) or 1.0
+    plot_w = width - left - right
+
+    def sx(t: float) -> float:
+        return left + (t - t0) / span * plot_w if t1 > t0 else left + plot_w / 2
+
+    for i, lane in enumerate(lanes):
+        y = top + i * lane_h + lane_h / 2
+        short = lane if len(lane) <= 26 else lane[:25] + "…"
+        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y}" y2="{y}" stroke="#eceff1"/>'
+                   f'<text x="{left - 8}" y="{y + 4}" font-size="11" text-anchor="end">{_e(short)}</text>')
+    for t, anchor in ((t0, "start"), (t1, "end")) if t1 > t0 else ((t0, "middle"),):
+        stamp = _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        out.append(f'<text x="{sx(t):.1f}" y="{height - 8}" font-size="11" text-anchor="{anchor}">{stamp}</text>')
+    for t, lane, label, colour, link in points:
+        if not math.isfinite(t):
+            continue
+        y = top + lanes.index(lane) * lane_h + lane_h / 2
+        out.append(f'<a href="{_e(link)}" class="timeline-entry"><title>{_e(label)}</title>'
+                   f'<circle cx="{sx(t):.1f}" cy="{y}" r="6" fill="{_e(colour)}"/>'
+                   f'<text x="{sx(t):.1f}" y="{y - 8}" font-size="10" text-anchor="middle">'
+                   f'{_e(label.split(" ")[0])}</text></a>')
     out.append("</svg>")
     return Markup("".join(out))

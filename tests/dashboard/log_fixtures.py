@@ -142,7 +142,9 @@ PERF_REPORT = {"ratios": {"step_time": 1.4, "matmul": 0.95}}
 
 def make_demo_repo(repo: Path) -> dict[str, Any]:
     """A small repository with every page kind: 4 specs (one blocked), 2 ledger entries, an accepted run with all
-    report kinds, a rejected run with a hostile proposal, a crashed run and a run still in progress."""
+    report kinds (parity in the older "results" shape, training and allocator as the real gates write them), a
+    rejected run with a hostile proposal, and a crashed run."""
+    from .report_fixtures import allocator_trace, training_report
     write_spec(repo, "01-core", title="Core tensors")
     write_spec(repo, "02-ops", ["01-core"], title="Elementwise ops")
     write_spec(repo, "03-autograd", ["02-ops"], title="Autograd")
@@ -153,8 +155,8 @@ def make_demo_repo(repo: Path) -> dict[str, Any]:
     at2 = {"attempt": 2, "run_dir": run_dir, "repo": repo}
     gates = [gate("build", log="cmake ...\nbuild ok\n", **at2),
              gate("parity", "pass", "3 cases, 1 failing (allowed)", report=PARITY_REPORT, log="parity log\n", **at2),
-             gate("training", report=TRAINING_REPORT, **at2),
-             gate("allocator", report=ALLOCATOR_REPORT, **at2),
+             gate("training", report=training_report(), **at2),  # the real gates' shapes (report_fixtures)
+             gate("allocator", report=allocator_trace(), **at2),
              gate("perf", report=PERF_REPORT, metrics={"ratios": PERF_REPORT["ratios"]}, **at2)]
     fail_gates = [gate("build", "fail", "error: expected ';' before '}' token", attempt=1, run_dir=run_dir,
                        repo=repo, log="FAILED: src/add.cpp\nerror: expected ';'\n")]

@@ -48,6 +48,8 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.errors = []
+    page.requests = []  # every URL the pages asked for: nothing may leave the file system / the local server
+    page.on("request", lambda request: page.requests.append(request.url))
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))
     page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
     yield page
@@ -134,7 +136,21 @@ def test_static_site_from_the_file_system(page, demo_repo, tmp_path, artifacts_d
     page.goto((index.parent / "perf.html").as_uri())
     assert "step_time" in page.locator("#perf-table").inner_text()
     shot(page, artifacts_dir, "static-perf")
+
+    # the reports listing filters by gate from a link; the ledger timeline's dots open their entries
+    page.goto((index.parent / "reports.html").as_uri() + "?gate=training")
+    assert page.locator("select[name=gate]").input_value() == "training"
+    visible = page.locator("#reports-table tbody tr:visible")
+    assert visible.count() == 1 and visible.first.locator("td").first.inner_text() == "training"
+    shot(page, artifacts_dir, "static-reports-filtered")
+    page.goto(index.as_uri())
+    page.locator('#ledger-timeline a[href="ledger/0001.html"]').click()
+    page.wait_for_url("**/ledger/0001.html")
+    assert page.locator("h1").inner_text() == "Ledger entry #1: 01-core"
+    assert "+line 1" in page.locator("pre.diff").inner_text()
+    shot(page, artifacts_dir, "static-ledger-entry")
     assert page.errors == []
+    assert page.requests and all(url.startswith(("file://", "data:")) for url in page.requests), page.requests
 
 
 def test_live_server_updates_a_running_run(page, demo_repo, artifacts_dir):
@@ -171,6 +187,7 @@ def test_live_server_updates_a_running_run(page, demo_repo, artifacts_dir):
         assert "ld: undefined reference" in page.locator("#log-text").inner_text()
         shot(page, artifacts_dir, "live-gate-log")
         assert page.errors == []
+        assert all(url.startswith((base + "/", "data:")) for url in page.requests), page.requests
     finally:
         server.shutdown()
         server.server_close()

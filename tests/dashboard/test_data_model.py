@@ -202,3 +202,13 @@ def test_reports_missing_or_unknown(tmp_path, demo_repo):
     assert dm.read_json(report)[1] is None
     report.unlink()
     assert "missing" in dm.read_json(report)[1]
+
+
+def test_a_run_in_progress_marks_its_pending_spec_running(demo_repo):
+    repo, _ = demo_repo
+    write_run(repo, "20990101-000000-03-autograd-run", "03-autograd", ended=False, attempts=[])
+    write_run(repo, "20990101-000001-02-ops-run", "02-ops", ended=False, attempts=[])
+    states = {s.id: s.state for s in dm.load_model(repo, now=time.time()).specs}
+    assert states["03-autograd"] == "running"  # pending before the run
+    assert states["02-ops"] == "accepted"  # an accepted spec stays accepted while it runs again
+    assert states["04-cuda"] == "blocked"

@@ -71,3 +71,43 @@ def test_state_signature_follows_the_run_and_new_runs_appear(live):
     assert status == 200 and "20990101-000000-new-run" in html and "status-running" in html
     status, html = get(f"{base}/runs/{run_dir.name}/index.html")
     assert status == 200 and "still building" in html
+
+
+def test_live_server_on_an_empty_repository(tmp_path):
+    server = make_server(tmp_path, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        status, html = get(base + "/index.html")
+        assert status == 200 and "No runs recorded" in html and "logs/ledger/ is missing" in html
+        assert get(base + "/perf.html")[0] == 200 and get(base + "/reports.html")[0] == 200
+        assert json.loads(get(base + "/api/state.json")[1])["signature"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_full_log_of_a_cut_log_is_served_and_nothing_else(tmp_path):
+    from harness.dashboard import data_model as dm
+
+    repo = tmp_path / "repo"
+    run_dir = repo / "logs/runs/big"
+    huge = "first\n" + "z" * (dm.LOG_TRUNCATE_BYTES + 10) + "\nlast\n"
+    write_run(repo, "big", "s", attempts=[attempt_summary(1, [gate("build", "fail", run_dir=run_dir, repo=repo,
+                                                                     log=huge),
+                                                                gate("pytest", "fail", run_dir=run_dir, repo=repo,
+                                                                     log="small\n")])])
+    server = make_server(repo, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/runs/big"
+        status, page = get(base + "/log-A1-C1-build.html")
+        assert status == 200 and 'href="raw-A1-C1-build.log"' in page
+        status, body = get(base + "/raw-A1-C1-build.log")
+        assert status == 200 and body == huge
+        assert get(base + "/raw-A1-C1-pytest.log")[0] == 404  # shown in full on its page already
+        assert get(base + "/raw-..%2Frun.json.log")[0] == 404
+        assert get(base + "/gates/A1-C1-build.log")[0] == 404
+    finally:
+        server.shutdown()
+        server.server_close()

