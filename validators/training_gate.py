@@ -18,7 +18,9 @@ Checks, per workload (any failing check fails the gate; the summary names the fi
 A broken reference (the torch run fails) is an "error", not the candidate's fault.
 
 Options (ctx.options):
-  workloads / workload  names or one name, default all three      profile   "ci" | "small" | "paper", default "ci"
+  workloads / workload  names or one name (files examples/<name>.py exposing PROFILES, prepare(T, profile, seed,
+                        device) and common; see examples/common.py), default the study's three
+  profile               "ci" | "small" | "paper", default "ci"
   steps                 default per profile: ci 120, small 300, paper 1000 (ci's reversal model learns its task in
                         about 150 steps, so 120 steps cover the phase where a wrong attention shows in the loss)
   window                steps per compared window, default 10
@@ -30,11 +32,13 @@ Options (ctx.options):
   module                default "vibetensor.torch"                device    "cpu" (default) | "cuda"
   seed                  default 0                                 run_timeout_s  per run, default ctx.timeout_s
   threads               OMP/MKL threads of both runs; default 1 on cpu (steady timings on shared cores), else unset
+  forbid_torch          default True: the candidate run fails when the module under test imported torch
   reuse_reference       default True: the torch curve is cached in ctx.cache_dir, keyed by the trusted workload and
                         worker sources, the torch version and the options; always rerun when max_step_time_ratio is
                         set, so a gated ratio compares two runs made side by side
 Outputs in ctx.work_dir: training-<workload>.json (report), training-<workload>-<side>.log (run logs),
-training.json (index when several workloads). GateResult.report_path: the report (or the index).
+training.json (several workloads: {"status", "workloads": [each workload's full report + "report": its file]}).
+GateResult.report_path: the one workload's report, or training.json. Report schema: validators/README.md.
 """
 from __future__ import annotations
 
@@ -79,21 +83,23 @@ class TrainingOptions:
     run_timeout_s: float | None = None
     threads: int | None = 1
     reuse_reference: bool = True
+    forbid_torch: bool = True
 
     @classmethod
     def parse(cls, options: dict[str, Any]) -> "TrainingOptions":
         """Validate ctx.options; a bad value raises HarnessError naming the option."""
         known = {"workloads", "workload", "profile", "steps", "window", "tolerance", "warmup_steps",
                  "max_memory_growth_mb", "max_step_time_ratio", "module", "device", "seed", "run_timeout_s",
-                 "threads", "reuse_reference"}
+                 "threads", "reuse_reference", "forbid_torch"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise HarnessError(f"training gate: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         names = options.get("workloads", options.get("workload", list(WORKLOADS)))
         names = [names] if isinstance(names, str) else list(names)
-        bad = [n for n in names if n not in WORKLOADS]
+        bad = [n for n in names if not isinstance(n, str) or not n.isidentifier() or n == "common"]
         if bad or not names:
-            raise HarnessError(f"training gate: workloads {bad or names} not among {', '.join(WORKLOADS)}")
+            raise HarnessError(f"training gate: workloads {bad or names} are not workload names (files "
+                               f"generated_runtime/examples/<name>.py; the study's are {', '.join(WORKLOADS)})")
         profile = str(options.get("profile", "ci"))
         if profile not in PROFILES:
             raise HarnessError(f"training gate: profile {profile!r} not among {', '.join(PROFILES)}")
@@ -111,8 +117,10 @@ class TrainingOptions:
         if threads is not None:
             threads = _positive_int(options, "threads", 1)
         reuse = options.get("reuse_reference", True)
-        if not isinstance(reuse, bool):
-            raise HarnessError(f"training gate: option reuse_reference must be true or false, got {reuse!r}")
+        forbid_torch = options.get("forbid_torch", True)
+        for key, value in (("reuse_reference", reuse), ("forbid_torch", forbid_torch)):
+            if not isinstance(value, bool):
+                raise HarnessError(f"training gate: option {key} must be true or false, got {value!r}")
         return cls(workloads=names, profile=profile, steps=steps, window=window,
                    tolerance=_positive_float(options, "tolerance", 0.02), warmup_steps=warmup,
                    max_memory_growth_mb=_positive_float(options, "max_memory_growth_mb", 32.0),
@@ -120,7 +128,7 @@ class TrainingOptions:
                    module=_module_name(options.get("module", "vibetensor.torch")),
                    device=device, seed=_positive_int(options, "seed", 0, minimum=0),
                    run_timeout_s=None if timeout is None else _positive_float(options, "run_timeout_s", 0),
-                   threads=threads, reuse_reference=reuse and ratio is None)
+                   threads=threads, reuse_reference=reuse and ratio is None, forbid_torch=forbid_torch)
 
 
 def _positive_int(options: dict, key: str, default: int, minimum: int = 1) -> int:
@@ -146,7 +154,7 @@ def _module_name(value: Any) -> str:
 
 class TrainingGate:
     name = "training"
-    version = "1"
+    version = "2"
 
     def run(self, ctx: GateContext) -> GateResult:
         start = time.monotonic()
@@ -168,7 +176,8 @@ class TrainingGate:
             return result("error", str(exc))
         missing = [w for w in opts.workloads if not (examples / f"{w}.py").is_file()]
         if missing:
-            return result("error", f"trusted tree lacks workload files: {', '.join(missing)} (in {examples})")
+            return result("error", f"trusted tree lacks workload files: {', '.join(f'{w}.py' for w in missing)} "
+                                   f"(in {examples})")
         site = ctx.state.get("site_dir")
         if site is not None and not Path(site).is_dir():
             return result("error", f"site folder {site} (ctx.state['site_dir']) does not exist")
@@ -187,9 +196,11 @@ class TrainingGate:
             report = verdicts[0]["report_path"]
         else:
             report = work / "training.json"
+            # each workload's full report inline (the run log keeps only the gate's one report_path file), with
+            # "report" naming the per-workload file it came from
             report.write_text(json.dumps({"status": status, "workloads": [
-                {"workload": v["workload"], "status": v["status"], "report": str(v["report_path"])} for v in verdicts]},
-                indent=1))
+                {**json.loads(Path(v["report_path"]).read_text()), "workload": v["workload"], "status": v["status"],
+                 "report": str(v["report_path"])} for v in verdicts]}, indent=1))
         return result(status, summary, metrics, report)
 
 
@@ -312,6 +323,10 @@ def _judge_workload(runner: _RunContext, workload: str) -> dict[str, Any]:
         problems.append(f"loss is {vt.loss[nan_step]} at step {nan_step}")
     elif vt_problem is not None:
         problems.append(f"{opts.module} run failed after {len(vt.loss)} steps: {vt_problem}")
+    torch_imported = bool((vt.end or {}).get("torch_imported")) and opts.module != REFERENCE_MODULE
+    if torch_imported and opts.forbid_torch:
+        problems.append(f"{opts.module} imported torch (the reference) during training: agreement with torch "
+                        f"proves nothing when the framework calls it (forbid_torch)")
 
     windows = curves.compare_windows(ref.loss, vt.loss, opts.window, opts.tolerance)
     diverged = next((w for w in windows if not w["ok"] and w["reason"] == "outside tolerance"), None)
@@ -346,6 +361,7 @@ def _judge_workload(runner: _RunContext, workload: str) -> dict[str, Any]:
               "curves": {"torch": ref.to_report(), "vibetensor": vt.to_report()},
               "tolerance": {"relative": opts.tolerance, "window": opts.window},
               "windows": windows, "nan_step": nan_step, "step_time_ratio": ratio, "memory": memory,
+              "torch_imported": torch_imported,
               "problems": problems}
     report_path.write_text(json.dumps(curves.json_safe(report), indent=1))
     metrics = curves.json_safe({"status": status, "max_rel_diff": max_rel, "step_time_ratio": ratio,

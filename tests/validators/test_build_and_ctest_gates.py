@@ -1,6 +1,7 @@
 """Build and CTest gates on a tiny scikit-build-core + GoogleTest fixture runtime (about 6 s per build)."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import textwrap
@@ -77,7 +78,10 @@ def test_ctest_without_a_build_folder_is_no_tests_ran(tmp_path, make_ctx):
 
 
 @pytest.mark.slow
-def test_real_runtime_builds(tmp_path, make_ctx):
+def test_real_runtime_builds(tmp_path, make_ctx, request):
+    # a clean build of the real runtime takes minutes on 2 cores: opt in with VT_RUN_SLOW=1 or `-m slow`
+    if os.environ.get("VT_RUN_SLOW") != "1" and "slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("slow: builds the real runtime from scratch; run with VT_RUN_SLOW=1 or -m slow")
     root = Path(__file__).resolve().parents[2]
     if not (root / "generated_runtime/pyproject.toml").is_file():
         pytest.fail("generated_runtime/pyproject.toml is missing: the real runtime cannot be built")

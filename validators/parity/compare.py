@@ -21,6 +21,8 @@ DEFAULT_TOL = {"float64": (1e-10, 1e-9), "float32": (1e-5, 1e-5), "float16": (1e
 GRAD_TOL = (1e-9, 1e-7)  # float64 gradients vs torch's
 FD_TOL = (1e-5, 1e-4)  # float64 gradients vs central finite differences of the candidate's own forward
 STATUS_RANK = {"pass": 0, "fail": 1, "missing": 2, "error": 3}
+REPORT_ORDER = {"fail": 0, "missing": 1, "error": 2, "pass": 3}  # report rows: failures first
+NO_AUTOGRAD = "no autograd in runtime"
 
 
 class Verdict:
@@ -48,6 +50,11 @@ def compare_values(actual: np.ndarray, expected: np.ndarray, dtype: str, atol: f
     """(message or None, max abs err, max rel err) for two same-shape arrays of dtype ``dtype``."""
     if expected.size == 0:
         return None, 0.0, 0.0
+    with np.errstate(all="ignore"):  # garbage values (uninitialised memory) must not spam warnings
+        return _compare_values(actual, expected, dtype, atol, rtol)
+
+
+def _compare_values(actual: np.ndarray, expected: np.ndarray, dtype: str, atol: float, rtol: float):
     if dtype not in FLOATS:
         a, e = actual.astype(np.float64), expected.astype(np.float64)
         err = np.abs(a - e)
@@ -56,7 +63,7 @@ def compare_values(actual: np.ndarray, expected: np.ndarray, dtype: str, atol: f
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             return (f"values differ in {int(bad.sum())} of {e.size} elements; first at {_index(i, e.shape)}: got "
-                    f"{actual.flat[i]}, torch gives {expected.flat[i]} (exact match required)",
+                    f"{actual.flat[i].item()!r}, torch gives {expected.flat[i].item()!r} (exact match required)",
                     float(err.max()), float(rel.max()))
         return None, 0.0, 0.0
     a, e = actual.astype(np.float64), expected.astype(np.float64)
@@ -64,7 +71,7 @@ def compare_values(actual: np.ndarray, expected: np.ndarray, dtype: str, atol: f
     if (nan_a != nan_e).any():
         i = int(np.flatnonzero(nan_a != nan_e)[0])
         return (f"NaN positions differ ({int((nan_a != nan_e).sum())} elements); first at {_index(i, e.shape)}: got "
-                f"{a.flat[i]}, torch gives {e.flat[i]}", float("nan"), float("nan"))
+                f"{float(a.flat[i])}, torch gives {float(e.flat[i])}", float("nan"), float("nan"))
     inf = (np.isinf(a) | np.isinf(e)) & ~nan_e
     if (inf & (a != e)).any():
         i = int(np.flatnonzero(inf & (a != e))[0])
@@ -78,7 +85,7 @@ def compare_values(actual: np.ndarray, expected: np.ndarray, dtype: str, atol: f
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         return (f"values differ in {int(bad.sum())} of {e.size} elements; first at {_index(i, e.shape)}: got "
-                f"{a.flat[i]!r}, torch gives {e.flat[i]!r} (max abs err {max_abs:.3g}, max rel err {max_rel:.3g}; "
+                f"{float(a.flat[i])!r}, torch gives {float(e.flat[i])!r} (max abs err {max_abs:.3g}, max rel err {max_rel:.3g}; "
                 f"atol {atol:g}, rtol {rtol:g})", max_abs, max_rel)
     return None, max_abs, max_rel
 
@@ -119,10 +126,15 @@ def judge(task: dict, answer: dict, obs: dict | None, inputs, expected, observed
     if obs is None:
         verdict.problem("no observation: the checking process stopped before this check")
         return verdict
+    if obs.get("no_autograd"):
+        verdict.problem(f"{NO_AUTOGRAD}: {obs['no_autograd']} (backward: true asks for gradient checks)")
+        return verdict
+    if obs.get("device_mismatch"):
+        verdict.problem(f"wrong device: {obs['device_mismatch']}")
     if obs.get("error"):
         missing = obs.get("error_type") == "AttributeError" and "has no attribute" in obs["error"]
-        verdict.problem(f"missing op: {obs['error']}" if missing else f"raised {obs['error']}",
-                        "missing" if missing else "fail")
+        message = obs["error"] if obs.get("error_type") == "timeout" else f"raised {obs['error']}"
+        verdict.problem(f"missing op: {obs['error']}" if missing else message, "missing" if missing else "fail")
         return verdict
     form = task["form"]
     outs = obs.get("outputs", [])
@@ -186,33 +198,85 @@ def _judge_grads(verdict: Verdict, answer: dict, obs: dict, expected, observed) 
                             f"op's own forward: {message.replace('torch gives', 'finite differences give')}")
 
 
+def describe_shapes(args: list[dict], dtype: str | None = None) -> str:
+    """The input shapes of a case as an agent reads them: ``[3,1] x [1,5]``, ``[4,5](transposed)``, ``0-d``,
+    ``[6]:int64`` (an argument whose dtype is not the one under test)."""
+    parts = []
+    for arg in args:
+        shape = "0-d" if not arg["shape"] else "[" + ",".join(str(n) for n in arg["shape"]) + "]"
+        layout = arg.get("layout", "contiguous")
+        parts.append(shape + ("" if layout == "contiguous" else f"({layout})")
+                     + ("" if arg.get("dtype") in (None, "", dtype) else f":{arg['dtype']}"))
+    return " x ".join(parts)
+
+
+def _result_arrays(obs: dict | None, observed, form: str) -> list[bytes] | None:
+    """The bytes of what one call produced (outputs, or gradients for backward); None when it produced nothing."""
+    if not obs or obs.get("error") or obs.get("no_autograd"):
+        return None
+    keys = [g.get("key") for g in obs.get("grads", [])] if form == "backward" else \
+        [o.get("key") for o in obs.get("outputs", [])]
+    arrays = [observed.get(k) for k in keys]
+    if not arrays or any(a is None for a in arrays):
+        return None
+    return [a.tobytes() for a in arrays]
+
+
+def _answer_arrays(answer: dict, expected, form: str) -> list[bytes]:
+    keys = [g["key"] for g in answer.get("grads", [])] if form == "backward" else \
+        [o["key"] for o in answer.get("outputs", [])]
+    return [expected[k].tobytes() for k in keys if k in expected]
+
+
 def check_op(op: str, category: str, tasks: list[dict], answers: dict[str, dict], observations: dict[str, dict],
-             inputs, expected, observed, tol_for) -> list[dict]:
-    """Report rows for one op: one per dtype x case x form, over both calls."""
+             inputs, expected, observed, tol_for, device: str = "cpu") -> list[dict]:
+    """Report rows for one op: one per dtype x case x form, over both calls. A second call that returns exactly
+    what the first returned, where torch's two answers differ, is named a cached result."""
     rows: dict[tuple, dict] = {}
+    first_call: dict[tuple, tuple] = {}  # key -> (observed bytes, answer bytes) of call 1
     for task in tasks:
-        verdict = judge(task, answers[task["id"]], observations.get(task["id"]), inputs, expected, observed, tol_for)
+        obs = observations.get(task["id"])
+        verdict = judge(task, answers[task["id"]], obs, inputs, expected, observed, tol_for)
         key = (task["dtype"], task["case"], task["form"])
         atol, rtol = tol_for(task["dtype"]) if task["form"] != "backward" else GRAD_TOL
-        row = rows.setdefault(key, {"op": op, "category": category, "dtype": task["dtype"], "case": task["case"],
-                                    "form": task["form"], "status": "pass", "max_abs_err": None,
-                                    "max_rel_err": None, "atol": atol, "rtol": rtol, "message": "", "calls": 0})
+        row = rows.setdefault(key, {"op": op, "dtype": task["dtype"], "device": device, "max_err": None,
+                                    "tol": {"atol": atol, "rtol": rtol}, "status": "pass", "message": "",
+                                    "category": category, "case": task["case"], "form": task["form"],
+                                    "shapes": describe_shapes(task["args"], task["dtype"]), "max_abs_err": None,
+                                    "max_rel_err": None, "atol": atol, "rtol": rtol, "calls": 0})
         row["calls"] += 1
         for field in ("max_abs_err", "max_rel_err"):
             value = getattr(verdict, field)
             if value is not None:
                 row[field] = max(value, row[field] or 0.0)
+        row["max_err"] = row["max_abs_err"]
+        results = (_result_arrays(obs, observed, task["form"]), _answer_arrays(answers[task["id"]], expected,
+                                                                                 task["form"]))
+        if task["call"] == 1:
+            first_call[key] = results
         if STATUS_RANK[verdict.status] > STATUS_RANK[row["status"]]:
-            stale = task["call"] > 1 and row["status"] == "pass"
+            message = verdict.message
+            if task["call"] > 1 and row["status"] == "pass":
+                before = first_call.get(key)
+                cached = before is not None and results[0] is not None and results[0] == before[0] \
+                    and results[1] != before[1]
+                message = (f"call {task['call']} returned exactly call 1's result for different inputs (torch's "
+                           f"answers differ): a cached or stale result; {message}" if cached
+                           else f"call {task['call']} (fresh inputs) failed after call 1 passed: {message}")
             row["status"] = verdict.status
-            row["message"] = (f"call {task['call']} (fresh inputs) failed after call 1 passed, a stale or cached "
-                              f"result? {verdict.message}" if stale else verdict.message)
+            row["message"] = message
     return list(rows.values())
 
 
-def missing_row(op: str, category: str, message: str, status: str = "missing") -> dict:
-    return {"op": op, "category": category, "dtype": "*", "case": "*", "form": "*", "status": status,
-            "max_abs_err": None, "max_rel_err": None, "atol": None, "rtol": None, "message": message, "calls": 0}
+def missing_row(op: str, category: str, message: str, status: str = "missing", device: str = "cpu") -> dict:
+    return {"op": op, "dtype": "*", "device": device, "max_err": None, "tol": None, "status": status,
+            "message": message, "category": category, "case": "*", "form": "*", "shapes": "",
+            "max_abs_err": None, "max_rel_err": None, "atol": None, "rtol": None, "calls": 0}
+
+
+def sort_rows(rows: list[dict]) -> list[dict]:
+    """Failures first (fail, missing, error, then pass); stable within a status (table order)."""
+    return sorted(rows, key=lambda r: REPORT_ORDER[r["status"]])
 
 
 def totals(rows: list[dict]) -> tuple[dict, dict]:
@@ -226,6 +290,8 @@ def totals(rows: list[dict]) -> tuple[dict, dict]:
     return overall, per_category
 
 
-def failure_line(row: dict) -> str:
-    where = row["op"] if row["dtype"] == "*" else f"{row['op']} {row['dtype']} {row['case']} {row['form']}"
-    return f"{row['status'].upper()} {where}: {row['message']}"
+def failure_line(row: dict, limit: int | None = None) -> str:
+    where = row["op"] if row["dtype"] == "*" else \
+        f"{row['op']} {row['dtype']} {row['form']} case {row['case']} (inputs {row['shapes']})"
+    message = row["message"] if limit is None or len(row["message"]) <= limit else row["message"][:limit] + " [...]"
+    return f"{row['status'].upper()} {where}: {message}"

@@ -1,7 +1,9 @@
 """Subprocess entry point of the parity gate, in two phases that never run in one process.
 
-    python -m validators.parity.run_checks reference --ops all --dtypes all --seed S --inputs DIR --expected DIR
-    python -m validators.parity.run_checks candidate --module M [--site-dir D] --inputs DIR --observed DIR
+    python -m validators.parity.run_checks reference --ops all --dtypes all --seed S [--backward] --inputs DIR
+        --expected DIR
+    python -m validators.parity.run_checks candidate --module M [--site-dir D] [--ops OPS] [--device cpu|cuda]
+        --inputs DIR --observed DIR
 
 ``reference`` imports torch (never the candidate): for every op x dtype x case x form and two calls with fresh
 random inputs it writes the inputs (``DIR/<op>.json`` + ``.arrays``) and, separately, torch's results.
@@ -9,8 +11,10 @@ random inputs it writes the inputs (``DIR/<op>.json`` + ``.arrays``) and, separa
 ``--site-dir`` first on sys.path, replays the inputs and writes what it observed: outputs, every input's storage
 after the call, out= buffers, ``_version`` bumps, gradients. It judges nothing; ``validators.parity.compare``
 does, in the gate's own process. Progress goes to ``DIR/progress.jsonl`` (one line as each op starts and ends) so
-a crash or a hang names the op it happened in. A per-op alarm stops a slow op; a watchdog exits the process if an
-op hangs inside native code.
+a crash or a hang names the op it happened in (the gate then restarts this phase after that op with ``--ops``).
+A per-op alarm stops a slow op; a watchdog exits the process if an op hangs inside native code. Also noted there:
+``no_autograd`` (gradient checks were asked for, the module has no working autograd: those checks fail with the
+reason, they are never skipped silently) and ``torch_imported`` (the module under test imported the reference).
 
 Array files (``tensors.save_arrays``) hold plain numbers only; keys are ``k<n>``.
 """
@@ -87,8 +91,10 @@ def _torch_inputs(torch, case, arrays, dtype, requires_grad=()):
     return bases, views
 
 
-def reference_op(torch, spec: OpSpec, dtypes: list[str], seed: int) -> tuple[dict, ArrayStore, dict, ArrayStore]:
-    """(task document, input arrays, expected document, expected arrays) for one op."""
+def reference_op(torch, spec: OpSpec, dtypes: list[str], seed: int,
+                 backward: bool = True) -> tuple[dict, ArrayStore, dict, ArrayStore]:
+    """(task document, input arrays, expected document, expected arrays) for one op; gradient checks only when
+    ``backward``."""
     inputs, expected = ArrayStore(), ArrayStore()
     tasks, answers = [], []
     for dtype in [d for d in spec.dtypes if d in dtypes]:
@@ -143,7 +149,7 @@ def reference_op(torch, spec: OpSpec, dtypes: list[str], seed: int) -> tuple[dic
                                         "outputs": [{"label": "out", "dtype": out_dtype, "shape": list(out_shape),
                                                      "key": expected.put(out_values)}]})
                 wrt = grad_args(spec, case)
-                if spec.grad and dtype == "float64" and wrt:
+                if backward and spec.grad and dtype == "float64" and wrt:
                     cotangents = [rng.standard_normal(v.shape) if d in FLOATS else None for _, (d, _, v) in outs]
                     bases, views = _torch_inputs(torch, case, arrays, dtype, requires_grad=wrt)
                     try:
@@ -181,13 +187,13 @@ def run_reference(args) -> int:
     inputs_dir.mkdir(parents=True, exist_ok=True)
     expected_dir.mkdir(parents=True, exist_ok=True)
     for spec in specs:
-        task_doc, inputs, answer_doc, expected = reference_op(torch, spec, dtypes, args.seed)
+        task_doc, inputs, answer_doc, expected = reference_op(torch, spec, dtypes, args.seed, args.backward)
         (inputs_dir / f"{spec.name}.json").write_text(json.dumps(task_doc))
         inputs.save(inputs_dir / f"{spec.name}.arrays")
         (expected_dir / f"{spec.name}.json").write_text(json.dumps(answer_doc))
         expected.save(expected_dir / f"{spec.name}.arrays")
     (inputs_dir / "plan.json").write_text(json.dumps({"seed": args.seed, "ops": [s.name for s in specs],
-                                                      "dtypes": dtypes}))
+                                                      "dtypes": dtypes, "backward": args.backward}))
     return 0
 
 
@@ -207,10 +213,17 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"[:500]
 
 
+DEVICE = "cpu"  # set by run_candidate: where the candidate's inputs live (the reference is always torch on CPU)
+
+
+def _on_device(vt, t):
+    return t if DEVICE == "cpu" else t.to(DEVICE)
+
+
 def _candidate_inputs(vt, task, arrays, requires_grad=()):
     bases, views = [], []
     for i, arg in enumerate(task["args"]):
-        base = to_framework(vt, arrays[arg["key"]].copy(), arg["dtype"])
+        base = _on_device(vt, to_framework(vt, arrays[arg["key"]].copy(), arg["dtype"]))
         if i in requires_grad:
             returned = base.requires_grad_(True)
             base = base if returned is None else returned
@@ -219,12 +232,19 @@ def _candidate_inputs(vt, task, arrays, requires_grad=()):
     return bases, views
 
 
-def _observe_outputs(vt, result, store: ArrayStore) -> list[dict]:
+def _device_type(t) -> str:
+    dev = getattr(t, "device", "cpu")
+    return str(getattr(dev, "type", dev)).split(":")[0]
+
+
+def _observe_outputs(vt, result, store: ArrayStore, obs: dict | None = None) -> list[dict]:
     observed = []
     for label, leaf in flatten_outputs(result):
         if not is_tensor(leaf):
             observed.append({"label": label, "not_tensor": type(leaf).__name__})
             continue
+        if obs is not None and _device_type(leaf) != DEVICE.split(":")[0] and "device_mismatch" not in obs:
+            obs["device_mismatch"] = f"{label} is on device {_device_type(leaf)}, the inputs on {DEVICE}"
         d, s, v = to_numpy(vt, leaf)
         observed.append({"label": label, "dtype": d, "shape": list(s), "key": store.put(v)})
     return observed
@@ -237,7 +257,8 @@ def _version(t):
 
 def _loss(vt, spec, views, cotangents):
     leaves = flatten_outputs(spec.fn(vt, *views))
-    terms = [(t * to_framework(vt, c, "float64")).sum() for (_, t), c in zip(leaves, cotangents) if c is not None]
+    terms = [(t * _on_device(vt, to_framework(vt, c, "float64"))).sum()
+             for (_, t), c in zip(leaves, cotangents) if c is not None]
     if len(leaves) != len(cotangents):
         raise ValueError(f"op returned {len(leaves)} outputs, torch returns {len(cotangents)}")
     total = terms[0]
@@ -253,22 +274,22 @@ def observe_task(vt, spec: OpSpec, task: dict, arrays, store: ArrayStore) -> dic
     bases, views = _candidate_inputs(vt, task, arrays, requires_grad=wrt if form == "backward" else ())
     obs["inputs_before"] = [store.put(to_numpy(vt, b)[2]) for b in bases]
     if form == "functional":
-        obs["outputs"] = _observe_outputs(vt, spec.fn(vt, *views), store)
+        obs["outputs"] = _observe_outputs(vt, spec.fn(vt, *views), store, obs)
     elif form == "inplace":
         before = _version(views[0])
         returned = spec.inplace(*views)
         after = _version(views[0])
         obs["version_bumped"] = None if before is None or after is None else after > before
         obs["self_after"] = store.put(to_numpy(vt, bases[0])[2])
-        obs["outputs"] = [{**o, "label": "returned"} for o in _observe_outputs(vt, returned, store)]
+        obs["outputs"] = [{**o, "label": "returned"} for o in _observe_outputs(vt, returned, store, obs)]
     elif form == "out":
-        buffer = to_framework(vt, arrays[task["out"]["poison"]].copy(), task["out"]["dtype"])
+        buffer = _on_device(vt, to_framework(vt, arrays[task["out"]["poison"]].copy(), task["out"]["dtype"]))
         before = _version(buffer)
         returned = spec.fn(vt, *views, out=buffer)
         after = _version(buffer)
         obs["version_bumped"] = None if before is None or after is None else after > before
-        obs["outputs"] = _observe_outputs(vt, buffer, store)
-        obs["returned"] = _observe_outputs(vt, returned, store) if returned is not None else []
+        obs["outputs"] = _observe_outputs(vt, buffer, store, obs)
+        obs["returned"] = _observe_outputs(vt, returned, store, obs) if returned is not None else []
     elif form == "backward":
         cotangents = [None if k is None else arrays[k] for k in task["cotangents"]]
         _loss(vt, spec, views, cotangents).backward()
@@ -313,7 +334,55 @@ def _attribute_missing(vt, path: str) -> bool:
     return False
 
 
+def autograd_problem(vt, module: str) -> str | None:
+    """None when the module has a working autograd surface; else why the gradient checks cannot run."""
+    if not hasattr(vt, "autograd"):
+        return f"{module} has no autograd subpackage ({module}.autograd)"
+    try:
+        leaf = vt.tensor([1.0, 2.0])
+        returned = leaf.requires_grad_(True)
+        leaf = leaf if returned is None else returned
+        if not callable(getattr(leaf, "backward", None)):
+            return f"{module} tensors have no backward()"
+        (leaf * leaf).sum().backward()
+        grad = getattr(leaf, "grad", None)
+        if grad is None:
+            return "backward() on (x * x).sum() left x.grad as None"
+    except Exception as e:  # noqa: BLE001
+        return f"a minimal backward ((x * x).sum().backward()) raised {_describe(e)}"
+    return None
+
+
+def _with_functional(vt, functional):
+    """``vt`` seen through a module whose ``nn.functional`` is ``functional``: for a core-only build whose torch-like
+    functional ops live outside the (subsystem) ``nn`` package. Every other attribute is ``vt``'s own."""
+    import types
+
+    class CoreView(types.ModuleType):
+        def __getattr__(self, name):
+            return getattr(vt, name)
+
+    view = CoreView(vt.__name__)
+    view.nn = types.SimpleNamespace(functional=functional)
+    return view
+
+
+def _watch_torch_imports() -> list[str]:
+    """A list that fills with every import of torch from now on. An audit hook cannot be removed, so a module that
+    imports torch and then deletes it from sys.modules is still seen (native code loading libtorch is not)."""
+    seen: list[str] = []
+
+    def hook(event: str, hook_args) -> None:
+        if event == "import" and hook_args and str(hook_args[0]).split(".")[0] == "torch" and not seen:
+            seen.append(str(hook_args[0]))
+
+    sys.addaudithook(hook)
+    return seen
+
+
 def run_candidate(args) -> int:
+    global DEVICE
+    DEVICE = args.device
     inputs_dir, observed_dir = Path(args.inputs), Path(args.observed)
     observed_dir.mkdir(parents=True, exist_ok=True)
     progress = open(observed_dir / "progress.jsonl", "a", encoding="utf-8")
@@ -323,16 +392,27 @@ def run_candidate(args) -> int:
         progress.flush()
 
     plan = json.loads((inputs_dir / "plan.json").read_text())
+    ops = args.ops.replace(",", " ").split() if args.ops else plan["ops"]
+    torch_before = "torch" in sys.modules
+    torch_imports = _watch_torch_imports()
     if args.site_dir:
         sys.path.insert(0, args.site_dir)
     note(event="import", module=args.module)
     try:
         vt = importlib.import_module(args.module)
+        if args.functional_module and not hasattr(vt, "nn"):
+            vt = _with_functional(vt, importlib.import_module(args.functional_module))
+            note(event="functional_module", module=args.functional_module)
     except BaseException as e:  # noqa: BLE001 (the candidate may raise anything, SystemExit included)
         note(event="import_failed", error=_describe(e))
         return 3
+    no_autograd = None
+    if plan.get("backward"):
+        no_autograd = autograd_problem(vt, args.module)
+        if no_autograd:
+            note(event="no_autograd", error=no_autograd)
     signal.signal(signal.SIGALRM, _on_alarm)
-    for name in plan["ops"]:
+    for name in ops:
         spec = select_ops([name])[0]
         task_doc = json.loads((inputs_dir / f"{name}.json").read_text())
         arrays = load_arrays(inputs_dir / f"{name}.arrays")
@@ -342,28 +422,37 @@ def run_candidate(args) -> int:
         if missing:
             observations.append({"id": "*", "missing": f"{args.module}.{missing[0]}"})
         else:
-            faulthandler.dump_traceback_later(args.op_timeout + 15, exit=True)  # hung in native code: exit
-            signal.alarm(max(1, int(args.op_timeout)))
             timed_out = False
             for task in task_doc["tasks"]:
-                if timed_out:
-                    observations.append({"id": task["id"], "error": f"not run: op timed out after {args.op_timeout}s"})
+                if task["form"] == "backward" and no_autograd:
+                    observations.append({"id": task["id"], "no_autograd": no_autograd})
                     continue
+                if timed_out:
+                    observations.append({"id": task["id"], "error": "not run: an earlier call of this op timed out",
+                                         "error_type": "timeout"})
+                    continue
+                # per call: an alarm stops a Python-level hang; the watchdog ends a hang inside native code
+                faulthandler.dump_traceback_later(args.op_timeout + 15, exit=True)
+                signal.setitimer(signal.ITIMER_REAL, args.op_timeout)
                 try:
                     observations.append(observe_task(vt, spec, task, arrays, store))
                 except OpTimeout:
                     timed_out = True
-                    observations.append({"id": task["id"], "error": f"timed out after {args.op_timeout}s"})
+                    observations.append({"id": task["id"], "error": f"timed out after {args.op_timeout}s",
+                                         "error_type": "timeout"})
                 except BaseException as e:  # noqa: BLE001 (candidate code may raise anything)
                     if isinstance(e, KeyboardInterrupt):
                         raise
                     observations.append({"id": task["id"], "error": _describe(e),
                                          "error_type": type(e).__name__})
-            signal.alarm(0)
-            faulthandler.cancel_dump_traceback_later()
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    faulthandler.cancel_dump_traceback_later()
         (observed_dir / f"{name}.json").write_text(json.dumps({"op": name, "observations": observations}))
         store.save(observed_dir / f"{name}.arrays")
         note(event="done", op=name)
+    if (torch_imports or "torch" in sys.modules) and not torch_before:
+        note(event="torch_imported", error=f"{args.module} imported torch (the reference) while it was checked")
     note(event="finished")
     return 0
 
@@ -377,11 +466,16 @@ def main(argv: list[str] | None = None) -> int:
     ref.add_argument("--seed", type=int, required=True)
     ref.add_argument("--inputs", required=True)
     ref.add_argument("--expected", required=True)
+    ref.add_argument("--backward", action="store_true", help="also compute gradients (float64)")
     cand = phases.add_parser("candidate", help="the module under test only: observations")
     cand.add_argument("--module", default="vibetensor.torch")
     cand.add_argument("--site-dir", default="")
     cand.add_argument("--inputs", required=True)
     cand.add_argument("--observed", required=True)
+    cand.add_argument("--ops", default="", help="check only these ops of the plan (default: all of them)")
+    cand.add_argument("--device", default="cpu", help="where the candidate's tensors live (cpu, cuda)")
+    cand.add_argument("--functional-module", default="",
+                      help="serves T.nn.functional when the module has no nn (a core-only build)")
     cand.add_argument("--op-timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
     try:

@@ -137,6 +137,9 @@ def to_numpy(T, t) -> tuple[str, tuple[int, ...], np.ndarray]:
     name = dtype_name(T, t.dtype)
     if hasattr(t, "detach"):
         t = t.detach()
+    dev = getattr(t, "device", None)
+    if dev is not None and str(getattr(dev, "type", dev)).split(":")[0] != "cpu":
+        t = t.cpu()
     values = t.to(T.float32).numpy() if name == "bfloat16" else t.numpy()
     return name, tuple(int(s) for s in t.shape), np.array(values, copy=True)
 

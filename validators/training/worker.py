@@ -8,7 +8,7 @@ and batches (see examples/common.py).
 Output: JSON lines appended to ``--out`` and flushed after every line, so a crash still leaves the steps so far:
   {"event": "start", "module": ..., "module_file": ..., "parameters": N, "item_unit": "tok"}
   {"event": "step", "step": k, "loss": x, "step_time_s": s, "items_per_s": r, "rss_mb": m, "allocated_mb": a|null}
-  {"event": "end", "steps": n, "stopped": "done"|"non-finite loss"}
+  {"event": "end", "steps": n, "stopped": "done"|"non-finite loss", "torch_imported": bool}
 A non-finite loss ends the run after its record (``json`` writes it as NaN/Infinity).
 Exit status: 0 after "end"; 2 for bad arguments; anything else is the framework failing.
 """
@@ -49,7 +49,8 @@ def allocator_mb(T, device: str) -> float | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples-dir", required=True)
-    parser.add_argument("--workload", required=True, choices=WORKLOADS)
+    parser.add_argument("--workload", required=True, help="examples/<workload>.py (default set: %s)"
+                        % ", ".join(WORKLOADS))
     parser.add_argument("--module", required=True)
     parser.add_argument("--profile", required=True)
     parser.add_argument("--steps", type=int, required=True)
@@ -58,6 +59,18 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
+    if not args.workload.isidentifier():
+        print(f"bad workload name {args.workload!r}", file=sys.stderr)
+        return 2
+    torch_before = "torch" in sys.modules
+    torch_imports: list[str] = []  # an audit hook cannot be removed: deleting torch from sys.modules hides nothing
+
+    def hook(event: str, hook_args) -> None:
+        if event == "import" and hook_args and str(hook_args[0]).split(".")[0] == "torch" and not torch_imports:
+            torch_imports.append(str(hook_args[0]))
+
+    if args.module != "torch":
+        sys.addaudithook(hook)
     sys.path.insert(0, str(Path(args.examples_dir).resolve()))
     workload = importlib.import_module(args.workload)
     if args.profile not in workload.PROFILES:
@@ -87,7 +100,8 @@ def main() -> int:
             return False
 
         workload.common.train(T, job, args.steps, on_step)
-        emit({"event": "end", "steps": count[0], "stopped": stopped[0]})
+        emit({"event": "end", "steps": count[0], "stopped": stopped[0],
+              "torch_imported": bool(torch_imports or "torch" in sys.modules) and not torch_before})
     return 0
 
 
