@@ -168,11 +168,12 @@ class Ledger:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def append(self, *, spec_id: str, patch: bytes, parent_tree: str, result_tree: str, apply_to: Path | None,
-               meta: dict[str, Any], working_tree_hash=None) -> Entry:
+               meta: dict[str, Any], snapshot: bool = False) -> Entry:
         """Append an accepted diff. If apply_to is given (the user's repository root), the entry lands in its
         generated_runtime/ in the same critical section (see Note [Landing an entry]); if apply_to is None the
-        working tree must already be at result_tree (``submit``); working_tree_hash() then says what the working
-        tree is, restricted to the submitted spec's paths (other specs' changes may be pending beside it)."""
+        working tree must already be at result_tree, unless snapshot is set (``submit``: the entry is the snapshot
+        of the working tree that was gated, an object in the store; the working tree may hold other specs' changes
+        and edits made while the gates ran, which stay pending - Note [Scoped submit] in runner.py)."""
         if not patch.strip():
             raise LedgerError("refusing to record an empty patch")
         with self.locked(), deferred_interrupts():
@@ -198,8 +199,10 @@ class Ledger:
                     # hash exactly; anything else is rolled back.
                     names = gitops.diff_names(self.root, parent_tree, result_tree)
                     backup = gitops.sync_paths_from_tree(self.root, result_tree, names, apply_to)
-                if apply_to is None and working_tree_hash is not None:
-                    got = working_tree_hash()
+                if snapshot:
+                    if not gitops.has_object(self.root, result_tree):
+                        raise LedgerError(f"the gated snapshot {result_tree} is not in the object store")
+                    got = result_tree
                 else:
                     got = gitops.runtime_tree_hash(self.root if apply_to is None else apply_to)
                 if got != result_tree:

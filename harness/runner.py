@@ -327,10 +327,15 @@ class Runner:
                 if accepted is not None:
                     if submit_tree is not None and accepted.result_tree != submit_tree:
                         raise LedgerError(f"the gated tree {accepted.result_tree} is not the working tree {submit_tree}")
+                    if submit_tree is not None:
+                        now = self.scoped_tree(spec, base_tree)[0]
+                        if now != submit_tree:
+                            log.summary["changed_while_gating"] = True
+                            log.event("note", text="generated_runtime/ changed inside the spec's paths while the "
+                                                   "gates ran; the entry is the gated snapshot, the newer edits "
+                                                   "stay pending in the working tree")
                     seq = self._accept(spec, agent, accepted, base_tree, log, t0, opts,
-                                       apply_to_state=submit_tree is None,
-                                       working_tree_hash=(lambda: self.scoped_tree(spec, base_tree)[0])
-                                       if submit_tree is not None else None)
+                                       apply_to_state=submit_tree is None)
                     status, reason = "accepted", f"candidate {accepted.candidate} passed every gate; ledger entry {seq}"
                     log.summary["ledger_seq"] = seq
         except _End as end:
@@ -395,8 +400,7 @@ class Runner:
         with cf.ThreadPoolExecutor(len(slots)) as pool:
             return list(pool.map(one, slots))
 
-    def _accept(self, spec, agent, cand: CandidateResult, base_tree, log: RunLog, t0, opts, apply_to_state,
-                working_tree_hash=None) -> int:
+    def _accept(self, spec, agent, cand: CandidateResult, base_tree, log: RunLog, t0, opts, apply_to_state) -> int:
         meta = {"agent": agent.name, "model": agent.model or None, "message": opts.message or spec.title,
                 "run_id": log.run_id, "prompt_digest": _prompt_digest(log),
                 "gates": [g.to_dict() for g in cand.gates], "usage": cand.usage.__dict__,
@@ -404,7 +408,7 @@ class Runner:
         entry = self.ledger.append(spec_id=spec.id, patch=cand.patch, parent_tree=base_tree,
                                    result_tree=cand.result_tree,
                                    apply_to=self.state_root if apply_to_state else None, meta=meta,
-                                   working_tree_hash=working_tree_hash)
+                                   snapshot=not apply_to_state)
         return entry.seq
 
     def scoped_tree(self, spec: Spec, base: str) -> tuple[str, list[str]]:
@@ -413,7 +417,9 @@ class Runner:
         Note [Scoped submit]: several specs are often worked on at once in one working tree. `submit SPEC` gates
         and records only the changed files inside SPEC's paths (globs, '!' excludes); the others stay in the
         working tree, untouched, for a later submit of their own spec, and the run log lists them. The candidate
-        tree is the ledger head plus exactly those files, so the gates judge what the entry will contain."""
+        tree is the ledger head plus exactly those files, so the gates judge what the entry will contain. The entry
+        is that snapshot, taken when submit starts: edits made while the gates run are not in it and stay pending
+        (the run log says so), and `reproduce --check` shows any difference until they are submitted too."""
         def include(rel: str) -> bool:
             return path_matches(f"{gitops.RUNTIME}/{rel}", spec.paths)
         return gitops.scoped_tree_hash(self.state_root, base, include)
