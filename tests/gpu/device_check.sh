@@ -46,3 +46,12 @@ fi
 tar -czf "$OUT/device_logs.tar.gz" -C "$OUT" all
 cp "$summary" "$OUT/summary.txt"
 cat "$OUT/summary.txt"
+
+# 4. CUDA op kernels: build _C with CUDA there and run generated_runtime/tests/py/cuda against torch
+bash generated_runtime/tests/cpp/cuda/gpu_check.sh "$OUT/all/cuda_ops" >"$OUT/all/cuda_ops_stdout.txt" 2>&1
+echo "cuda ops pytest rc=$?" | tee -a "$summary"
+tail -3 "$OUT/all/cuda_ops_stdout.txt" >>"$summary"
+cp "$OUT/all/cuda_ops/pytest.log" "$OUT/cuda_ops_pytest.log" 2>/dev/null
+tar -czf "$OUT/device_logs.tar.gz" -C "$OUT" all
+cp "$summary" "$OUT/summary.txt"
+cat "$OUT/summary.txt"
