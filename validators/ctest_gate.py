@@ -4,8 +4,10 @@ Command: ``ctest --test-dir BUILD --output-junit <nonce folder>/ctest.xml --time
 ctx.state["build_dir"] (set by the build gate), else cache_dir/build. The harness parses the XML itself, right
 after the sandbox wrapper exited (every test process is dead by then); a missing, forged (extra files, stale or
 late writes) or malformed XML is an "error"; zero tests is a "fail" ("no tests ran").
-Options: ``per_test_timeout_s`` (default 300), ``jobs`` (default 2), ``label`` (ctest -L regex), ``exclude``
-(ctest -E regex).
+Options: ``per_test_timeout_s`` (default 300), ``jobs`` (default 2), ``label`` (ctest -L regex), ``include``
+(ctest -R regex: a spec that owns some tests names them, so a tree without them fails with "no tests ran"),
+``exclude`` (ctest -E regex), ``min_passed`` (default 1: tests that only skip, e.g. GPU tests on a CPU machine,
+do not make a pass on their own).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ RESULT_FILE = "ctest.xml"
 
 class CTestGate:
     name = "ctest"
-    version = "1"
+    version = "2"
 
     def run(self, ctx: GateContext) -> GateResult:
         start = time.monotonic()
@@ -54,6 +56,8 @@ class CTestGate:
                "-j", str(int(ctx.options.get("jobs", 2))), "--output-on-failure"]
         if ctx.options.get("label"):
             cmd += ["-L", str(ctx.options["label"])]
+        if ctx.options.get("include"):
+            cmd += ["-R", str(ctx.options["include"])]
         if ctx.options.get("exclude"):
             cmd += ["-E", str(ctx.options["exclude"])]
         run = run_sandboxed(cmd, cwd=build, env=dict(ctx.env), timeout_s=ctx.timeout_s, log_path=log_path,
@@ -77,6 +81,10 @@ class CTestGate:
             return result("fail", "no tests ran (ctest found zero tests)", **metrics)
         if not report.ok:
             return result("fail", summarize(report), **metrics)
+        min_passed = int(ctx.options.get("min_passed", 1))
+        if report.passed < min_passed:
+            return result("fail", f"only {report.passed} tests passed (min_passed {min_passed}); "
+                                  + summarize(report), **metrics)
         if run.returncode != 0:  # every test passed per the XML, yet ctest itself failed: trust neither
             return result("error", f"ctest exited {run.returncode} although its XML reports no failure", **metrics)
         return result("pass", summarize(report), **metrics)

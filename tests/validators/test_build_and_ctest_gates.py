@@ -72,6 +72,31 @@ def test_ctest_pass_fail_and_zero_tests(tmp_path, make_ctx):
     assert "no tests ran" in result.summary
 
 
+def _with_skip_code(build: Path, name: str) -> None:
+    """Mark test `name` as skipped when it exits 77 (as the GPU tests do on a machine without a GPU)."""
+    cml = build.parent / "CMakeLists.txt"
+    cml.write_text(cml.read_text() + f"set_tests_properties({name} PROPERTIES SKIP_RETURN_CODE 77)\n")
+    subprocess.run(["cmake", "-S", str(build.parent), "-B", str(build)], check=True, capture_output=True)
+
+
+def test_ctest_include_names_the_spec_tests_and_skips_alone_do_not_pass(tmp_path, make_ctx):
+    write_files(tmp_path / "i", {"skip77.sh": "exit 77\n"})
+    proj = _cmake_project(tmp_path / "i", {"core_ok": "-E true", "fabric_host": "-E true",
+                                          "fabric_gpu": f"-E env sh {tmp_path / 'i' / 'skip77.sh'}"})
+    _with_skip_code(proj, "fabric_gpu")
+    result = CTestGate().run(make_ctx(tmp_path, state={"build_dir": str(proj)}, options={"include": "^fabric_"}))
+    assert result.status == "pass", result.summary
+    assert result.metrics["tests"] == 2 and result.metrics["passed"] == 1 and result.metrics["skipped"] == 1
+
+    # the tree without the spec's tests: nothing matches, so the spec's gate fails
+    result = CTestGate().run(make_ctx(tmp_path, state={"build_dir": str(proj)}, options={"include": "^nothing_"}))
+    assert result.status == "fail" and "no tests ran" in result.summary
+
+    # only skipped tests match: not a pass
+    result = CTestGate().run(make_ctx(tmp_path, state={"build_dir": str(proj)}, options={"include": "^fabric_gpu"}))
+    assert result.status == "fail" and "min_passed" in result.summary
+
+
 def test_ctest_without_a_build_folder_is_no_tests_ran(tmp_path, make_ctx):
     result = CTestGate().run(make_ctx(tmp_path, state={"build_dir": str(tmp_path / "nowhere")}))
     assert result.status == "fail" and "no tests ran" in result.summary
