@@ -16,19 +16,31 @@ from harness.specs import load_specs
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Options that narrow what a gate looks at to one spec's part (ctest's include): the union runs everything.
+NARROWING = {"include", "exclude", "label", "min_passed"}
+
+
 def accepted_gates(root: Path) -> list[GateConfig]:
     """The union of the accepted specs' gates in spec order; a gate named twice keeps one config with the
-    options merged (later specs add demands, e.g. parity's backward: true)."""
+    options merged (later specs add demands, e.g. parity's backward: true) and without narrowing options."""
     accepted = Ledger(root).accepted_specs()
     merged: dict[str, GateConfig] = {}
+    narrowed: set[str] = set()
     for spec in load_specs(root):
         if spec.id not in accepted:
             continue
         for g in spec.gates:
             if g.name in merged:
                 merged[g.name].options.update(g.options)
+                narrowed.add(g.name)
             else:
                 merged[g.name] = GateConfig(g.name, dict(g.options))
+                if any(k in NARROWING for k in g.options):
+                    narrowed.add(g.name)
+    for name in narrowed:
+        if sum(name == g.name for s in load_specs(root) if s.id in accepted for g in s.gates) > 1:
+            for k in NARROWING:
+                merged[name].options.pop(k, None)
     return list(merged.values())
 
 
@@ -36,6 +48,9 @@ def test_accepted_gates_merge_options():
     gates = accepted_gates(ROOT)
     names = [g.name for g in gates]
     assert len(names) == len(set(names))
+    for g in gates:
+        if g.name == "ctest":
+            assert not NARROWING & set(g.options), g.options  # the union runs every C++ test
 
 
 def test_runtime_passes_every_accepted_gate():
