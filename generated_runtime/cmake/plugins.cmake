@@ -1,0 +1,40 @@
+# Plugins (the versioned C plugin ABI, include/vbt/plugins/vbt_plugin.h): the extension-op registry and
+# loader in vbt_core, the Python binding in _C, and the example plugins under plugins/ built as MODULE
+# libraries. They are installed next to the package (vibetensor/_plugins/) and also collected in
+# ${CMAKE_BINARY_DIR}/vbt_plugins; tests find them through $VBT_PLUGIN_DIR or those folders.
+# Included by cmake/interop.cmake (plugins use DLPack metadata), after vbt_core and _C exist.
+enable_language(C)
+set(_vbt_root ${CMAKE_CURRENT_LIST_DIR}/..)
+target_sources(vbt_core PRIVATE ${_vbt_root}/src/vbt/plugins/plugin_registry.cpp)
+target_link_libraries(vbt_core PUBLIC ${CMAKE_DL_LIBS})
+if(TARGET _C)
+  target_sources(_C PRIVATE ${_vbt_root}/src/vbt/python/interop/plugins_bindings.cpp)
+  target_compile_definitions(_C PRIVATE VBT_HAS_PLUGINS=1)
+endif()
+
+set(VBT_PLUGIN_OUTPUT_DIR ${CMAKE_BINARY_DIR}/vbt_plugins)
+function(vbt_add_plugin name)
+  cmake_parse_arguments(P "" "" "SOURCES;DEFINES" ${ARGN})
+  add_library(${name} MODULE ${P_SOURCES})
+  target_include_directories(${name} PRIVATE ${_vbt_root}/include)
+  target_compile_definitions(${name} PRIVATE ${P_DEFINES})
+  set_target_properties(${name} PROPERTIES PREFIX "lib" C_VISIBILITY_PRESET hidden
+                        LIBRARY_OUTPUT_DIRECTORY ${VBT_PLUGIN_OUTPUT_DIR})
+  if(SKBUILD)
+    install(TARGETS ${name} LIBRARY DESTINATION vibetensor/_plugins)
+  endif()
+endfunction()
+
+vbt_add_plugin(vbt_example_axpby SOURCES ${_vbt_root}/plugins/example_axpby/axpby_plugin.c)
+vbt_add_plugin(vbt_example_hypot SOURCES ${_vbt_root}/plugins/example_hypot/hypot_plugin.c)
+if(VBT_BUILD_TESTS)
+  # Plugins that break one rule each (plugins/broken/broken_plugin.c, selected by VBT_BROKEN_MODE).
+  foreach(_mode missing_init wrong_major newer_minor init_fails duplicate_op duplicate_builtin)
+    vbt_add_plugin(vbt_broken_${_mode} SOURCES ${_vbt_root}/plugins/broken/broken_plugin.c
+                   DEFINES VBT_BROKEN_${_mode}=1)
+  endforeach()
+endif()
+if(TARGET vbt_cpp_tests)
+  target_sources(vbt_cpp_tests PRIVATE ${_vbt_root}/tests/cpp/plugins/plugin_loader_test.cpp)
+  target_compile_definitions(vbt_cpp_tests PRIVATE VBT_PLUGIN_DIR="${VBT_PLUGIN_OUTPUT_DIR}")
+endif()

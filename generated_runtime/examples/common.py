@@ -1,0 +1,154 @@
+"""Shared helpers for the training workloads (reversal.py, vit.py, minigpt.py).
+
+Policy: every workload is written against the API subset that ``torch`` and ``vibetensor.torch`` share, and takes
+that framework module as a parameter ``T``. Everything that must be identical between the two frameworks is made
+here with numpy, never with the framework's own random generator:
+- initial weights: ``init_parameters`` draws each parameter from its own numpy generator seeded by
+  (seed, crc32(parameter name)) and loads the arrays through ``load_state_dict``;
+- batches: each workload draws batch ``step`` from ``numpy_rng(seed, step)``, so batch k does not depend on how
+  many batches were drawn before it.
+Models have no buffers and no dropout, so two runs that start from the same weights and see the same batches
+differ only in the framework's arithmetic.
+
+Units: step times in seconds (wall clock, measured around forward + backward + optimizer step and the ``.item()``
+that waits for the device); throughput in items per second (tokens or images).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+FRAMEWORK_MODULES = {"torch": "torch", "vibetensor": "vibetensor.torch"}
+
+
+def load_framework(name: str) -> Any:
+    """``torch`` or ``vibetensor`` (short names), or any importable module path that mirrors torch's API."""
+    module_name = FRAMEWORK_MODULES.get(name, name)
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"cannot import framework {name!r} (module {module_name!r}): {exc}") from exc
+
+
+def numpy_rng(seed: int, *stream: int) -> np.random.Generator:
+    """A generator that depends only on (seed, *stream): independent of draw order and of the framework."""
+    return np.random.default_rng([seed, *stream])
+
+
+def init_parameters(T: Any, model: Any, seed: int, std: float = 0.02) -> None:
+    """Overwrite every parameter with numpy-made values. Rule by name and rank: ``*bias`` -> 0, other rank-1
+    parameters (norm scales) -> 1, everything else (linear and embedding weights, positional tables) ->
+    normal(0, std). The result depends only on the seed and the parameter names and shapes."""
+    state = {}
+    for name, param in model.named_parameters():
+        shape = tuple(param.shape)
+        if name.endswith("bias"):
+            values = np.zeros(shape, dtype=np.float32)
+        elif len(shape) == 1:
+            values = np.ones(shape, dtype=np.float32)
+        else:
+            rng = numpy_rng(seed, zlib.crc32(name.encode()))
+            values = (rng.standard_normal(shape) * std).astype(np.float32)
+        state[name] = T.tensor(values)
+    model.load_state_dict(state)
+
+
+def to_device(T: Any, array: np.ndarray, device: str) -> Any:
+    """A framework tensor holding a copy of ``array`` on ``device``."""
+    tensor = T.tensor(array)
+    return tensor if device == "cpu" else tensor.to(device)
+
+
+def to_numpy(tensor: Any) -> np.ndarray:
+    return np.asarray(tensor.detach().cpu().numpy())
+
+
+def count_parameters(model: Any) -> int:
+    return sum(math.prod(tuple(p.shape)) for p in model.parameters())
+
+
+@dataclass
+class TrainingJob:
+    """Everything a training loop needs; built by each workload's ``prepare``.
+
+    ``batch(step)`` returns the framework tensors of batch ``step``; ``loss(batch)`` returns a scalar loss tensor.
+    """
+
+    model: Any
+    optimizer: Any
+    batch: Callable[[int], tuple]
+    loss: Callable[[tuple], Any]
+    items_per_step: int
+    item_unit: str  # "tok" or "img"
+    clip_grad_norm: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # workload-specific extras (config, vocabulary, ...)
+
+
+@dataclass
+class StepRecord:
+    step: int
+    loss: float
+    step_time_s: float
+    items_per_s: float
+
+
+def train(T: Any, job: TrainingJob, steps: int, on_step: Callable[[StepRecord], bool | None]) -> None:
+    """Run ``steps`` optimizer steps. ``on_step`` sees every step; returning True stops the loop early."""
+    job.model.train()
+    for step in range(steps):
+        batch = job.batch(step)  # made before the timer: data preparation is not the framework's work
+        start = time.perf_counter()
+        loss = job.loss(batch)
+        job.optimizer.zero_grad()
+        loss.backward()
+        if job.clip_grad_norm is not None:
+            T.nn.utils.clip_grad_norm_(job.model.parameters(), job.clip_grad_norm)
+        job.optimizer.step()
+        loss_value = float(loss.item())  # waits for the device, so the time covers the whole step
+        elapsed = time.perf_counter() - start
+        record = StepRecord(step, loss_value, elapsed, job.items_per_step / max(elapsed, 1e-9))
+        if on_step(record):
+            return
+
+
+def format_step(record: StepRecord, unit: str) -> str:
+    return (f"step {record.step:5d} | loss {record.loss:.4f} | {record.step_time_s * 1e3:8.1f} ms"
+            f" | {record.items_per_s:,.0f} {unit}/s")
+
+
+def base_arg_parser(description: str, profiles: dict[str, Any]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--framework", default="torch",
+                        help="torch, vibetensor, or an importable module path that mirrors torch (default torch)")
+    parser.add_argument("--profile", default="ci", choices=sorted(profiles), help="size profile (default ci)")
+    parser.add_argument("--steps", type=int, default=20, help="optimizer steps (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--log-every", type=int, default=1, help="print every k-th step (default 1)")
+    return parser
+
+
+def run_from_args(T: Any, job: TrainingJob, args: argparse.Namespace) -> list[StepRecord]:
+    """Train with printing; the shared body of every workload's ``main``."""
+    if args.steps < 1:
+        raise SystemExit("--steps must be at least 1")
+    records: list[StepRecord] = []
+
+    def log(record: StepRecord) -> None:
+        records.append(record)
+        if record.step % max(args.log_every, 1) == 0 or record.step == args.steps - 1:
+            print(format_step(record, job.item_unit), flush=True)
+
+    print(f"{T.__name__} | {count_parameters(job.model):,} parameters | profile {args.profile}", flush=True)
+    train(T, job, args.steps, log)
+    timed = [r.step_time_s for r in records[1:]] or [records[0].step_time_s]  # step 0 includes warm-up
+    median = float(np.median(timed))
+    print(f"median step {median * 1e3:.1f} ms | {job.items_per_step / median:,.0f} {job.item_unit}/s", flush=True)
+    return records

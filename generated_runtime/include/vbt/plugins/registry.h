@@ -1,0 +1,47 @@
+// Extension ops: ops defined at run time by C plugins (vbt_plugin.h), next to the op table's ops.
+// Policy:
+//  * An extension op has a schema restricted to Tensor/int/float/bool arguments (optional `T?`, defaults)
+//    returning one Tensor, and one kernel per device type (DLPack device type: kDLCPU, kDLCUDA).
+//  * load_library() is transactional: everything a plugin registers during its init is staged and
+//    committed only when init succeeds and no registration failed; otherwise it is rolled back, the
+//    library is unloaded, and vbt::Error(Runtime) explains why. Loading the same path twice is a no-op.
+//  * Names are unique across the runtime's op table and every loaded plugin.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "vbt/core/tensor_impl.h"
+
+namespace vbt::plugins {
+
+enum class ExtArgType : uint8_t { Tensor = 0, Int = 1, Float = 2, Bool = 3 };
+using ExtValue = std::variant<std::monostate, Tensor, int64_t, double, bool>;
+
+struct ExtArg {
+  std::string name;
+  ExtArgType type = ExtArgType::Tensor;
+  bool optional = false;
+  bool has_default = false;
+  ExtValue default_value;
+};
+
+struct ExtSchema {
+  std::string text, name;
+  std::vector<ExtArg> args;
+  // Throws vbt::Error(Value) naming the problem on a malformed or unsupported schema.
+  static ExtSchema parse(const std::string& text);
+};
+
+// Loads a plugin; returns the names of the ops it defined.
+std::vector<std::string> load_library(const std::string& path);
+std::vector<std::string> loaded_libraries();
+
+bool has_ext_op(const std::string& name);
+ExtSchema ext_op_schema(const std::string& name);  // RuntimeError if unknown
+std::vector<std::string> ext_op_names();
+// Calls an extension op with arguments in schema order (defaults already filled in).
+Tensor call_ext_op(const std::string& name, std::vector<ExtValue> args);
+
+}  // namespace vbt::plugins

@@ -1,0 +1,158 @@
+/* vibetensor plugin ABI: the C interface between the runtime and a dynamically loaded kernel library.
+ *
+ * Versioning: VBT_PLUGIN_ABI_MAJOR changes on any incompatible change (layouts, meanings); the
+ * loader rejects a plugin built for another major. VBT_PLUGIN_ABI_MINOR grows when members are
+ * appended to vbt_host_api; the loader rejects a plugin built against a NEWER minor than the runtime
+ * provides (it might call members that do not exist). All enums have explicit values and only grow.
+ *
+ * A plugin exports two C symbols (VBT_PLUGIN_DEFINE_ABI_VERSION() writes the first one):
+ *   void    vbt_plugin_abi_version(uint32_t* major, uint32_t* minor);
+ *   int32_t vbt_plugin_init(const vbt_host_api* host, vbt_registrar reg);
+ * The loader dlopens the library, checks the version, then calls vbt_plugin_init once. Inside init the
+ * plugin defines ops (a schema string) and registers kernels per device through host->define_op /
+ * host->register_kernel. Registrations are staged: they become visible only if init returns VBT_OK and
+ * no registration failed; otherwise every one of them is rolled back and the library is unloaded.
+ *
+ * Tensors are opaque handles (vbt_tensor). Their metadata is DLPack's (DLDataType, DLDevice, shape and
+ * strides in elements), read with host->tensor_info. Kernel argument handles are borrowed for the call;
+ * handles made by host->empty / host->iter_output are owned by the plugin until returned through a
+ * kernel's `out` or released with host->release_tensor.
+ *
+ * Elementwise helpers (host->iter_*) run the runtime's TensorIterator: broadcasting, type promotion
+ * (inputs are cast to the common dtype), allocation of the output, any striding and aliasing of the
+ * operands; the plugin supplies only the 1-d inner loop.
+ *
+ * Errors: functions return a vbt_status; a failing kernel or init calls host->set_error(msg) and
+ * returns non-zero; the runtime raises a Python exception carrying msg. No C++ exception ever crosses
+ * this interface.
+ */
+#ifndef VBT_PLUGINS_VBT_PLUGIN_H_
+#define VBT_PLUGINS_VBT_PLUGIN_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vbt/interop/dlpack.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VBT_PLUGIN_ABI_MAJOR 1
+#define VBT_PLUGIN_ABI_MINOR 0
+
+#if defined(_WIN32)
+#define VBT_PLUGIN_EXPORT __declspec(dllexport)
+#else
+#define VBT_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+typedef enum vbt_status {
+  VBT_STATUS_OK = 0,
+  VBT_STATUS_INVALID_ARGUMENT = 1,
+  VBT_STATUS_DUPLICATE = 2,
+  VBT_STATUS_NOT_FOUND = 3,
+  VBT_STATUS_UNSUPPORTED = 4,
+  VBT_STATUS_RUNTIME_ERROR = 5,
+  VBT_STATUS_OUT_OF_MEMORY = 6,
+  VBT_STATUS_WRONG_PHASE = 7 /* e.g. registering outside vbt_plugin_init */
+} vbt_status;
+
+typedef enum vbt_value_tag {
+  VBT_VALUE_NONE = 0,
+  VBT_VALUE_TENSOR = 1,
+  VBT_VALUE_INT = 2,
+  VBT_VALUE_FLOAT = 3,
+  VBT_VALUE_BOOL = 4
+} vbt_value_tag;
+
+typedef struct vbt_tensor_s* vbt_tensor;       /* opaque tensor handle */
+typedef struct vbt_registrar_s* vbt_registrar; /* opaque, valid only during vbt_plugin_init */
+typedef struct vbt_iter_s* vbt_iter;           /* opaque elementwise iterator */
+
+/* One kernel argument, in schema order. */
+typedef struct vbt_value {
+  int32_t tag; /* a vbt_value_tag */
+  int32_t reserved;
+  union {
+    vbt_tensor tensor;
+    int64_t i;
+    double f;
+    int32_t b;
+  } u;
+} vbt_value;
+
+/* A tensor's metadata; pointers stay valid while the handle lives. */
+typedef struct vbt_tensor_info {
+  void* data;             /* address of the first element (storage offset applied) */
+  DLDevice device;
+  DLDataType dtype;
+  int32_t ndim;
+  const int64_t* shape;   /* ndim sizes */
+  const int64_t* strides; /* ndim strides, in elements */
+  int64_t numel;
+} vbt_tensor_info;
+
+struct vbt_host_api;
+
+/* A kernel: computes the op for `args` and stores a new tensor handle in *out. */
+typedef int32_t (*vbt_kernel_fn)(const struct vbt_host_api* host, const vbt_value* args, int32_t nargs,
+                                 vbt_tensor* out, void* user_data);
+/* The inner loop of an elementwise op: data[0] is the output, data[1..] the inputs; byte_strides[i]
+ * is operand i's stride in bytes; n elements. */
+typedef void (*vbt_loop_fn)(char** data, const int64_t* byte_strides, int64_t n, void* ctx);
+
+typedef struct vbt_host_api {
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  size_t struct_size; /* sizeof(vbt_host_api) of the runtime */
+
+  /* --- registration (only inside vbt_plugin_init) --- */
+  /* Defines a new op, e.g. "myadd(Tensor self, Tensor other, float alpha=1.0) -> Tensor". Argument
+   * types: Tensor, int, float, bool. A name that already exists (runtime op or any plugin's) fails
+   * with VBT_STATUS_DUPLICATE. */
+  int32_t (*define_op)(vbt_registrar reg, const char* schema);
+  /* Registers the kernel of an op for one device type (kDLCPU or kDLCUDA). */
+  int32_t (*register_kernel)(vbt_registrar reg, const char* op_name, int32_t dl_device_type, vbt_kernel_fn fn,
+                             void* user_data);
+
+  /* --- tensors --- */
+  int32_t (*tensor_info)(vbt_tensor t, vbt_tensor_info* out);
+  /* A new contiguous, uninitialised tensor. */
+  int32_t (*empty)(const int64_t* shape, int32_t ndim, DLDataType dtype, DLDevice device, vbt_tensor* out);
+  void (*release_tensor)(vbt_tensor t);
+
+  /* --- elementwise iterator helpers (CPU) --- */
+  /* Builds an iterator over `ninputs` inputs with a freshly allocated output. `out_dtype` with
+   * bits == 0 means "the common dtype". */
+  int32_t (*iter_build)(const char* op_name, const vbt_tensor* inputs, int32_t ninputs, DLDataType out_dtype,
+                        vbt_iter* out);
+  int32_t (*iter_common_dtype)(vbt_iter it, DLDataType* out);
+  /* Runs the loop over every element (possibly in parallel chunks). */
+  int32_t (*iter_for_each)(vbt_iter it, vbt_loop_fn loop, void* ctx);
+  /* The output tensor (a new handle). */
+  int32_t (*iter_output)(vbt_iter it, vbt_tensor* out);
+  void (*iter_free)(vbt_iter it);
+
+  /* --- errors --- */
+  void (*set_error)(const char* message);
+} vbt_host_api;
+
+typedef void (*vbt_plugin_abi_version_fn)(uint32_t* major, uint32_t* minor);
+typedef int32_t (*vbt_plugin_init_fn)(const vbt_host_api* host, vbt_registrar reg);
+
+#define VBT_PLUGIN_ABI_VERSION_SYMBOL "vbt_plugin_abi_version"
+#define VBT_PLUGIN_INIT_SYMBOL "vbt_plugin_init"
+
+/* Writes the version entry point for the ABI this plugin is compiled against. */
+#define VBT_PLUGIN_DEFINE_ABI_VERSION()                                                          \
+  VBT_PLUGIN_EXPORT void vbt_plugin_abi_version(uint32_t* major, uint32_t* minor) {              \
+    *major = VBT_PLUGIN_ABI_MAJOR;                                                               \
+    *minor = VBT_PLUGIN_ABI_MINOR;                                                               \
+  }
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* VBT_PLUGINS_VBT_PLUGIN_H_ */

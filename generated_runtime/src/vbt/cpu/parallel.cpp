@@ -1,0 +1,58 @@
+// OpenMP-backed parallel_for (see parallel.h).
+#include "vbt/cpu/parallel.h"
+
+#include <exception>
+#include <mutex>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace vbt {
+
+int get_num_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+void set_num_threads(int n) {
+#ifdef _OPENMP
+  if (n > 0) omp_set_num_threads(n);
+#else
+  (void)n;
+#endif
+}
+
+void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  int64_t n = end - begin;
+  if (n <= 0) return;
+  int threads = get_num_threads();
+#ifdef _OPENMP
+  if (threads > 1 && n >= grain && !omp_in_parallel()) {
+    int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
+    if (chunks < 2) chunks = 2;
+    std::exception_ptr error;
+    std::mutex mu;
+#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)
+    for (int64_t c = 0; c < chunks; ++c) {
+      int64_t b = begin + n * c / chunks, e = begin + n * (c + 1) / chunks;
+      try {
+        fn(b, e);
+      } catch (...) {
+        std::lock_guard<std::mutex> g(mu);
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+#endif
+  (void)threads;
+  (void)grain;
+  fn(begin, end);
+}
+
+}  // namespace vbt

@@ -1,0 +1,415 @@
+// Reductions (sum, mean, prod, amax/amin, max/min with indices, argmax/argmin, var/std, norm,
+// logsumexp, all, any) and dim-wise scans (cumsum, cumprod, softmax, log_softmax).
+//
+// Note [Reduction plan]
+// A reduction splits the input's dims into KEPT and REDUCED sets. Outputs are enumerated in
+// row-major order of the kept dims (the output is contiguous, keepdim only changes its final
+// shape); for each output the reduced elements are visited in row-major order of the reduced
+// dims, so the k-th visited element has linear index k (what argmax/max-indices report).
+// Floating accumulation is in double (more accurate than PyTorch's float cascade, within
+// tolerance), integer accumulation in int64. Outputs are processed in parallel chunks when
+// (outputs x reduced elements) exceeds kParallelGrain.
+#include <cmath>
+#include <limits>
+
+#include "cpu_kernels.h"
+
+namespace vbt {
+
+namespace {
+
+struct ReducePlan {
+  Shape keep_sizes, keep_strides;  // input geometry of kept dims (elements)
+  Shape red_sizes, red_strides;    // input geometry of reduced dims (elements)
+  Shape out_keepdim_shape, out_shape;
+  int64_t num_out = 1, num_red = 1;
+};
+
+ReducePlan make_plan(const Tensor& t, const Shape* dims, bool keepdim, const char* op) {
+  std::vector<bool> reduced(t.dim(), dims == nullptr || dims->empty());
+  if (dims && !dims->empty()) {
+    for (int64_t d : *dims) {
+      int64_t w = wrap_dim(d, t.dim(), op);
+      if (t.dim() == 0) continue;
+      VBT_CHECK(!reduced[w], op, ": dim ", w, " appears multiple times in the list of dims");
+      reduced[w] = true;
+    }
+  }
+  ReducePlan p;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (reduced[d]) {
+      p.red_sizes.push_back(t.sizes()[d]);
+      p.red_strides.push_back(t.strides()[d]);
+      p.out_keepdim_shape.push_back(1);
+      if (keepdim) p.out_shape.push_back(1);
+    } else {
+      p.keep_sizes.push_back(t.sizes()[d]);
+      p.keep_strides.push_back(t.strides()[d]);
+      p.out_keepdim_shape.push_back(t.sizes()[d]);
+      p.out_shape.push_back(t.sizes()[d]);
+    }
+  }
+  p.num_out = shape_numel(p.keep_sizes);
+  p.num_red = shape_numel(p.red_sizes);
+  return p;
+}
+
+// Offset (elements) of linear index `i` over (sizes, strides), row-major.
+inline int64_t offset_of(int64_t i, const Shape& sizes, const Shape& strides) {
+  int64_t off = 0;
+  for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 0; --d) {
+    off += (i % sizes[d]) * strides[d];
+    i /= sizes[d];
+  }
+  return off;
+}
+
+// For each output o: acc = init; step(acc, x, k) over its reduced elements; emit(o, acc).
+template <typename T, typename Acc, typename Step, typename Emit>
+void run_reduce(const Tensor& in, const ReducePlan& p, Acc init, Step step, Emit emit) {
+  const T* base = in.data<T>();
+  const int64_t nr = static_cast<int64_t>(p.red_sizes.size());
+  const int64_t inner_n = nr ? p.red_sizes.back() : 1, inner_st = nr ? p.red_strides.back() : 0;
+  const int64_t outer_red = inner_n ? p.num_red / inner_n : 0;
+  Shape outer_sizes(p.red_sizes.begin(), p.red_sizes.end() - (nr ? 1 : 0));
+  Shape outer_strides(p.red_strides.begin(), p.red_strides.end() - (nr ? 1 : 0));
+  int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, p.num_red));
+  parallel_for(0, p.num_out, grain, [&](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      const T* ob = base + offset_of(o, p.keep_sizes, p.keep_strides);
+      Acc acc = init;
+      int64_t k = 0;
+      for (int64_t r = 0; r < outer_red; ++r) {
+        const T* rb = ob + offset_of(r, outer_sizes, outer_strides);
+        for (int64_t i = 0; i < inner_n; ++i, ++k) step(acc, static_cast<opmath_t<T>>(rb[i * inner_st]), k);
+      }
+      emit(o, acc);
+    }
+  });
+}
+
+Tensor finish_shape(const Tensor& out_keep, const ReducePlan& p) {
+  return make_view(out_keep, p.out_shape, contiguous_strides(p.out_shape), 0);
+}
+
+const Shape* opt_dims(const Args& a, size_t i) { return a.is_none(i) ? nullptr : &a.int_list(i); }
+
+template <typename T> using acc_t = std::conditional_t<std::is_floating_point_v<opmath_t<T>>, double, int64_t>;
+
+void check_nonempty(const ReducePlan& p, const Tensor& t, const char* op) {
+  VBT_CHECK(p.num_red > 0 || p.num_out == 0, op, "(): Expected reduction dim to have non-zero size (input shape ",
+            shape_str(t.sizes()), ")");
+}
+
+// sum/prod share this: dtype rule is "integers and bool accumulate to int64".
+template <bool IsProd> Value sum_like(const Args& a, const char* op) {
+  Tensor in = a.tensor(0);
+  ScalarType out_dt = !a.is_none(3) ? a.dtype(3) : is_integral(in.dtype(), true) ? ScalarType::Int64 : in.dtype();
+  in = cast_to(in, out_dt);
+  ReducePlan p = make_plan(in, opt_dims(a, 1), a.boolean(2), op);
+  Tensor out = empty(p.out_keepdim_shape, out_dt);
+  VBT_DISPATCH_NUMERIC(out_dt, op, [&]<typename T>() {
+    using A = acc_t<T>;
+    T* o = out.data<T>();
+    auto emit = [o](int64_t i, A acc) { o[i] = static_cast<T>(static_cast<opmath_t<T>>(acc)); };
+    if constexpr (IsProd) run_reduce<T, A>(in, p, A(1), [](A& acc, auto x, int64_t) { acc *= static_cast<A>(x); }, emit);
+    else run_reduce<T, A>(in, p, A(0), [](A& acc, auto x, int64_t) { acc += static_cast<A>(x); }, emit);
+  });
+  return finish_shape(out, p);
+}
+
+}  // namespace
+
+// sum(Tensor self, int[]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
+Value k_sum(const Args& a) { return sum_like<false>(a, "sum"); }
+// prod(Tensor self, int[]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
+Value k_prod(const Args& a) { return sum_like<true>(a, "prod"); }
+
+// mean(Tensor self, int[]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
+Value k_mean(const Args& a) {
+  Tensor in = a.tensor(0);
+  ScalarType dt = a.dtype_or(3, in.dtype());
+  VBT_CHECK(is_floating(dt), "mean(): could not infer output dtype. Input dtype must be either a floating point or "
+            "complex dtype. Got: ", dtype_name(dt));
+  in = cast_to(in, dt);
+  ReducePlan p = make_plan(in, opt_dims(a, 1), a.boolean(2), "mean");
+  Tensor out = empty(p.out_keepdim_shape, dt);
+  double n = static_cast<double>(p.num_red);
+  VBT_DISPATCH_FLOATING(dt, "mean", [&]<typename T>() {
+    T* o = out.data<T>();
+    run_reduce<T, double>(in, p, 0.0, [](double& acc, auto x, int64_t) { acc += static_cast<double>(x); },
+                          [o, n](int64_t i, double acc) { o[i] = static_cast<T>(static_cast<opmath_t<T>>(acc / n)); });
+  });
+  return finish_shape(out, p);
+}
+
+namespace {
+template <bool IsMax> Value amax_like(const Args& a, const char* op) {
+  const Tensor& in = a.tensor(0);
+  ReducePlan p = make_plan(in, &a.int_list(1), a.boolean(2), op);
+  check_nonempty(p, in, op);
+  Tensor out = empty(p.out_keepdim_shape, in.dtype());
+  VBT_DISPATCH_ALL(in.dtype(), op, [&]<typename T>() {
+    using M = opmath_t<T>;
+    T* o = out.data<T>();
+    M init = IsMax ? std::numeric_limits<M>::lowest() : std::numeric_limits<M>::max();
+    if constexpr (std::is_floating_point_v<M>) init = IsMax ? -std::numeric_limits<M>::infinity() : std::numeric_limits<M>::infinity();
+    run_reduce<T, M>(in, p, init, [](M& acc, M x, int64_t) {
+      if constexpr (std::is_floating_point_v<M>) { if (std::isnan(acc)) return; if (std::isnan(x)) { acc = x; return; } }
+      if (IsMax ? x > acc : x < acc) acc = x;
+    }, [o](int64_t i, M acc) { o[i] = static_cast<T>(acc); });
+  });
+  return finish_shape(out, p);
+}
+
+// Index of the first max (min); NaN counts as the extreme (first NaN wins), like PyTorch.
+template <bool IsMax> std::pair<Tensor, Tensor> arg_extreme(const Tensor& in, const ReducePlan& p, bool want_values) {
+  Tensor idx = empty(p.out_keepdim_shape, ScalarType::Int64);
+  Tensor vals = want_values ? empty(p.out_keepdim_shape, in.dtype()) : Tensor();
+  VBT_DISPATCH_ALL(in.dtype(), "argmax", [&]<typename T>() {
+    using M = opmath_t<T>;
+    struct St { M v; int64_t k; bool any; };
+    int64_t* oi = idx.data<int64_t>();
+    T* ov = want_values ? vals.data<T>() : nullptr;
+    run_reduce<T, St>(in, p, St{M(0), 0, false}, [](St& s, M x, int64_t k) {
+      if (!s.any) { s = {x, k, true}; return; }
+      if constexpr (std::is_floating_point_v<M>) {
+        if (std::isnan(s.v)) return;
+        if (std::isnan(x)) { s.v = x; s.k = k; return; }
+      }
+      if (IsMax ? x > s.v : x < s.v) { s.v = x; s.k = k; }
+    }, [oi, ov](int64_t i, const St& s) { oi[i] = s.k; if (ov) ov[i] = static_cast<T>(s.v); });
+  });
+  return {vals, idx};
+}
+
+template <bool IsMax> Value max_dim_like(const Args& a, const char* op) {
+  const Tensor& in = a.tensor(0);
+  Shape dims{a.integer(1)};
+  ReducePlan p = make_plan(in, &dims, a.boolean(2), op);
+  VBT_CHECK_INDEX(p.num_red > 0 || p.num_out == 0, op, "(): Expected reduction dim ", dims[0],
+                  " to have non-zero size (input shape ", shape_str(in.sizes()), ")");
+  auto [vals, idx] = arg_extreme<IsMax>(in, p, true);
+  return TensorList{finish_shape(vals, p), finish_shape(idx, p)};
+}
+
+template <bool IsMax> Value argmax_like(const Args& a, const char* op) {
+  Tensor in = a.tensor(0);
+  bool keepdim = a.boolean(2);
+  if (a.is_none(1)) {
+    VBT_CHECK(in.numel() > 0, op, "(): Expected reduction dim to be specified for input.numel() == 0.");
+    Tensor flat = contiguous_or_self(in);
+    flat = make_view(flat, {in.numel()}, {1}, flat.storage_offset());
+    ReducePlan p = make_plan(flat, nullptr, false, op);
+    Tensor idx = arg_extreme<IsMax>(flat, p, false).second;
+    if (keepdim) {
+      Shape ones(in.dim(), 1);
+      return make_view(idx, ones, contiguous_strides(ones), 0);
+    }
+    return make_view(idx, {}, {}, 0);  // a 0-dim index, as in PyTorch
+  }
+  Shape dims{a.integer(1)};
+  ReducePlan p = make_plan(in, &dims, keepdim, op);
+  VBT_CHECK_INDEX(p.num_red > 0 || p.num_out == 0, op, "(): Expected reduction dim ", dims[0], " to have non-zero size.");
+  return finish_shape(arg_extreme<IsMax>(in, p, false).second, p);
+}
+}  // namespace
+
+// amax/amin(Tensor self, int[] dim=[], bool keepdim=False) -> Tensor   (NaN propagates)
+Value k_amax(const Args& a) { return amax_like<true>(a, "amax"); }
+Value k_amin(const Args& a) { return amax_like<false>(a, "amin"); }
+// max_dim/min_dim(Tensor self, int dim, bool keepdim=False) -> (values, indices)
+Value k_max_dim(const Args& a) { return max_dim_like<true>(a, "max"); }
+Value k_min_dim(const Args& a) { return max_dim_like<false>(a, "min"); }
+// argmax/argmin(Tensor self, int? dim=None, bool keepdim=False) -> Tensor
+Value k_argmax(const Args& a) { return argmax_like<true>(a, "argmax"); }
+Value k_argmin(const Args& a) { return argmax_like<false>(a, "argmin"); }
+
+namespace {
+Value var_like(const Args& a, bool take_sqrt, const char* op) {
+  const Tensor& in = a.tensor(0);
+  VBT_CHECK(is_floating(in.dtype()), op, "(): input dtype should be floating point, got ", dtype_name(in.dtype()));
+  double correction = a.is_none(2) ? 1.0 : a.real(2);
+  ReducePlan p = make_plan(in, opt_dims(a, 1), a.boolean(3), op);
+  Tensor out = empty(p.out_keepdim_shape, in.dtype());
+  struct W { double n, mean, m2; };
+  VBT_DISPATCH_FLOATING(in.dtype(), op, [&]<typename T>() {
+    T* o = out.data<T>();
+    run_reduce<T, W>(in, p, W{0, 0, 0}, [](W& w, auto x, int64_t) {
+      double v = static_cast<double>(x);
+      w.n += 1;
+      double d = v - w.mean;
+      w.mean += d / w.n;
+      w.m2 += d * (v - w.mean);
+    }, [o, correction, take_sqrt](int64_t i, const W& w) {
+      double denom = std::max(0.0, w.n - correction);
+      double var = w.m2 / denom;
+      o[i] = static_cast<T>(static_cast<opmath_t<T>>(take_sqrt ? std::sqrt(var) : var));
+    });
+  });
+  return finish_shape(out, p);
+}
+}  // namespace
+
+// var/std(Tensor self, int[]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor
+Value k_var(const Args& a) { return var_like(a, false, "var"); }
+Value k_std(const Args& a) { return var_like(a, true, "std"); }
+
+// norm(Tensor self, Scalar p=2, int[]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
+Value k_norm(const Args& a) {
+  Tensor in = a.tensor(0);
+  ScalarType dt = a.dtype_or(4, in.dtype());
+  VBT_CHECK(is_floating(dt), "norm(): input dtype should be floating point, but got ", dtype_name(dt));
+  in = cast_to(in, dt);
+  double pw = a.real(1);
+  ReducePlan p = make_plan(in, opt_dims(a, 2), a.boolean(3), "norm");
+  Tensor out = empty(p.out_keepdim_shape, dt);
+  VBT_DISPATCH_FLOATING(dt, "norm", [&]<typename T>() {
+    T* o = out.data<T>();
+    auto emit_as = [o](int64_t i, double v) { o[i] = static_cast<T>(static_cast<opmath_t<T>>(v)); };
+    if (std::isinf(pw)) {
+      bool mx = pw > 0;
+      double init = mx ? 0.0 : std::numeric_limits<double>::infinity();
+      run_reduce<T, double>(in, p, init, [mx](double& acc, auto x, int64_t) {
+        double v = std::abs(static_cast<double>(x));
+        if (std::isnan(v) || std::isnan(acc)) { acc = std::nan(""); return; }
+        acc = mx ? std::max(acc, v) : std::min(acc, v);
+      }, emit_as);
+    } else if (pw == 0) {
+      run_reduce<T, double>(in, p, 0.0, [](double& acc, auto x, int64_t) { acc += static_cast<double>(x) != 0.0; }, emit_as);
+    } else if (pw == 1) {
+      run_reduce<T, double>(in, p, 0.0, [](double& acc, auto x, int64_t) { acc += std::abs(static_cast<double>(x)); }, emit_as);
+    } else if (pw == 2) {
+      run_reduce<T, double>(in, p, 0.0, [](double& acc, auto x, int64_t) { double v = static_cast<double>(x); acc += v * v; },
+                            [&](int64_t i, double acc) { emit_as(i, std::sqrt(acc)); });
+    } else {
+      run_reduce<T, double>(in, p, 0.0, [pw](double& acc, auto x, int64_t) { acc += std::pow(std::abs(static_cast<double>(x)), pw); },
+                            [&](int64_t i, double acc) { emit_as(i, std::pow(acc, 1.0 / pw)); });
+    }
+  });
+  return finish_shape(out, p);
+}
+
+// logsumexp(Tensor self, int[] dim, bool keepdim=False) -> Tensor   (integers promote to float)
+Value k_logsumexp(const Args& a) {
+  Tensor in = a.tensor(0);
+  ScalarType dt = is_floating(in.dtype()) ? in.dtype() : default_float_dtype();
+  in = cast_to(in, dt);
+  ReducePlan p = make_plan(in, &a.int_list(1), a.boolean(2), "logsumexp");
+  Tensor out = empty(p.out_keepdim_shape, dt);
+  struct L { double m, s; };
+  VBT_DISPATCH_FLOATING(dt, "logsumexp", [&]<typename T>() {
+    T* o = out.data<T>();
+    run_reduce<T, L>(in, p, L{-std::numeric_limits<double>::infinity(), 0.0}, [](L& l, auto x, int64_t) {
+      double v = static_cast<double>(x);
+      if (std::isnan(v) || std::isnan(l.m)) { l.m = std::nan(""); return; }
+      if (v == -std::numeric_limits<double>::infinity()) return;
+      if (v > l.m) { l.s = l.s * std::exp(l.m - v) + 1.0; l.m = v; }
+      else l.s += std::exp(v - l.m);
+    }, [o](int64_t i, const L& l) {
+      double r = std::isnan(l.m) ? l.m : (l.s == 0 ? -std::numeric_limits<double>::infinity()
+                                                   : (std::isinf(l.m) ? l.m : l.m + std::log(l.s)));
+      o[i] = static_cast<T>(static_cast<opmath_t<T>>(r));
+    });
+  });
+  return finish_shape(out, p);
+}
+
+namespace {
+template <bool IsAll> Value all_like(const Args& a, const char* op) {
+  const Tensor& in = a.tensor(0);
+  ReducePlan p = make_plan(in, opt_dims(a, 1), a.boolean(2), op);
+  Tensor out = empty(p.out_keepdim_shape, ScalarType::Bool);
+  VBT_DISPATCH_ALL(in.dtype(), op, [&]<typename T>() {
+    using M = opmath_t<T>;
+    bool* o = out.data<bool>();
+    run_reduce<T, bool>(in, p, IsAll, [](bool& acc, M x, int64_t) {
+      if (IsAll) acc = acc && (x != M(0)); else acc = acc || (x != M(0));
+    }, [o](int64_t i, bool acc) { o[i] = acc; });
+  });
+  Tensor r = finish_shape(out, p);
+  if (in.dtype() == ScalarType::UInt8) {  // torch: all/any of uint8 give uint8 (0/1); bool for every other dtype
+    Tensor u = empty(r.sizes(), ScalarType::UInt8, r.device());
+    copy_into(u, r);
+    return u;
+  }
+  return r;
+}
+}  // namespace
+
+// all/any(Tensor self, int[]? dim=None, bool keepdim=False, *, Tensor? out=None) -> Tensor (bool; uint8 for uint8)
+Value k_all(const Args& a) { return all_like<true>(a, "all"); }
+Value k_any(const Args& a) { return all_like<false>(a, "any"); }
+
+namespace {
+// Calls fn(in_line, in_stride, out_line, out_stride, n) for every line of `in`/`out` along dim.
+template <typename TI, typename TO, typename F> void for_each_line(const Tensor& in, const Tensor& out, int64_t dim, F fn) {
+  Shape sizes, in_st, out_st;
+  for (int64_t d = 0; d < in.dim(); ++d) {
+    if (d == dim) continue;
+    sizes.push_back(in.sizes()[d]);
+    in_st.push_back(in.strides()[d]);
+    out_st.push_back(out.strides()[d]);
+  }
+  int64_t lines = shape_numel(sizes), n = in.dim() ? in.sizes()[dim] : 1;
+  int64_t is = in.dim() ? in.strides()[dim] : 1, os = out.dim() ? out.strides()[dim] : 1;
+  const TI* ib = in.data<TI>();
+  TO* ob = out.data<TO>();
+  parallel_for(0, lines, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, n)), [&](int64_t b, int64_t e) {
+    for (int64_t l = b; l < e; ++l) fn(ib + offset_of(l, sizes, in_st), is, ob + offset_of(l, sizes, out_st), os, n);
+  });
+}
+
+template <bool IsProd> Value cum_like(const Args& a, const char* op) {
+  Tensor in = a.tensor(0);
+  int64_t dim = wrap_dim(a.integer(1), in.dim(), op);
+  ScalarType dt = !a.is_none(2) ? a.dtype(2) : is_integral(in.dtype(), true) ? ScalarType::Int64 : in.dtype();
+  in = cast_to(in, dt);
+  Tensor out = empty(in.sizes(), dt);
+  VBT_DISPATCH_NUMERIC(dt, op, [&]<typename T>() {
+    using A = acc_t<T>;
+    for_each_line<T, T>(in, out, dim, [](const T* x, int64_t xs, T* y, int64_t ys, int64_t n) {
+      A acc = IsProd ? A(1) : A(0);
+      for (int64_t i = 0; i < n; ++i) {
+        A v = static_cast<A>(static_cast<opmath_t<T>>(x[i * xs]));
+        acc = IsProd ? acc * v : acc + v;
+        y[i * ys] = static_cast<T>(static_cast<opmath_t<T>>(acc));
+      }
+    });
+  });
+  return out;
+}
+
+template <bool IsLog> Value softmax_like(const Args& a, const char* op) {
+  Tensor in = a.tensor(0);
+  int64_t dim = wrap_dim(a.integer(1), in.dim(), op);
+  ScalarType dt = a.dtype_or(2, in.dtype());
+  VBT_CHECK(is_floating(dt), op, ": not implemented for '", dtype_name(dt), "' (softmax needs a floating point input)");
+  in = cast_to(in, dt);
+  Tensor out = empty(in.sizes(), dt);
+  VBT_DISPATCH_FLOATING(dt, op, [&]<typename T>() {
+    for_each_line<T, T>(in, out, dim, [](const T* x, int64_t xs, T* y, int64_t ys, int64_t n) {
+      double m = -std::numeric_limits<double>::infinity();
+      for (int64_t i = 0; i < n; ++i) m = std::max(m, static_cast<double>(static_cast<opmath_t<T>>(x[i * xs])));
+      if (std::isinf(m) && m < 0) m = 0;
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(static_cast<opmath_t<T>>(x[i * xs])) - m);
+      double ls = std::log(s);
+      for (int64_t i = 0; i < n; ++i) {
+        double v = static_cast<double>(static_cast<opmath_t<T>>(x[i * xs])) - m;
+        y[i * ys] = static_cast<T>(static_cast<opmath_t<T>>(IsLog ? v - ls : std::exp(v) / s));
+      }
+    });
+  });
+  return out;
+}
+}  // namespace
+
+// cumsum/cumprod(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor
+Value k_cumsum(const Args& a) { return cum_like<false>(a, "cumsum"); }
+Value k_cumprod(const Args& a) { return cum_like<true>(a, "cumprod"); }
+// softmax/log_softmax(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
+Value k_softmax(const Args& a) { return softmax_like<false>(a, "softmax"); }
+Value k_log_softmax(const Args& a) { return softmax_like<true>(a, "log_softmax"); }
+
+}  // namespace vbt

@@ -1,0 +1,500 @@
+// CachingAllocator: the policy of Note [Caching allocator policy] (caching_allocator.h).
+// Invariants kept by every public method (under mutex_):
+//  * the blocks of a segment tile it exactly, linked by prev/next in address order;
+//  * a block is in exactly one state: allocated (in live_blocks_), pending (pending_events > 0, in no
+//    pool), or free (in its pool's free_blocks); no two free blocks of a segment are neighbours;
+//  * stats_.reserved_bytes == sum of segment sizes, allocated_bytes == sum of allocated block sizes,
+//    active_bytes == allocated + pending block sizes.
+#include "vbt/cuda/caching_allocator.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <limits>
+
+namespace vbt::cuda {
+
+namespace {
+constexpr std::size_t kAll = std::numeric_limits<std::size_t>::max();
+
+std::size_t round_up(std::size_t n, std::size_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
+// The JSON writers append to a std::string with std::to_string instead of using iostreams: they run on
+// every memory_stats() call, and number formatting through a stream's locale facets has been seen to crash in
+// a _C linked against a static libstdc++ once the CUDA driver is loaded (the H200 image's /opt/gcc toolchain).
+void stat_json(std::string& os, const char* name, const Stat& s) {
+  os += "\"";
+  os += name;
+  os += "\": {\"current\": " + std::to_string(s.current) + ", \"peak\": " + std::to_string(s.peak) + "}, ";
+}
+
+std::string double_json(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+}  // namespace
+
+const char* to_string(AllocatorEvent::Kind kind) {
+  switch (kind) {
+    case AllocatorEvent::Kind::SegmentAlloc: return "segment_alloc";
+    case AllocatorEvent::Kind::SegmentFree: return "segment_free";
+    case AllocatorEvent::Kind::EventRecord: return "event_record";
+    case AllocatorEvent::Kind::EventDone: return "event_done";
+    case AllocatorEvent::Kind::BlockReady: return "block_ready";
+    case AllocatorEvent::Kind::GcStage: return "gc_stage";
+    case AllocatorEvent::Kind::Oom: return "oom";
+  }
+  return "unknown";
+}
+
+std::string stats_to_json(const AllocatorStats& s) {
+  std::string os = "{";
+  stat_json(os, "allocated_bytes", s.allocated_bytes);
+  stat_json(os, "active_bytes", s.active_bytes);
+  stat_json(os, "reserved_bytes", s.reserved_bytes);
+  stat_json(os, "allocated_blocks", s.allocated_blocks);
+  stat_json(os, "segments", s.segments);
+  os += "\"num_allocs\": " + std::to_string(s.num_allocs) + ", \"num_frees\": " + std::to_string(s.num_frees) +
+        ", \"num_segment_allocs\": " + std::to_string(s.num_segment_allocs) +
+        ", \"num_segment_frees\": " + std::to_string(s.num_segment_frees) +
+        ", \"num_gc_segment_frees\": " + std::to_string(s.num_gc_segment_frees) +
+        ", \"num_cache_flushes\": " + std::to_string(s.num_cache_flushes) +
+        ", \"num_ooms\": " + std::to_string(s.num_ooms) + "}";
+  return os;
+}
+
+bool CachingAllocator::BlockOrder::operator()(const Block* a, const Block* b) const {
+  if (a->stream != b->stream) return a->stream < b->stream;
+  if (a->size != b->size) return a->size < b->size;
+  return a->addr < b->addr;
+}
+
+CachingAllocator::CachingAllocator(MemoryBackend& backend, AllocatorConfig config, int device_index)
+    : backend_(backend), config_(config), device_index_(device_index) {
+  VBT_CHECK_VALUE(config_.rounding > 0 && config_.small_segment_size >= config_.small_block_limit &&
+                      config_.large_segment_rounding > 0,
+                  "CachingAllocator: inconsistent config (rounding must be > 0 and small segments must hold the "
+                  "largest small block)");
+  small_pool_.small = true;
+  large_pool_.small = false;
+}
+
+CachingAllocator::~CachingAllocator() {
+  for (auto& pe : pending_) {
+    try {
+      backend_.destroy_event(pe.event);
+    } catch (...) {
+    }
+  }
+  for (auto& [base, seg] : segments_) {
+    for (Block* b = seg->head; b != nullptr;) {
+      Block* next = b->next;
+      delete b;
+      b = next;
+    }
+    try {
+      backend_.raw_free(reinterpret_cast<void*>(base));
+    } catch (...) {
+    }
+    delete seg;
+  }
+}
+
+std::size_t CachingAllocator::round_size(std::size_t bytes) const { return round_up(bytes, config_.rounding); }
+
+CachingAllocator::Pool& CachingAllocator::pool_for(std::size_t size, StreamId stream) {
+  bool small = size <= config_.small_block_limit;
+  auto capture = capturing_streams_.find(stream);
+  if (capture != capturing_streams_.end()) {
+    GraphPools& g = *graphs_.at(capture->second);
+    return small ? g.small : g.large;
+  }
+  return small ? small_pool_ : large_pool_;
+}
+
+void CachingAllocator::notify(const AllocatorEvent& event) {
+  if (observer_) observer_(event);
+}
+
+void* CachingAllocator::allocate(std::size_t bytes, StreamId stream) {
+  if (bytes == 0) return nullptr;
+  std::lock_guard<std::mutex> lock(mutex_);
+  process_events(/*wait=*/false);
+  std::size_t size = round_size(bytes);
+  Pool& pool = pool_for(size, stream);
+  Block* block = take_best_fit(pool, stream, size);
+  if (block == nullptr) block = new_segment_with_gc(pool, stream, size, bytes);
+  split(block, size);
+  block->allocated = true;
+  block->requested = bytes;
+  block->stream_uses.clear();
+  live_blocks_[block->addr] = block;
+  stats_.allocated_bytes.add(static_cast<std::int64_t>(block->size));
+  stats_.active_bytes.add(static_cast<std::int64_t>(block->size));
+  stats_.allocated_blocks.add(1);
+  stats_.num_allocs++;
+  return reinterpret_cast<void*>(block->addr);
+}
+
+CachingAllocator::Block* CachingAllocator::take_best_fit(Pool& pool, StreamId stream, std::size_t size) {
+  Block key;
+  key.stream = stream;
+  key.size = size;
+  key.addr = 0;
+  auto it = pool.free_blocks.lower_bound(&key);
+  if (it == pool.free_blocks.end() || (*it)->stream != stream) return nullptr;
+  Block* block = *it;
+  pool.free_blocks.erase(it);
+  return block;
+}
+
+void CachingAllocator::split(Block* block, std::size_t size) {
+  std::size_t remaining = block->size - size;
+  bool worth = block->pool->small ? remaining >= config_.rounding : remaining > config_.small_block_limit;
+  if (!worth) return;
+  auto* rest = new Block;
+  rest->addr = block->addr + size;
+  rest->size = remaining;
+  rest->stream = block->stream;
+  rest->pool = block->pool;
+  rest->segment = block->segment;
+  rest->prev = block;
+  rest->next = block->next;
+  if (rest->next) rest->next->prev = rest;
+  block->next = rest;
+  block->size = size;
+  block->pool->free_blocks.insert(rest);
+}
+
+CachingAllocator::Block* CachingAllocator::try_new_segment(Pool& pool, StreamId stream, std::size_t segment_size) {
+  if (static_cast<std::size_t>(stats_.reserved_bytes.current) + segment_size > memory_limit()) return nullptr;
+  void* p = backend_.raw_alloc(segment_size);
+  if (p == nullptr) return nullptr;
+  auto* seg = new Segment;
+  seg->base = reinterpret_cast<std::uintptr_t>(p);
+  seg->size = segment_size;
+  seg->stream = stream;
+  seg->pool = &pool;
+  seg->birth = segment_births_++;
+  auto* block = new Block;
+  block->addr = seg->base;
+  block->size = segment_size;
+  block->stream = stream;
+  block->pool = &pool;
+  block->segment = seg;
+  seg->head = block;
+  segments_[seg->base] = seg;
+  pool.segments++;
+  stats_.reserved_bytes.add(static_cast<std::int64_t>(segment_size));
+  stats_.segments.add(1);
+  stats_.num_segment_allocs++;
+  notify({AllocatorEvent::Kind::SegmentAlloc, seg->base, segment_size, stream, 0, 0, pool.graph});
+  return block;
+}
+
+CachingAllocator::Block* CachingAllocator::new_segment_with_gc(Pool& pool, StreamId stream, std::size_t size,
+                                                               std::size_t requested) {
+  std::size_t segment_size = pool.small ? config_.small_segment_size : round_up(size, config_.large_segment_rounding);
+  auto attempt = [&]() -> Block* {
+    if (Block* cached = take_best_fit(pool, stream, size)) return cached;  // stage 3 may have returned blocks
+    return try_new_segment(pool, stream, segment_size);
+  };
+  auto shortfall = [&]() -> std::size_t {
+    std::size_t need = static_cast<std::size_t>(stats_.reserved_bytes.current) + segment_size;
+    return need > memory_limit() ? need - memory_limit() : segment_size;  // past the cap, or the device is full
+  };
+  if (Block* b = try_new_segment(pool, stream, segment_size)) return b;
+
+  notify({AllocatorEvent::Kind::GcStage, 0, requested, stream, 0, 1, pool.graph});
+  release_free_segments(/*oldest_first=*/true, pool.small ? &small_pool_ : &large_pool_, shortfall(), true);
+  if (Block* b = attempt()) return b;
+
+  notify({AllocatorEvent::Kind::GcStage, 0, requested, stream, 0, 2, pool.graph});
+  release_free_segments(/*oldest_first=*/false, nullptr, kAll, true);
+  if (Block* b = attempt()) return b;
+
+  notify({AllocatorEvent::Kind::GcStage, 0, requested, stream, 0, 3, pool.graph});
+  process_events(/*wait=*/true);
+  release_free_segments(/*oldest_first=*/false, nullptr, kAll, true);
+  stats_.num_cache_flushes++;
+  if (Block* b = attempt()) return b;
+
+  throw_oom(requested, size, segment_size);
+}
+
+void CachingAllocator::throw_oom(std::size_t requested, std::size_t size, std::size_t segment_size) {
+  stats_.num_ooms++;
+  notify({AllocatorEvent::Kind::Oom, 0, requested, 0, 0, 0, -1});
+  auto num = [](auto v) { return std::to_string(v); };  // no iostreams: see stat_json
+  std::string os = std::string("CUDA caching allocator (") + backend_.name() + " backend, device " +
+                   num(device_index_) + ") out of memory: tried to allocate " + num(requested) + " bytes (block " +
+                   num(size) + " bytes, new segment " + num(segment_size) + " bytes); allocated " +
+                   num(stats_.allocated_bytes.current) + " bytes, active " + num(stats_.active_bytes.current) +
+                   " bytes, reserved " + num(stats_.reserved_bytes.current) + " bytes in " +
+                   num(stats_.segments.current) + " segments; limit " + num(memory_limit()) +
+                   " bytes (memory fraction " + double_json(fraction_) + " of device capacity " +
+                   num(backend_.device_capacity()) + " bytes); stats " + stats_to_json(stats_);
+  throw OutOfMemoryError(os, requested, stats_);
+}
+
+void CachingAllocator::free(void* ptr) {
+  if (ptr == nullptr) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = live_blocks_.find(reinterpret_cast<std::uintptr_t>(ptr));
+  VBT_CHECK(it != live_blocks_.end(), "CachingAllocator::free: pointer ", ptr,
+            " was not allocated by this allocator, or was already freed");
+  Block* block = it->second;
+  live_blocks_.erase(it);
+  block->allocated = false;
+  stats_.allocated_bytes.add(-static_cast<std::int64_t>(block->size));
+  stats_.allocated_blocks.add(-1);
+  stats_.num_frees++;
+  if (block->stream_uses.empty()) {
+    return_block(block);
+    return;
+  }
+  for (StreamId use : block->stream_uses) {
+    EventId event = backend_.create_event();
+    backend_.record_event(event, use);
+    pending_.push_back({event, block});
+    block->pending_events++;
+    notify({AllocatorEvent::Kind::EventRecord, block->addr, block->size, use, event, 0, block->pool->graph});
+  }
+  block->stream_uses.clear();
+}
+
+void CachingAllocator::return_block(Block* block) {
+  stats_.active_bytes.add(-static_cast<std::int64_t>(block->size));
+  if (config_.poison_on_free)
+    backend_.fill(reinterpret_cast<void*>(block->addr), block->size, config_.poison_byte, block->stream);
+  Pool* pool = block->pool;
+  Segment* seg = block->segment;
+  if (Block* prev = block->prev; prev != nullptr && prev->is_free()) {
+    pool->free_blocks.erase(prev);
+    block->addr = prev->addr;
+    block->size += prev->size;
+    block->prev = prev->prev;
+    if (block->prev) block->prev->next = block;
+    else seg->head = block;
+    delete prev;
+  }
+  if (Block* next = block->next; next != nullptr && next->is_free()) {
+    pool->free_blocks.erase(next);
+    block->size += next->size;
+    block->next = next->next;
+    if (block->next) block->next->prev = block;
+    delete next;
+  }
+  pool->free_blocks.insert(block);
+  if (pool->graph >= 0 && graphs_.at(pool->graph)->released && seg->head == block && block->next == nullptr) {
+    release_segment(seg);
+    maybe_drop_graph(pool);
+  }
+}
+
+void CachingAllocator::release_segment(Segment* seg) {
+  Block* block = seg->head;
+  VBT_CHECK(block->next == nullptr && block->is_free(), "CachingAllocator: internal error: releasing a segment "
+            "that still holds blocks");
+  Pool* pool = seg->pool;
+  pool->free_blocks.erase(block);
+  backend_.raw_free(reinterpret_cast<void*>(seg->base));
+  stats_.reserved_bytes.add(-static_cast<std::int64_t>(seg->size));
+  stats_.segments.add(-1);
+  stats_.num_segment_frees++;
+  pool->segments--;
+  notify({AllocatorEvent::Kind::SegmentFree, seg->base, seg->size, seg->stream, 0, 0, pool->graph});
+  segments_.erase(seg->base);
+  delete block;
+  delete seg;
+}
+
+std::size_t CachingAllocator::release_free_segments(bool oldest_first, const Pool* only_pool,
+                                                    std::size_t target_bytes, bool from_gc) {
+  std::vector<Segment*> candidates;
+  for (auto& [base, seg] : segments_) {
+    bool whole_free = seg->head->next == nullptr && seg->head->is_free();
+    if (whole_free && seg->pool->graph < 0 && (only_pool == nullptr || seg->pool == only_pool))
+      candidates.push_back(seg);
+  }
+  std::sort(candidates.begin(), candidates.end(), [oldest_first](const Segment* a, const Segment* b) {
+    if (oldest_first) return a->birth < b->birth;
+    return a->size != b->size ? a->size > b->size : a->birth < b->birth;
+  });
+  std::size_t released = 0;
+  for (Segment* seg : candidates) {
+    if (released >= target_bytes) break;
+    released += seg->size;
+    release_segment(seg);
+    if (from_gc) stats_.num_gc_segment_frees++;
+  }
+  return released;
+}
+
+void CachingAllocator::process_events(bool wait) {
+  std::vector<PendingEvent> still_pending;
+  std::vector<PendingEvent> pending;
+  pending.swap(pending_);
+  for (const PendingEvent& pe : pending) {
+    if (wait) backend_.synchronize_event(pe.event);
+    if (!backend_.query_event(pe.event)) {
+      still_pending.push_back(pe);
+      continue;
+    }
+    backend_.destroy_event(pe.event);
+    Block* block = pe.block;
+    notify({AllocatorEvent::Kind::EventDone, block->addr, block->size, 0, pe.event, 0, block->pool->graph});
+    if (--block->pending_events == 0) {
+      notify({AllocatorEvent::Kind::BlockReady, block->addr, block->size, block->stream, 0, 0, block->pool->graph});
+      return_block(block);
+    }
+  }
+  pending_ = std::move(still_pending);
+}
+
+void CachingAllocator::maybe_drop_graph(Pool* pool) {
+  auto it = graphs_.find(pool->graph);
+  if (it == graphs_.end()) return;
+  GraphPools& g = *it->second;
+  if (g.released && g.small.segments == 0 && g.large.segments == 0) graphs_.erase(it);
+}
+
+void CachingAllocator::record_stream(void* ptr, StreamId stream) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = live_blocks_.find(reinterpret_cast<std::uintptr_t>(ptr));
+  VBT_CHECK(it != live_blocks_.end(), "CachingAllocator::record_stream: pointer ", ptr,
+            " is not a live allocation of this allocator");
+  Block* block = it->second;
+  if (stream == block->stream) return;
+  auto& uses = block->stream_uses;
+  if (std::find(uses.begin(), uses.end(), stream) == uses.end()) uses.push_back(stream);
+}
+
+void CachingAllocator::empty_cache() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  process_events(/*wait=*/true);
+  release_free_segments(/*oldest_first=*/true, nullptr, kAll, false);
+  stats_.num_cache_flushes++;
+}
+
+void CachingAllocator::set_per_process_memory_fraction(double fraction) {
+  VBT_CHECK_VALUE(fraction > 0.0 && fraction <= 1.0,
+                  "set_per_process_memory_fraction: fraction must be in (0, 1], got ", fraction);
+  std::lock_guard<std::mutex> lock(mutex_);
+  fraction_ = fraction;
+}
+
+double CachingAllocator::memory_fraction() const { return fraction_; }
+
+std::size_t CachingAllocator::memory_limit() const {
+  return static_cast<std::size_t>(fraction_ * static_cast<double>(backend_.device_capacity()));
+}
+
+AllocatorStats CachingAllocator::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+void CachingAllocator::reset_peak_stats() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Stat* s : {&stats_.allocated_bytes, &stats_.active_bytes, &stats_.reserved_bytes, &stats_.allocated_blocks,
+                  &stats_.segments})
+    s->peak = s->current;
+}
+
+void CachingAllocator::begin_capture(GraphId graph, StreamId stream) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  VBT_CHECK_VALUE(graph >= 0, "begin_capture: graph id must be >= 0, got ", graph);
+  VBT_CHECK(capturing_streams_.count(stream) == 0, "begin_capture: stream ", stream, " is already capturing");
+  auto& slot = graphs_[graph];
+  if (!slot) {
+    slot = std::make_unique<GraphPools>();
+    slot->small.small = true;
+    slot->large.small = false;
+    slot->small.graph = slot->large.graph = graph;
+  }
+  VBT_CHECK(!slot->released && !slot->capturing, "begin_capture: graph ", graph,
+            slot->released ? " was released" : " is already capturing");
+  slot->capturing = true;
+  slot->stream = stream;
+  capturing_streams_[stream] = graph;
+}
+
+void CachingAllocator::end_capture(GraphId graph) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = graphs_.find(graph);
+  VBT_CHECK(it != graphs_.end() && it->second->capturing, "end_capture: graph ", graph, " is not capturing");
+  it->second->capturing = false;
+  capturing_streams_.erase(it->second->stream);
+}
+
+void CachingAllocator::release_graph(GraphId graph) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = graphs_.find(graph);
+  VBT_CHECK(it != graphs_.end() && !it->second->released, "release_graph: unknown or already released graph ",
+            graph);
+  VBT_CHECK(!it->second->capturing, "release_graph: graph ", graph, " is still capturing (call end_capture)");
+  GraphPools& g = *it->second;
+  g.released = true;
+  std::vector<Segment*> free_segments;
+  for (auto& [base, seg] : segments_)
+    if ((seg->pool == &g.small || seg->pool == &g.large) && seg->head->next == nullptr && seg->head->is_free())
+      free_segments.push_back(seg);
+  for (Segment* seg : free_segments) release_segment(seg);
+  maybe_drop_graph(&g.small);
+}
+
+void CachingAllocator::set_poison_on_free(bool on) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  config_.poison_on_free = on;
+}
+
+void CachingAllocator::set_observer(AllocatorObserver observer) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  observer_ = std::move(observer);
+}
+
+std::size_t CachingAllocator::block_size(const void* ptr) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = live_blocks_.find(reinterpret_cast<std::uintptr_t>(ptr));
+  VBT_CHECK(it != live_blocks_.end(), "block_size: pointer ", ptr, " is not a live allocation");
+  return it->second->size;
+}
+
+// Note [Allocator snapshot schema]
+// {"schema": "vbt.cuda.allocator_snapshot/1", "backend": "host"|"cuda", "device": int,
+//  "memory_fraction": float, "memory_limit": int, "stats": <stats_to_json>,
+//  "segments": [{"address": int, "size": int, "stream": int, "pool": "small"|"large",
+//                "graph": int|null, "birth": int,
+//                "blocks": [{"address": int, "size": int, "requested": int, "stream": int,
+//                            "state": "allocated"|"pending"|"free"}]}]}
+// Segments are in address order; a segment's blocks are in address order and tile it exactly.
+// "requested" is the user's byte count for allocated blocks and 0 otherwise.
+std::string CachingAllocator::snapshot_json() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto num = [](auto v) { return std::to_string(v); };
+  std::string os = "{\"schema\": \"vbt.cuda.allocator_snapshot/1\", \"backend\": \"";
+  os += backend_.name();
+  os += "\", \"device\": " + num(device_index_) + ", \"memory_fraction\": " + double_json(fraction_) +
+        ", \"memory_limit\": " + num(memory_limit()) + ", \"stats\": " + stats_to_json(stats_) + ", \"segments\": [";
+  bool first_segment = true;
+  for (const auto& [base, seg] : segments_) {
+    os += std::string(first_segment ? "" : ", ") + "{\"address\": " + num(seg->base) + ", \"size\": " +
+          num(seg->size) + ", \"stream\": " + num(seg->stream) + ", \"pool\": \"" +
+          (seg->pool->small ? "small" : "large") + "\", \"graph\": " +
+          (seg->pool->graph >= 0 ? num(seg->pool->graph) : std::string("null")) + ", \"birth\": " +
+          num(seg->birth) + ", \"blocks\": [";
+    for (const Block* b = seg->head; b != nullptr; b = b->next) {
+      const char* state = b->allocated ? "allocated" : (b->pending_events > 0 ? "pending" : "free");
+      os += std::string(b == seg->head ? "" : ", ") + "{\"address\": " + num(b->addr) + ", \"size\": " +
+            num(b->size) + ", \"requested\": " + num(b->allocated ? b->requested : 0) + ", \"stream\": " +
+            num(b->stream) + ", \"state\": \"" + state + "\"}";
+    }
+    os += "]}";
+    first_segment = false;
+  }
+  os += "]}";
+  return os;
+}
+
+}  // namespace vbt::cuda

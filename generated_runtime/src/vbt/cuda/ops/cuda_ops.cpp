@@ -1,0 +1,581 @@
+// Host side of the CUDA op kernels (include/vbt/cuda/ops.h): argument handling, dtype rules (the same
+// helpers as the CPU: result_type, broadcast_shapes, can_cast), loop geometry, and the registration of
+// every CUDA kernel with the dispatcher. Device code: elementwise.cu, reduce_gemm.cu (loops.h).
+//
+// Geometry: the CPU TensorIterator allocates its temporaries on the CPU, so CUDA kernels build the same
+// geometry here (broadcast shape, byte strides innermost first, dims ordered by the output's strides,
+// coalesce_dims from tensor_iterator.h) over operands that are already on the device and of the compute
+// dtype. Note [Device policy] in dispatcher.h: a 0-dim CPU tensor (a wrapped Python number) may join CUDA
+// tensors; such operands are copied to the device here.
+#include "vbt/cuda/ops.h"
+
+#include <algorithm>
+#include <mutex>
+#include <numeric>
+
+#include "../../cpu/cpu_kernels.h"
+#include "loops.h"
+#include "vbt/cpu/tensor_iterator.h"
+#include "vbt/cuda/cuda_error.h"
+#include "vbt/cuda/device_allocator.h"
+#include "vbt/cuda/device_guard.h"
+#include "vbt/cuda/stream.h"
+#include "vbt/dispatch/dispatcher.h"
+
+namespace vbt::cuda {
+
+using namespace vbt::cuda::ops;
+
+namespace {
+
+Device resolve(Device d) {
+  if (d.type == DeviceType::CUDA && d.index < 0) d.index = static_cast<int16_t>(current_device());
+  return d;
+}
+cudaStream_t stream_of(const Device& d) { return current_stream(d.index).handle(); }
+
+void check_launch(cudaError_t e, const char* op, ScalarType dt) {
+  if (e == cudaSuccess) return;
+  (void)cudaGetLastError();
+  if (e == cudaErrorInvalidValue)
+    VBT_NOT_IMPLEMENTED(op, ": not implemented for dtype ", dtype_name(dt), " on CUDA");
+  throw_error(ErrorKind::Runtime, op, ": CUDA kernel launch failed: ", cudaGetErrorString(e));
+}
+
+bool is_cuda(const Tensor& t) { return t.defined() && t.device().type == DeviceType::CUDA; }
+
+// The geometry of a loop over `shape` (operand 0 is the output; inputs broadcast to shape).
+LoopGeometry make_geometry(const Shape& shape, const std::vector<Tensor>& operands, const char* op) {
+  const int64_t ndim = static_cast<int64_t>(shape.size());
+  std::vector<Shape> strides;
+  for (const Tensor& t : operands) {
+    Shape st(ndim, 0);
+    int64_t off = ndim - t.dim(), isz = itemsize(t.dtype());
+    for (int64_t d = 0; d < t.dim(); ++d)
+      st[ndim - 1 - (d + off)] = t.sizes()[d] == 1 ? 0 : t.strides()[d] * isz;
+    strides.push_back(st);
+  }
+  Shape rshape(shape.rbegin(), shape.rend());
+  if (ndim > 1) {  // order dims by the operands' strides (output first), as TensorIterator does
+    std::vector<int64_t> perm(ndim);
+    std::iota(perm.begin(), perm.end(), 0);
+    auto outer = [&](int64_t a, int64_t b) {
+      for (const auto& st : strides) {
+        if (st[a] == 0 || st[b] == 0) continue;
+        if (st[a] != st[b]) return st[a] > st[b];
+      }
+      return false;
+    };
+    for (int64_t i = 1; i < ndim; ++i)
+      for (int64_t j = i; j > 0 && outer(perm[j - 1], perm[j]); --j) std::swap(perm[j - 1], perm[j]);
+    Shape ps(ndim);
+    for (int64_t d = 0; d < ndim; ++d) ps[d] = rshape[perm[d]];
+    rshape = ps;
+    for (auto& st : strides) {
+      Shape ns(ndim);
+      for (int64_t d = 0; d < ndim; ++d) ns[d] = st[perm[d]];
+      st = ns;
+    }
+  }
+  if (ndim == 0) {
+    rshape = {1};
+    for (auto& st : strides) st = {0};
+  }
+  coalesce_dims(rshape, strides);
+  VBT_CHECK(rshape.size() <= static_cast<size_t>(kMaxDims), op, ": too many dimensions for a CUDA loop (",
+            rshape.size(), " after coalescing, at most ", kMaxDims, ")");
+  VBT_INTERNAL_ASSERT(operands.size() <= static_cast<size_t>(kMaxOperands), op, ": too many operands");
+  LoopGeometry g;
+  g.ndim = static_cast<int>(rshape.size());
+  g.ntensors = static_cast<int>(operands.size());
+  g.numel = shape_numel(shape);
+  for (int d = 0; d < g.ndim; ++d) g.sizes[d] = rshape[d];
+  for (int k = 0; k < g.ntensors; ++k) {
+    for (int d = 0; d < g.ndim; ++d) g.strides[k][d] = strides[k][d];
+    g.data[k] = static_cast<char*>(operands[k].data_ptr());
+  }
+  return g;
+}
+
+void run_loop(const char* op, Ew code, const Tensor& out, const std::vector<Tensor>& inputs, ScalarType in_dtype,
+              EwScalars sc = {}) {
+  std::vector<Tensor> operands{out};
+  operands.insert(operands.end(), inputs.begin(), inputs.end());
+  LoopGeometry g = make_geometry(out.sizes(), operands, op);
+  DeviceGuard guard(out.device().index);
+  check_launch(launch_elementwise(code, int(out.dtype()), int(in_dtype), g, sc, stream_of(out.device())), op,
+               code == Ew::Copy ? in_dtype : out.dtype());
+}
+
+Tensor empty_cuda(const Shape& sizes, ScalarType dt, Device d) { return empty(sizes, dt, resolve(d)); }
+
+void sync(const Device& d) { VBT_CUDA_CHECK(cudaStreamSynchronize(stream_of(d))); }
+
+// Copies host (CPU, contiguous) -> device or back, `bytes` bytes, and waits for it.
+void memcpy_h2d(void* dst, const void* src, size_t bytes, const Device& d) {
+  if (bytes == 0) return;
+  DeviceGuard guard(d.index);
+  VBT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_of(d)));
+  sync(d);
+}
+void memcpy_d2h(void* dst, const void* src, size_t bytes, const Device& d) {
+  if (bytes == 0) return;
+  DeviceGuard guard(d.index);
+  VBT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_of(d)));
+  sync(d);
+}
+
+// dst (CUDA) <- src (any device, broadcastable to dst), with a dtype cast.
+void copy_to_cuda(const Tensor& dst, const Tensor& src) {
+  broadcast_shapes(dst.sizes(), src.sizes(), "copy_");  // raises on a shape mismatch
+  if (src.device().type == DeviceType::CPU) {
+    Tensor hs = contiguous_or_self(src);
+    if (dst.is_contiguous() && dst.dtype() == hs.dtype() && dst.sizes() == hs.sizes()) {
+      memcpy_h2d(dst.data_ptr(), hs.data_ptr(), size_t(hs.numel() * itemsize(hs.dtype())), dst.device());
+      return;
+    }
+    Tensor staged = empty(hs.sizes(), hs.dtype(), dst.device());
+    memcpy_h2d(staged.data_ptr(), hs.data_ptr(), size_t(hs.numel() * itemsize(hs.dtype())), dst.device());
+    run_loop("copy_", Ew::Copy, dst, {staged}, staged.dtype());
+    return;
+  }
+  if (src.device() != dst.device()) {  // another GPU: contiguous peer copy, then the strided cast
+    Tensor sc = src;
+    if (!src.is_contiguous()) {
+      sc = empty(src.sizes(), src.dtype(), src.device());
+      run_loop("copy_", Ew::Copy, sc, {src}, src.dtype());
+    }
+    Tensor staged = empty(sc.sizes(), sc.dtype(), dst.device());
+    size_t bytes = size_t(sc.numel() * itemsize(sc.dtype()));
+    if (bytes) {
+      sync(src.device());
+      DeviceGuard guard(dst.device().index);
+      VBT_CUDA_CHECK(cudaMemcpyPeerAsync(staged.data_ptr(), dst.device().index, sc.data_ptr(), src.device().index,
+                                         bytes, stream_of(dst.device())));
+    }
+    run_loop("copy_", Ew::Copy, dst, {staged}, staged.dtype());
+    return;
+  }
+  run_loop("copy_", Ew::Copy, dst, {src}, src.dtype());
+}
+
+// dst (CPU) <- src (CUDA).
+void copy_to_cpu(const Tensor& dst, const Tensor& src) {
+  broadcast_shapes(dst.sizes(), src.sizes(), "copy_");
+  Tensor dev = src;
+  if (!src.is_contiguous() || src.dtype() != dst.dtype()) {  // cast / compact on the device first
+    dev = empty(src.sizes(), dst.dtype(), src.device());
+    run_loop("copy_", Ew::Copy, dev, {src}, src.dtype());
+  }
+  size_t bytes = size_t(dev.numel() * itemsize(dev.dtype()));
+  if (dst.is_contiguous() && dst.sizes() == dev.sizes()) {
+    memcpy_d2h(dst.data_ptr(), dev.data_ptr(), bytes, src.device());
+    return;
+  }
+  Tensor host = empty(dev.sizes(), dev.dtype());
+  memcpy_d2h(host.data_ptr(), dev.data_ptr(), bytes, src.device());
+  copy_into(dst, host);
+}
+
+// An input operand on `dev` (0-dim CPU tensors are copied over) in dtype `dt`.
+Tensor operand(const Tensor& t, const Device& dev, ScalarType dt) {
+  Tensor x = t;
+  if (!is_cuda(x)) {
+    VBT_INTERNAL_ASSERT(x.dim() == 0, "non-scalar CPU operand reached a CUDA kernel");
+    Tensor d = empty({}, dt, dev);
+    copy_to_cuda(d, x);
+    return d;
+  }
+  if (x.dtype() != dt) {
+    Tensor c = empty(x.sizes(), dt, x.device());
+    run_loop("to", Ew::Copy, c, {x}, x.dtype());
+    return c;
+  }
+  return x;
+}
+
+// The shared elementwise driver: broadcasts `inputs`, casts them to `compute`, writes `result_dtype`
+// into `out` (a new tensor when undefined; otherwise checked, resized when empty, cast back via a temporary).
+Tensor elementwise(const char* op, Ew code, const std::vector<Tensor>& inputs, ScalarType compute,
+                   ScalarType result_dtype, const Tensor& out, EwScalars sc = {},
+                   const std::vector<ScalarType>* per_input = nullptr) {
+  Shape shape;
+  bool first = true;
+  for (const Tensor& t : inputs) {
+    shape = first ? t.sizes() : broadcast_shapes(shape, t.sizes(), op);
+    first = false;
+  }
+  Device dev{DeviceType::CUDA, 0};
+  for (const Tensor& t : inputs) if (is_cuda(t)) { dev = t.device(); break; }
+  if (out.defined() && is_cuda(out)) dev = out.device();
+  std::vector<Tensor> ins;
+  for (size_t i = 0; i < inputs.size(); ++i) ins.push_back(operand(inputs[i], dev, per_input ? (*per_input)[i] : compute));
+  Tensor target;
+  if (out.defined()) {
+    VBT_CHECK(out.device() == dev, op, ": Expected out tensor to be on device ", dev.str(), ", but got ",
+              out.device().str());
+    if (out.sizes() != shape) {
+      VBT_CHECK(out.numel() == 0, op, ": out= tensor has shape ", shape_str(out.sizes()), " but the result has shape ",
+                shape_str(shape), " (only empty out= tensors are resized)");
+      out.impl()->set_sizes_contiguous(shape);
+    }
+    if (out.dtype() != result_dtype) {
+      VBT_CHECK(can_cast(result_dtype, out.dtype()), op, ": result type ", dtype_name(result_dtype),
+                " can't be cast to the desired output type ", dtype_name(out.dtype()));
+      target = empty(shape, result_dtype, dev);
+    } else {
+      target = out;
+    }
+  } else {
+    target = empty(shape, result_dtype, dev);
+  }
+  run_loop(op, code, target, ins, compute, sc);
+  if (out.defined()) {
+    if (!target.is_same(out)) run_loop(op, Ew::Copy, out, {target}, target.dtype());
+    out.impl()->bump_version();
+    return out;
+  }
+  return target;
+}
+
+ScalarType promoted(const std::vector<Tensor>& ts) {
+  std::vector<bool> wrapped;
+  for (const Tensor& t : ts) wrapped.push_back(t.defined() && t.impl()->wrapped_number);
+  return result_type(ts, wrapped);
+}
+
+// ---------------------------------------------------------------- kernels
+// Unary ops that compute in floating point (integers promote to the default float dtype).
+template <Ew code> Value k_unary_float(const Args& a) {
+  const Tensor& x = a.tensor(0);
+  ScalarType dt = is_floating(x.dtype()) ? x.dtype() : default_float_dtype();
+  return elementwise("unary", code, {x}, dt, dt, a.opt_tensor(1));
+}
+template <Ew code> Value k_unary_same(const Args& a) {
+  const Tensor& x = a.tensor(0);
+  VBT_CHECK(!(code == Ew::Neg && x.dtype() == ScalarType::Bool),
+            "Negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, use "
+            "the `~` or `logical_not()` operator instead.");
+  return elementwise("unary", code, {x}, x.dtype(), x.dtype(), a.opt_tensor(1));
+}
+Value k_gelu(const Args& a) {
+  const Tensor& x = a.tensor(0);
+  const std::string& approx = a.str(1);
+  VBT_CHECK_VALUE(approx == "none" || approx == "tanh", "approximate argument must be either none or tanh.");
+  ScalarType dt = is_floating(x.dtype()) ? x.dtype() : default_float_dtype();
+  return elementwise("gelu", approx == "tanh" ? Ew::GeluTanh : Ew::Gelu, {x}, dt, dt, a.opt_tensor(2));
+}
+
+template <Ew code> Value k_add_sub(const Args& a) {
+  const Tensor &x = a.tensor(0), &y = a.tensor(1);
+  ScalarType dt = promoted({x, y});
+  Scalar alpha = a.scalar(2);
+  VBT_CHECK(!(alpha.is_floating() && !is_floating(dt)), "For integral input tensors, argument alpha must not be a "
+            "floating point number.");
+  VBT_CHECK(!(code == Ew::Sub && dt == ScalarType::Bool), "Subtraction, the `-` operator, with two bool tensors is "
+            "not supported. Use the `^` or `logical_xor()` operator instead.");
+  EwScalars sc{alpha.to_double(), alpha.to_int()};
+  return elementwise(code == Ew::Add ? "add" : "sub", code, {x, y}, dt, dt, a.opt_tensor(3), sc);
+}
+Value k_mul(const Args& a) {
+  ScalarType dt = promoted({a.tensor(0), a.tensor(1)});
+  return elementwise("mul", Ew::Mul, {a.tensor(0), a.tensor(1)}, dt, dt, a.opt_tensor(2));
+}
+Value k_div(const Args& a) {
+  const Tensor &x = a.tensor(0), &y = a.tensor(1);
+  ScalarType dt = promoted({x, y});
+  if (a.is_none(2)) {
+    if (!is_floating(dt)) dt = default_float_dtype();
+    return elementwise("div", Ew::Div, {x, y}, dt, dt, a.opt_tensor(3));
+  }
+  const std::string& mode = a.str(2);
+  VBT_CHECK_VALUE(mode == "trunc" || mode == "floor", "div expected rounding_mode to be one of None, 'trunc', or "
+                  "'floor' but found '", mode, "'");
+  return elementwise("div", mode == "trunc" ? Ew::DivTrunc : Ew::DivFloor, {x, y}, dt, dt, a.opt_tensor(3));
+}
+template <Ew code> Value k_binary_same(const Args& a) {
+  ScalarType dt = promoted({a.tensor(0), a.tensor(1)});
+  return elementwise(code == Ew::Maximum ? "maximum" : "minimum", code, {a.tensor(0), a.tensor(1)}, dt, dt,
+                     a.opt_tensor(2));
+}
+template <Ew code> Value k_compare(const Args& a) {
+  ScalarType dt = promoted({a.tensor(0), a.tensor(1)});
+  return elementwise("comparison", code, {a.tensor(0), a.tensor(1)}, dt, ScalarType::Bool, a.opt_tensor(2));
+}
+Value k_where(const Args& a) {
+  const Tensor &c = a.tensor(0), &x = a.tensor(1), &y = a.tensor(2);
+  VBT_CHECK(c.dtype() == ScalarType::Bool, "where expected condition to be a boolean tensor, but got a tensor with "
+            "dtype ", dtype_name(c.dtype()));
+  ScalarType dt = promoted({x, y});
+  std::vector<ScalarType> per{ScalarType::Bool, dt, dt};
+  return elementwise("where", Ew::Where, {c, x, y}, dt, dt, a.opt_tensor(3), {}, &per);
+}
+
+void fill(const Tensor& t, const Scalar& v) {
+  if (t.numel() == 0) return;
+  EwScalars sc{v.to_double(), v.is_floating() ? static_cast<int64_t>(v.to_double()) : v.to_int()};
+  if (t.dtype() == ScalarType::Bool) sc.ialpha = v.to_bool() ? 1 : 0;
+  run_loop("fill_", Ew::Fill, t, {}, t.dtype(), sc);
+}
+Value k_fill_(const Args& a) {
+  fill(a.tensor(0), a.scalar(1));
+  a.tensor(0).impl()->bump_version();
+  return a.tensor(0);
+}
+Value k_zero_(const Args& a) {
+  fill(a.tensor(0), Scalar(int64_t(0)));
+  a.tensor(0).impl()->bump_version();
+  return a.tensor(0);
+}
+
+Device factory_device(const Args& a, size_t i) { return resolve(a.device_or_cpu(i)); }
+Value k_empty(const Args& a) { return empty_cuda(a.int_list(0), a.dtype_or(1, default_float_dtype()), factory_device(a, 2)); }
+Value k_zeros(const Args& a) {
+  Tensor t = empty_cuda(a.int_list(0), a.dtype_or(1, default_float_dtype()), factory_device(a, 2));
+  fill(t, Scalar(int64_t(0)));
+  return t;
+}
+Value k_ones(const Args& a) {
+  Tensor t = empty_cuda(a.int_list(0), a.dtype_or(1, default_float_dtype()), factory_device(a, 2));
+  fill(t, Scalar(int64_t(1)));
+  return t;
+}
+Value k_full(const Args& a) {
+  Scalar v = a.scalar(1);
+  ScalarType inferred = v.is_floating() ? default_float_dtype() : v.natural_dtype();
+  Tensor t = empty_cuda(a.int_list(0), a.dtype_or(2, inferred), factory_device(a, 3));
+  fill(t, v);
+  return t;
+}
+
+Value k_copy_(const Args& a) {
+  const Tensor &self = a.tensor(0), &src = a.tensor(1);
+  if (is_cuda(self)) copy_to_cuda(self, src);
+  else copy_to_cpu(self, src);
+  self.impl()->bump_version();
+  return self;
+}
+Tensor clone_cuda(const Tensor& t, ScalarType dt) {
+  Tensor out = empty(t.sizes(), dt, t.device());
+  run_loop("clone", Ew::Copy, out, {t}, t.dtype());
+  return out;
+}
+Value k_to_dtype(const Args& a) {
+  const Tensor& t = a.tensor(0);
+  ScalarType dt = a.dtype(1);
+  if (dt == t.dtype() && !a.boolean(2)) return t;
+  return clone_cuda(t, dt);
+}
+Value k_contiguous(const Args& a) { return a.tensor(0).is_contiguous() ? a.tensor(0) : clone_cuda(a.tensor(0), a.tensor(0).dtype()); }
+Value k_clone(const Args& a) { return clone_cuda(a.tensor(0), a.tensor(0).dtype()); }
+Value k_item(const Args& a) {
+  const Tensor& t = a.tensor(0);
+  VBT_CHECK(t.numel() == 1, "item: a Tensor with ", t.numel(), " elements cannot be converted to Scalar");
+  Tensor host = empty({}, t.dtype());
+  memcpy_d2h(host.data_ptr(), t.data_ptr(), size_t(itemsize(t.dtype())), t.device());
+  return item_of(host);
+}
+// reshape: a view when the geometry allows one (the core's view rules), else a contiguous copy.
+Value k_reshape(const Args& a) {
+  const Tensor& t = a.tensor(0);
+  try {
+    return call_tensor_op("view", {t, a.int_list(1)});
+  } catch (const Error&) {
+  }
+  Tensor c = clone_cuda(t, t.dtype());
+  return call_tensor_op("view", {c, a.int_list(1)});
+}
+
+// ---- reductions: permute the reduced dims last, make contiguous, reduce rows.
+std::vector<bool> reduced_dims(const Tensor& t, const Args& a, size_t i, const char* op) {
+  std::vector<bool> red(size_t(t.dim()), false);
+  if (a.is_none(i) || a.int_list(i).empty()) {
+    std::fill(red.begin(), red.end(), true);
+    return red;
+  }
+  for (int64_t d : a.int_list(i)) {
+    int64_t w = wrap_dim(d, std::max<int64_t>(t.dim(), 1), op);
+    if (t.dim() == 0) continue;
+    VBT_CHECK(!red[w], op, ": dim ", w, " appears multiple times in the list of dims");
+    red[w] = true;
+  }
+  return red;
+}
+
+Tensor reduce(const char* op, Red code, const Tensor& in, const std::vector<bool>& red, bool keepdim,
+              ScalarType out_dtype) {
+  Shape perm, out_shape;
+  int64_t rows = 1, cols = 1;
+  for (int64_t d = 0; d < in.dim(); ++d)
+    if (!red[d]) { perm.push_back(d); rows *= in.sizes()[d]; out_shape.push_back(in.sizes()[d]); }
+    else if (keepdim) out_shape.push_back(1);
+  for (int64_t d = 0; d < in.dim(); ++d)
+    if (red[d]) { perm.push_back(d); cols *= in.sizes()[d]; }
+  if ((code == Red::Max || code == Red::Min) && cols == 0 && rows > 0)
+    throw_error(ErrorKind::Index, op, "(): Expected reduction dim to have non-zero size.");
+  Tensor x = in.dim() > 0 ? call_tensor_op("permute", {in, perm}) : in;
+  if (!x.is_contiguous()) x = clone_cuda(x, x.dtype());
+  Tensor out = empty(out_shape, out_dtype, in.device());
+  DeviceGuard guard(in.device().index);
+  if (cols == 0) {
+    fill(out, Scalar(code == Red::Mean ? std::nan("") : 0.0));
+    return out;
+  }
+  check_launch(launch_reduce_rows(code, int(x.dtype()), int(out_dtype), x.data_ptr(), out.data_ptr(), rows, cols,
+                                  stream_of(in.device())), op, x.dtype());
+  return out;
+}
+Value k_sum(const Args& a) {
+  Tensor x = a.tensor(0);
+  if (!a.is_none(3)) x = operand(x, x.device(), a.dtype(3));
+  ScalarType out = is_floating(x.dtype()) ? x.dtype() : ScalarType::Int64;
+  return reduce("sum", Red::Sum, x, reduced_dims(x, a, 1, "sum"), a.boolean(2), out);
+}
+Value k_mean(const Args& a) {
+  Tensor x = a.tensor(0);
+  if (!a.is_none(3)) x = operand(x, x.device(), a.dtype(3));
+  VBT_CHECK(is_floating(x.dtype()), "mean(): could not infer output dtype. Input dtype must be either a floating "
+            "point or complex dtype. Got: ", dtype_name(x.dtype()));
+  return reduce("mean", Red::Mean, x, reduced_dims(x, a, 1, "mean"), a.boolean(2), x.dtype());
+}
+template <Red code> Value k_minmax(const Args& a) {
+  const Tensor& x = a.tensor(0);
+  const char* op = code == Red::Max ? "amax" : "amin";
+  return reduce(op, code, x, reduced_dims(x, a, 1, op), a.boolean(2), x.dtype());
+}
+
+template <bool log> Value k_softmax(const Args& a) {
+  const char* op = log ? "log_softmax" : "softmax";
+  Tensor x = a.tensor(0);
+  if (!a.is_none(2)) x = operand(x, x.device(), a.dtype(2));
+  VBT_CHECK(is_floating(x.dtype()), op, ": not implemented for '", dtype_name(x.dtype()), "'");
+  if (x.dim() == 0) x = call_tensor_op("view", {x, Shape{1}});
+  int64_t dim = wrap_dim(a.integer(1), x.dim(), op);
+  const bool last = dim == x.dim() - 1;
+  Tensor m = last ? x : call_tensor_op("movedim", {x, Shape{dim}, Shape{-1}});
+  if (!m.is_contiguous()) m = clone_cuda(m, m.dtype());
+  Tensor out = empty(m.sizes(), m.dtype(), m.device());
+  int64_t cols = m.sizes().back(), rows = cols == 0 ? 0 : m.numel() / cols;
+  DeviceGuard guard(m.device().index);
+  check_launch(launch_softmax_rows(log, int(m.dtype()), int(out.dtype()), m.data_ptr(), out.data_ptr(), rows, cols,
+                                   stream_of(m.device())), op, m.dtype());
+  if (!last) out = clone_cuda(call_tensor_op("movedim", {out, Shape{-1}, Shape{dim}}), out.dtype());
+  if (a.tensor(0).dim() == 0) out = call_tensor_op("view", {out, Shape{}});
+  return out;
+}
+
+// ---- matrix products
+void check_mm_dtypes(const char* op, const Tensor& x, const Tensor& y) {
+  VBT_CHECK(x.dtype() == y.dtype(), op, ": expected m1 and m2 to have the same dtype, but got: ", dtype_name(x.dtype()),
+            " != ", dtype_name(y.dtype()));
+  if (!is_floating(x.dtype())) VBT_NOT_IMPLEMENTED(op, ": not implemented for '", dtype_name(x.dtype()), "' on CUDA");
+}
+Tensor bmm3(const char* op, const Tensor& x, const Tensor& y) {  // [B,M,K] @ [B,K,N]
+  Tensor out = empty({x.sizes()[0], x.sizes()[1], y.sizes()[2]}, x.dtype(), x.device());
+  GemmArgs g{x.sizes()[0], x.sizes()[1], y.sizes()[2], x.sizes()[2],
+             x.data_ptr(), x.strides()[0], x.strides()[1], x.strides()[2],
+             y.data_ptr(), y.strides()[0], y.strides()[1], y.strides()[2],
+             out.data_ptr(), out.strides()[0], out.strides()[1], out.strides()[2]};
+  if (g.K == 0) {
+    fill(out, Scalar(int64_t(0)));
+    return out;
+  }
+  DeviceGuard guard(x.device().index);
+  check_launch(launch_gemm(int(x.dtype()), g, stream_of(x.device())), op, x.dtype());
+  return out;
+}
+Tensor unsq(const Tensor& t, int64_t d) { return call_tensor_op("unsqueeze", {t, d}); }
+Tensor sq(const Tensor& t, int64_t d) { return call_tensor_op("squeeze", {t, Shape{d}}); }
+Tensor mm2(const char* op, const Tensor& x, const Tensor& y) {
+  VBT_CHECK(x.dim() == 2, op, ": self must be a matrix");
+  VBT_CHECK(y.dim() == 2, op, ": mat2 must be a matrix");
+  VBT_CHECK(x.sizes()[1] == y.sizes()[0], op, ": mat1 and mat2 shapes cannot be multiplied (", x.sizes()[0], "x",
+            x.sizes()[1], " and ", y.sizes()[0], "x", y.sizes()[1], ")");
+  check_mm_dtypes(op, x, y);
+  return sq(bmm3(op, unsq(x, 0), unsq(y, 0)), 0);
+}
+Value k_mm(const Args& a) { return mm2("mm", a.tensor(0), a.tensor(1)); }
+Value k_bmm(const Args& a) {
+  const Tensor &x = a.tensor(0), &y = a.tensor(1);
+  VBT_CHECK(x.dim() == 3, "bmm: batch1 must be a 3D tensor");
+  VBT_CHECK(y.dim() == 3, "bmm: batch2 must be a 3D tensor");
+  VBT_CHECK(x.sizes()[0] == y.sizes()[0] && x.sizes()[2] == y.sizes()[1], "bmm: Expected size for first two dimensions "
+            "of batch2 tensor to be: [", x.sizes()[0], ", ", x.sizes()[2], "] but got: [", y.sizes()[0], ", ",
+            y.sizes()[1], "].");
+  check_mm_dtypes("bmm", x, y);
+  return bmm3("bmm", x, y);
+}
+Value k_matmul(const Args& a) {
+  const Tensor &x = a.tensor(0), &y = a.tensor(1);
+  VBT_CHECK(x.dim() >= 1 && y.dim() >= 1, "both arguments to matmul need to be at least 1D, but they are ", x.dim(),
+            "D and ", y.dim(), "D");
+  if (x.dim() <= 2 && y.dim() <= 2) {
+    Tensor xm = x.dim() == 1 ? unsq(x, 0) : x, ym = y.dim() == 1 ? unsq(y, 1) : y;
+    Tensor r = mm2("matmul", xm, ym);
+    if (y.dim() == 1) r = sq(r, 1);
+    if (x.dim() == 1) r = sq(r, 0);
+    return r;
+  }
+  Tensor xm = x.dim() == 1 ? unsq(x, 0) : x, ym = y.dim() == 1 ? unsq(y, 1) : y;
+  int64_t n = xm.sizes()[xm.dim() - 2], k = xm.sizes().back(), k2 = ym.sizes()[ym.dim() - 2], m = ym.sizes().back();
+  VBT_CHECK(k == k2, "matmul: mat1 and mat2 shapes cannot be multiplied (", n, "x", k, " and ", k2, "x", m, ")");
+  check_mm_dtypes("matmul", xm, ym);
+  Shape bx(xm.sizes().begin(), xm.sizes().end() - 2), by(ym.sizes().begin(), ym.sizes().end() - 2);
+  Shape batch = broadcast_shapes(bx, by, "matmul");
+  int64_t B = shape_numel(batch);
+  Shape ex = batch, ey = batch;
+  ex.insert(ex.end(), {n, k});
+  ey.insert(ey.end(), {k, m});
+  Tensor x3 = call_tensor_op("reshape", {call_tensor_op("expand", {xm, ex}), Shape{B, n, k}});
+  Tensor y3 = call_tensor_op("reshape", {call_tensor_op("expand", {ym, ey}), Shape{B, k, m}});
+  Tensor r = bmm3("matmul", x3, y3);
+  Shape rs = batch;
+  rs.insert(rs.end(), {n, m});
+  r = call_tensor_op("view", {r, rs});
+  if (y.dim() == 1) r = sq(r, -1);
+  if (x.dim() == 1) r = sq(r, r.dim() - (y.dim() == 1 ? 1 : 2));
+  return r;
+}
+
+Allocator& device_allocator(int16_t index) { return cuda_caching_allocator(index < 0 ? current_device() : index); }
+
+}  // namespace
+
+Tensor to_device(const Tensor& t, Device device) {
+  if (device.type == DeviceType::CUDA) device = resolve(device);
+  if (t.device() == device) return t;
+  Tensor out = empty(t.sizes(), t.dtype(), device);
+  if (device.type == DeviceType::CUDA) copy_to_cuda(out, t);
+  else copy_to_cpu(out, t);
+  return out;
+}
+
+void register_cuda_ops() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    set_device_allocator(DeviceType::CUDA, &device_allocator);
+    Dispatcher& d = Dispatcher::get();
+    auto reg = [&](const char* name, Kernel k) { d.set_kernel(name, DispatchKey::CUDA, k); };
+    reg("copy_", k_copy_); reg("to_dtype", k_to_dtype); reg("contiguous", k_contiguous); reg("clone", k_clone);
+    reg("item", k_item); reg("reshape", k_reshape);
+    reg("empty", k_empty); reg("zeros", k_zeros); reg("ones", k_ones); reg("full", k_full);
+    reg("fill_", k_fill_); reg("zero_", k_zero_);
+    reg("add", k_add_sub<Ew::Add>); reg("sub", k_add_sub<Ew::Sub>); reg("mul", k_mul); reg("div", k_div);
+    reg("maximum", k_binary_same<Ew::Maximum>); reg("minimum", k_binary_same<Ew::Minimum>);
+    reg("eq", k_compare<Ew::Eq>); reg("ne", k_compare<Ew::Ne>); reg("lt", k_compare<Ew::Lt>);
+    reg("le", k_compare<Ew::Le>); reg("gt", k_compare<Ew::Gt>); reg("ge", k_compare<Ew::Ge>);
+    reg("where", k_where);
+    reg("neg", k_unary_same<Ew::Neg>); reg("abs", k_unary_same<Ew::Abs>); reg("relu", k_unary_same<Ew::Relu>);
+    reg("square", k_unary_same<Ew::Square>);
+    reg("exp", k_unary_float<Ew::Exp>); reg("log", k_unary_float<Ew::Log>); reg("sqrt", k_unary_float<Ew::Sqrt>);
+    reg("sigmoid", k_unary_float<Ew::Sigmoid>); reg("tanh", k_unary_float<Ew::Tanh>);
+    reg("silu", k_unary_float<Ew::Silu>); reg("sin", k_unary_float<Ew::Sin>); reg("cos", k_unary_float<Ew::Cos>);
+    reg("rsqrt", k_unary_float<Ew::Rsqrt>); reg("reciprocal", k_unary_float<Ew::Reciprocal>);
+    reg("gelu", k_gelu);
+    reg("sum", k_sum); reg("mean", k_mean); reg("amax", k_minmax<Red::Max>); reg("amin", k_minmax<Red::Min>);
+    reg("softmax", k_softmax<false>); reg("log_softmax", k_softmax<true>);
+    reg("mm", k_mm); reg("bmm", k_bmm); reg("matmul", k_matmul);
+  });
+}
+
+}  // namespace vbt::cuda

@@ -1,0 +1,72 @@
+// Internal interface between the CUDA op kernels' host code (cuda_ops.cpp, C++20) and the device code
+// (elementwise.cu, reduce_gemm.cu, C++17 under nvcc). Plain structs and integer dtype codes only, so the
+// .cu files need no core header. Dtype codes are vbt::ScalarType's values (Bool=0 ... Float64=9).
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace vbt::cuda::ops {
+
+constexpr int kMaxDims = 12;     // dims of a loop after coalescing
+constexpr int kMaxOperands = 4;  // outputs + inputs of one elementwise loop
+
+// The geometry of one elementwise loop, as TensorIterator computes it: coalesced shape with the
+// innermost (fastest) dim first, and per operand the byte strides of each dim (0 = broadcast).
+struct LoopGeometry {
+  int ndim = 0;
+  int ntensors = 0;
+  int64_t numel = 0;
+  int64_t sizes[kMaxDims] = {};
+  int64_t strides[kMaxOperands][kMaxDims] = {};
+  char* data[kMaxOperands] = {};
+};
+
+// Elementwise op codes. Unary: out = f(in); Binary: out = f(a, b); Ternary: where(cond, a, b).
+enum class Ew : int {
+  // copy/cast (operand 0 = out of any dtype, operand 1 = in of any dtype)
+  Copy = 0,
+  // unary, same dtype in and out
+  Neg, Abs, Relu, Exp, Log, Sqrt, Sigmoid, Tanh, Gelu, GeluTanh, Silu, Sin, Cos, Rsqrt, Reciprocal, Square,
+  // binary, same dtype in and out (alpha: add/sub's scale)
+  Add, Sub, Mul, Div, DivTrunc, DivFloor, Maximum, Minimum,
+  // binary, inputs of the compute dtype, bool output
+  Eq, Ne, Lt, Le, Gt, Ge,
+  // ternary: operand 1 bool condition, 2 and 3 of the output's dtype
+  Where,
+  // nullary: fill with the scalar (given as double and int64)
+  Fill,
+};
+
+struct EwScalars {
+  double alpha = 1.0;     // add/sub scale; fill value for float dtypes
+  int64_t ialpha = 1;     // the same for integral dtypes
+};
+
+// Launches op over g on `stream`. out_dtype: operand 0's dtype; in_dtype: the inputs' dtype (for Copy the
+// source's; for comparisons the compute dtype; for Where the value operands'). Returns
+// cudaErrorInvalidValue for an (op, dtype) pair without a kernel.
+cudaError_t launch_elementwise(Ew op, int out_dtype, int in_dtype, const LoopGeometry& g, EwScalars s,
+                               cudaStream_t stream);
+
+// Reductions over the last (contiguous) dim of a [rows, cols] contiguous input into `rows` outputs.
+enum class Red : int { Sum = 0, Mean, Max, Min };
+// in_dtype: input's dtype; out_dtype: output's dtype (sum of ints -> int64).
+cudaError_t launch_reduce_rows(Red op, int in_dtype, int out_dtype, const void* in, void* out, int64_t rows,
+                               int64_t cols, cudaStream_t stream);
+
+// softmax / log_softmax over the last dim of a contiguous [rows, cols] input (float dtypes), out same shape.
+cudaError_t launch_softmax_rows(bool log, int in_dtype, int out_dtype, const void* in, void* out, int64_t rows,
+                                int64_t cols, cudaStream_t stream);
+
+// C[b] = A[b] @ B[b] for b < batch; A is [M, K], B [K, N], C [M, N], each with element strides
+// (batch, row, col); float dtypes, one dtype for all three.
+struct GemmArgs {
+  int64_t batch, M, N, K;
+  const void* A; int64_t sa_b, sa_m, sa_k;
+  const void* B; int64_t sb_b, sb_k, sb_n;
+  void* C; int64_t sc_b, sc_m, sc_n;
+};
+cudaError_t launch_gemm(int dtype, const GemmArgs& a, cudaStream_t stream);
+
+}  // namespace vbt::cuda::ops

@@ -1,0 +1,236 @@
+// Python binding of the CUDA subsystem, called from module.cpp as vbt_bind_cuda(m) under VBT_HAS_CUDA.
+// Policy: private names only (leading '_'); the public API is vibetensor/torch/cuda (torch.cuda's names).
+// Always bound (with or without CUDA): _cuda_is_built, _cuda_device_count, the OutOfMemoryError type and
+// _HostCachingAllocator, the caching allocator on the host backend (the testing hook that lets CI exercise
+// the Python-level allocator API without a GPU). With CUDA (VBT_WITH_CUDA): per-device allocator stats,
+// snapshot, empty_cache and memory fraction, device/synchronize, _CudaStream, _CudaEvent and _CudaGraph.
+// Units: bytes; stream ids are the opaque StreamId integers the allocator keys blocks by.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "vbt/cuda/caching_allocator.h"
+#include "vbt/cuda/host_backend.h"
+#ifdef VBT_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include <atomic>
+
+#include "vbt/cuda/cuda_error.h"
+#include "vbt/cuda/device_allocator.h"
+#include "vbt/cuda/device_guard.h"
+#include "vbt/cuda/event.h"
+#include "vbt/cuda/stream.h"
+#endif
+#ifdef VBT_WITH_CUDA_OPS
+#include <nanobind/stl/vector.h>
+
+#include "vbt/cuda/ops.h"
+#endif
+
+namespace nb = nanobind;
+using namespace vbt::cuda;
+
+namespace {
+
+// The testing hook: a HostBackend and a CachingAllocator on it, addresses as Python ints.
+struct HostCachingAllocator {
+  explicit HostCachingAllocator(std::size_t capacity)
+      : backend(std::make_unique<HostBackend>(capacity)), alloc(std::make_unique<CachingAllocator>(*backend)) {}
+  std::unique_ptr<HostBackend> backend;
+  std::unique_ptr<CachingAllocator> alloc;
+};
+
+#ifdef VBT_WITH_CUDA
+CachingAllocator& device_cache(int device) {
+  if (device < 0) device = current_device();
+  return cuda_caching_allocator(device).cache();
+}
+
+// A captured CUDA graph with its allocator pool. Note [Graph capture]: capture_begin starts stream capture
+// (thread-local mode) on `stream` and routes that stream's allocations to the graph's private pool;
+// capture_end ends both and instantiates the graph; replay launches it on the capture stream; reset (or
+// destruction) frees the executable graph and releases the pool (segments with live blocks stay until freed).
+class CudaGraph {
+ public:
+  CudaGraph() : id_(next_id()) {}
+  ~CudaGraph() {
+    try {
+      reset();
+    } catch (...) {
+    }
+  }
+  void capture_begin(const Stream& stream) {
+    VBT_CHECK(!capturing_ && exec_ == nullptr, "CUDAGraph.capture_begin: this graph was already captured "
+              "(call reset() first)");
+    VBT_CHECK(stream.handle() != nullptr, "CUDAGraph.capture_begin: cannot capture on the default stream; use a "
+              "vt.cuda.Stream() (torch.cuda.graph does this for you)");
+    device_ = stream.device_index();
+    stream_ = stream;
+    DeviceGuard guard(device_);
+    device_cache(device_).begin_capture(id_, stream.id());
+    cudaError_t status = cudaStreamBeginCapture(stream.handle(), cudaStreamCaptureModeThreadLocal);
+    if (status != cudaSuccess) device_cache(device_).end_capture(id_);
+    VBT_CUDA_CHECK(status);
+    capturing_ = true;
+  }
+  void capture_end() {
+    VBT_CHECK(capturing_, "CUDAGraph.capture_end: capture_begin was not called");
+    DeviceGuard guard(device_);
+    cudaGraph_t graph = nullptr;
+    cudaError_t status = cudaStreamEndCapture(stream_.handle(), &graph);
+    capturing_ = false;
+    device_cache(device_).end_capture(id_);
+    VBT_CUDA_CHECK(status);
+    graph_ = graph;
+    VBT_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph_, 0));
+  }
+  void replay() {
+    VBT_CHECK(exec_ != nullptr, "CUDAGraph.replay: nothing was captured");
+    DeviceGuard guard(device_);
+    VBT_CUDA_CHECK(cudaGraphLaunch(exec_, stream_.handle()));
+  }
+  void reset() {
+    if (capturing_) capture_end();
+    DeviceGuard guard(device_);
+    if (exec_ != nullptr) (void)cudaGraphExecDestroy(exec_);
+    if (graph_ != nullptr) (void)cudaGraphDestroy(graph_);
+    bool had_pool = exec_ != nullptr || graph_ != nullptr;
+    exec_ = nullptr;
+    graph_ = nullptr;
+    if (had_pool) device_cache(device_).release_graph(id_);
+  }
+  GraphId id() const { return id_; }
+
+ private:
+  static GraphId next_id() {
+    static std::atomic<GraphId> counter{1};
+    return counter++;
+  }
+  GraphId id_;
+  int device_ = 0;
+  Stream stream_ = Stream::default_stream(0);
+  bool capturing_ = false;
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+};
+#endif
+
+}  // namespace
+
+void vbt_bind_cuda(nanobind::module_& m) {
+  nb::exception<OutOfMemoryError>(m, "_CudaOutOfMemoryError", PyExc_RuntimeError);
+
+#ifdef VBT_WITH_CUDA
+  m.def("_cuda_is_built", [] { return true; });
+  m.def("_cuda_device_count", [] { return device_count(); });
+#else
+  m.def("_cuda_is_built", [] { return false; });
+  m.def("_cuda_device_count", [] { return 0; });
+#endif
+
+  nb::class_<HostCachingAllocator>(m, "_HostCachingAllocator")
+      .def(nb::init<std::size_t>(), nb::arg("capacity"))
+      .def("allocate", [](HostCachingAllocator& h, std::size_t n, StreamId s) {
+             return reinterpret_cast<std::uintptr_t>(h.alloc->allocate(n, s));
+           }, nb::arg("nbytes"), nb::arg("stream") = 0)
+      .def("free", [](HostCachingAllocator& h, std::uintptr_t p) { h.alloc->free(reinterpret_cast<void*>(p)); })
+      .def("record_stream", [](HostCachingAllocator& h, std::uintptr_t p, StreamId s) {
+             h.alloc->record_stream(reinterpret_cast<void*>(p), s);
+           })
+      .def("complete_stream", [](HostCachingAllocator& h, StreamId s) { return h.backend->complete_stream(s).size(); })
+      .def("block_size", [](HostCachingAllocator& h, std::uintptr_t p) {
+             return h.alloc->block_size(reinterpret_cast<void*>(p));
+           })
+      .def("stats_json", [](HostCachingAllocator& h) { return stats_to_json(h.alloc->stats()); })
+      .def("snapshot_json", [](HostCachingAllocator& h) { return h.alloc->snapshot_json(); })
+      .def("empty_cache", [](HostCachingAllocator& h) { h.alloc->empty_cache(); })
+      .def("reset_peak_stats", [](HostCachingAllocator& h) { h.alloc->reset_peak_stats(); })
+      .def("set_memory_fraction", [](HostCachingAllocator& h, double f) { h.alloc->set_per_process_memory_fraction(f); })
+      .def("memory_limit", [](HostCachingAllocator& h) { return h.alloc->memory_limit(); })
+      .def("set_poison_on_free", [](HostCachingAllocator& h, bool on) { h.alloc->set_poison_on_free(on); })
+      .def("is_filled", [](HostCachingAllocator& h, std::uintptr_t p, std::size_t n, int byte) {
+             return h.backend->is_filled(reinterpret_cast<void*>(p), n, static_cast<std::uint8_t>(byte));
+           })
+      .def("write", [](HostCachingAllocator& h, std::uintptr_t p, std::size_t n, int byte) {
+             h.alloc->block_size(reinterpret_cast<void*>(p));  // throws unless p is a live allocation
+             h.backend->fill(reinterpret_cast<void*>(p), n, static_cast<std::uint8_t>(byte), 0);
+           })
+      .def("begin_capture", [](HostCachingAllocator& h, GraphId g, StreamId s) { h.alloc->begin_capture(g, s); })
+      .def("end_capture", [](HostCachingAllocator& h, GraphId g) { h.alloc->end_capture(g); })
+      .def("release_graph", [](HostCachingAllocator& h, GraphId g) { h.alloc->release_graph(g); })
+      .def("raw_bytes_in_use", [](HostCachingAllocator& h) { return h.backend->raw_bytes_in_use(); })
+      .def("live_events", [](HostCachingAllocator& h) { return h.backend->live_events(); });
+
+#ifdef VBT_WITH_CUDA_OPS
+  // CUDA op kernels: the op table's CUDA column and cuda:N storages (include/vbt/cuda/ops.h).
+  vbt::cuda::register_cuda_ops();
+  m.def("_cuda_has_ops", [] { return true; });
+  m.def("_cuda_to_device", [](const vbt::Tensor& t, const std::string& device) {
+    return vbt::cuda::to_device(t, vbt::Device::parse(device));
+  });
+  // Debug: the bytes at a device address (reads freed-but-cached blocks, for the poison-on-free check).
+  m.def("_cuda_read_bytes", [](std::uintptr_t ptr, std::size_t n) {
+    std::vector<std::uint8_t> out(n);
+    if (n) VBT_CUDA_CHECK(cudaMemcpy(out.data(), reinterpret_cast<void*>(ptr), n, cudaMemcpyDeviceToHost));
+    return out;
+  });
+#else
+  m.def("_cuda_has_ops", [] { return false; });
+#endif
+#ifdef VBT_WITH_CUDA
+  m.def("_cuda_current_device", [] { return current_device(); });
+  m.def("_cuda_set_device", [](int d) { set_device(d); });
+  m.def("_cuda_synchronize", [](int d) {
+    DeviceGuard guard(d);
+    VBT_CUDA_CHECK(cudaDeviceSynchronize());
+  });
+  m.def("_cuda_memory_stats_json", [](int d) { return stats_to_json(device_cache(d).stats()); });
+  m.def("_cuda_memory_snapshot_json", [](int d) { return device_cache(d).snapshot_json(); });
+  m.def("_cuda_empty_cache", [](int d) { device_cache(d).empty_cache(); });
+  m.def("_cuda_reset_peak_memory_stats", [](int d) { device_cache(d).reset_peak_stats(); });
+  m.def("_cuda_set_memory_fraction", [](double f, int d) { device_cache(d).set_per_process_memory_fraction(f); });
+  m.def("_cuda_set_poison_on_free", [](bool on, int d) { device_cache(d).set_poison_on_free(on); });
+  m.def("_cuda_mem_get_info", [](int d) {
+    DeviceGuard guard(d);
+    std::size_t free_b = 0, total = 0;
+    VBT_CUDA_CHECK(cudaMemGetInfo(&free_b, &total));
+    return std::vector<std::size_t>{free_b, total};
+  });
+  m.def("_cuda_device_name", [](int d) {
+    cudaDeviceProp prop{};
+    VBT_CUDA_CHECK(cudaGetDeviceProperties(&prop, d));
+    return std::string(prop.name);
+  });
+
+  nb::class_<Stream>(m, "_CudaStream")
+      .def_static("create", &Stream::create, nb::arg("device"), nb::arg("priority") = 0)
+      .def_static("default", &Stream::default_stream, nb::arg("device"))
+      .def_static("current", &current_stream, nb::arg("device"))
+      .def_static("set_current", &set_current_stream)
+      .def_prop_ro("id", &Stream::id)
+      .def_prop_ro("device_index", &Stream::device_index)
+      .def("query", &Stream::query)
+      .def("synchronize", &Stream::synchronize)
+      .def("__eq__", [](const Stream& a, const Stream& b) { return a == b; });
+
+  nb::class_<Event>(m, "_CudaEvent")
+      .def(nb::init<bool>(), nb::arg("enable_timing") = false)
+      .def("record", &Event::record)
+      .def("wait", &Event::wait)
+      .def("query", &Event::query)
+      .def("synchronize", &Event::synchronize)
+      .def("elapsed_time", &Event::elapsed_ms);
+
+  nb::class_<CudaGraph>(m, "_CudaGraph")
+      .def(nb::init<>())
+      .def("capture_begin", &CudaGraph::capture_begin)
+      .def("capture_end", &CudaGraph::capture_end)
+      .def("replay", &CudaGraph::replay)
+      .def("reset", &CudaGraph::reset)
+      .def_prop_ro("id", &CudaGraph::id);
+#endif
+}

@@ -1,0 +1,67 @@
+// The plugin loader from C++: example plugins load and compute; broken ones are rejected and rolled back.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "vbt/core/error.h"
+#include "vbt/plugins/registry.h"
+
+using namespace vbt;
+
+namespace {
+std::string plugin(const std::string& name) { return std::string(VBT_PLUGIN_DIR) + "/lib" + name + ".so"; }
+
+std::string load_error(const std::string& name) {
+  try {
+    plugins::load_library(plugin(name));
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(PluginLoader, ExampleHypotBroadcastsThroughTheIterator) {
+  auto names = plugins::load_library(plugin("vbt_example_hypot"));
+  ASSERT_EQ(names.size(), 2u);
+  ASSERT_TRUE(plugins::has_ext_op("vbt_example_hypot"));
+  Tensor a = empty({2, 1}, ScalarType::Float32), b = empty({3}, ScalarType::Float64);
+  a.data<float>()[0] = 3.f;
+  a.data<float>()[1] = 5.f;
+  for (int i = 0; i < 3; ++i) b.data<double>()[i] = 4.0 + 8.0 * i;
+  Tensor r = plugins::call_ext_op("vbt_example_hypot", {a, b});
+  ASSERT_EQ(r.dtype(), ScalarType::Float64);  // float32 with float64 promotes
+  ASSERT_EQ(r.sizes(), (Shape{2, 3}));
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      EXPECT_DOUBLE_EQ(r.data<double>()[i * 3 + j], std::hypot(double(a.data<float>()[i]), b.data<double>()[j]));
+  // Loading the same library again is a no-op returning the same ops.
+  EXPECT_EQ(plugins::load_library(plugin("vbt_example_hypot")), names);
+}
+
+TEST(PluginLoader, BrokenPluginsAreRejectedAndRolledBack) {
+  EXPECT_NE(load_error("vbt_broken_missing_init").find("vbt_plugin_init"), std::string::npos);
+  EXPECT_NE(load_error("vbt_broken_wrong_major").find("major"), std::string::npos);
+  EXPECT_NE(load_error("vbt_broken_newer_minor").find("newer"), std::string::npos);
+  EXPECT_NE(load_error("vbt_broken_init_fails").find("simulated failure"), std::string::npos);
+  EXPECT_FALSE(plugins::has_ext_op("vbt_broken_partial"));
+  EXPECT_NE(load_error("vbt_broken_duplicate_op").find("duplicate op name"), std::string::npos);
+  EXPECT_FALSE(plugins::has_ext_op("vbt_broken_dup"));
+  EXPECT_NE(load_error("vbt_broken_duplicate_builtin").find("built-in"), std::string::npos);
+  EXPECT_FALSE(plugins::has_ext_op("vbt_broken_before_builtin"));
+  EXPECT_NE(load_error("does_not_exist").find("cannot load"), std::string::npos);
+}
+
+TEST(PluginLoader, SchemaParserRejectsBadSchemas) {
+  EXPECT_THROW(plugins::ExtSchema::parse("f(Tensor x)"), Error);
+  EXPECT_THROW(plugins::ExtSchema::parse("f(Tensor x, Tensor x) -> Tensor"), Error);
+  EXPECT_THROW(plugins::ExtSchema::parse("f(str s) -> Tensor"), Error);
+  EXPECT_THROW(plugins::ExtSchema::parse("f(int n=abc) -> Tensor"), Error);
+  auto s = plugins::ExtSchema::parse("f(Tensor x, Tensor? y=None, float a=0.5, int n=3, bool b=True) -> Tensor");
+  ASSERT_EQ(s.args.size(), 5u);
+  EXPECT_TRUE(s.args[1].optional);
+  EXPECT_EQ(std::get<double>(s.args[2].default_value), 0.5);
+  EXPECT_EQ(std::get<int64_t>(s.args[3].default_value), 3);
+  EXPECT_EQ(std::get<bool>(s.args[4].default_value), true);
+}
