@@ -151,13 +151,16 @@ def load_specs(root: Path) -> list[Spec]:
     return specs
 
 
+def spec_files(spec_dir: Path) -> list[Path]:
+    """The spec files of a specs/ folder: every *.md except README.md."""
+    return [p for p in sorted(spec_dir.glob("*.md")) if p.name.lower() != "readme.md"]
+
+
 def check_specs(root: Path) -> tuple[list[Spec], list[str]]:
     spec_dir = root / "specs"
     specs: list[Spec] = []
     problems: list[str] = []
-    for path in sorted(spec_dir.glob("*.md")):
-        if path.name.lower() == "readme.md":
-            continue
+    for path in spec_files(spec_dir):
         spec, probs = parse_spec(path)
         problems += probs
         if spec is not None:

@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from harness.specs import spec_files
+
 RUN_STALE_AFTER_S = 15 * 60  # a "running" run with no write for this long is shown as crashed
 HALF_LINE_GRACE_S = 30  # a half-written last line this fresh may be a write in flight, not a crash
 EVENTS_TAIL_BYTES = 64 * 1024
@@ -444,7 +446,7 @@ def load_model(repo_root: Path, now: float | None = None) -> Model:
     now = _dt.datetime.now(_dt.timezone.utc).timestamp() if now is None else now
     problems: list[str] = []
     spec_dir = repo_root / "specs"
-    specs = [load_spec_file(p) for p in sorted(spec_dir.glob("*.md"))] if spec_dir.is_dir() else []
+    specs = [load_spec_file(p) for p in spec_files(spec_dir)] if spec_dir.is_dir() else []
     if not spec_dir.is_dir():
         problems.append("specs/ is missing")
     elif not specs:

@@ -52,6 +52,14 @@ def test_bad_spec_files_become_notes(tmp_path):
     assert sum("spec 0" in p for p in model.problems) == 3
 
 
+def test_specs_readme_is_not_a_spec(tmp_path):
+    write_spec(tmp_path, "01-ok", gates=["build"])
+    (tmp_path / "specs" / "README.md").write_text("# Specs\nhow to write one\n")
+    model = dm.load_model(tmp_path)
+    assert [s.file for s in model.specs] == ["01-ok.md"]
+    assert not any("README" in p for p in model.problems)
+
+
 def test_ledger_entries_sorted_and_malformed_ones_noted(tmp_path):
     write_ledger_entry(tmp_path, 2, "b", cost_usd=None)
     write_ledger_entry(tmp_path, 1, "a")
