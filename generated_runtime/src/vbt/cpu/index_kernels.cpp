@@ -46,23 +46,36 @@ inline int64_t offset_of(int64_t i, const Shape& sizes, const Shape& strides) {
 
 // For gather/scatter: visits every position of `index` (row-major) with the element offsets
 // of that position in index, `a` (with dim replaced by the index value) and `b` (same position).
+// The position is advanced like an odometer (no div/mod per element); `a`'s offset is kept without
+// dim's term, which the index value supplies.
 template <typename F>
 void for_each_scatter_position(const Tensor& index, const Tensor& a, const Tensor& b, int64_t dim, const char* op_name, F f) {
   Tensor iv = index_values(index, op_name, "index");
   const int64_t* ip = iv.data<int64_t>();
   const Shape& sizes = index.sizes();
-  int64_t nd = index.dim(), n = index.numel();
-  int64_t asize = a.dim() ? a.sizes()[dim] : 1;
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t rem = i, offa = 0, offb = 0;
-    int64_t v = checked_index(ip[i], asize, op_name, dim);
-    for (int64_t d = nd - 1; d >= 0; --d) {
-      int64_t c = rem % sizes[d];
-      rem /= sizes[d];
-      offa += (d == dim ? v : c) * a.strides()[d];
-      offb += c * b.strides()[d];
+  const int64_t nd = index.dim(), n = index.numel();
+  const int64_t asize = a.dim() ? a.sizes()[dim] : 1;
+  if (n == 0) return;
+  Shape ast(nd, 0), bst(nd, 0);
+  for (int64_t d = 0; d < nd; ++d) {
+    ast[d] = d == dim || d >= a.dim() ? 0 : a.strides()[d];
+    bst[d] = d < b.dim() ? b.strides()[d] : 0;
+  }
+  const int64_t dim_st = nd > 0 && dim < a.dim() ? a.strides()[dim] : 0;
+  const int64_t inner = nd ? sizes[nd - 1] : 1, ai = nd ? ast[nd - 1] : 0, bi = nd ? bst[nd - 1] : 0;
+  Shape c(nd, 0);
+  int64_t offa = 0, offb = 0;
+  for (int64_t i = 0; i < n; i += inner) {
+    for (int64_t j = 0; j < inner; ++j) {
+      const int64_t v = checked_index(ip[i + j], asize, op_name, dim);
+      f(offa + j * ai + v * dim_st, offb + j * bi);
     }
-    f(offa, offb);
+    for (int64_t d = nd - 2; d >= 0; --d) {  // next row
+      if (++c[d] < sizes[d]) { offa += ast[d]; offb += bst[d]; break; }
+      offa -= (sizes[d] - 1) * ast[d];
+      offb -= (sizes[d] - 1) * bst[d];
+      c[d] = 0;
+    }
   }
 }
 
@@ -120,9 +133,21 @@ Value k_gather(const Args& a) {
   int64_t isz = itemsize(self.dtype());
   const char* sp = static_cast<const char*>(self.data_ptr());
   char* op_ = static_cast<char*>(out.data_ptr());
-  for_each_scatter_position(index, self, out, dim, "gather", [&](int64_t offs, int64_t offo) {
-    copy_elem(op_ + offo * isz, sp + offs * isz, isz);
-  });
+  auto run = [&]<int64_t K>() {  // K: the element size as a constant, so the copy is one load/store
+    for_each_scatter_position(index, self, out, dim, "gather", [&](int64_t offs, int64_t offo) {
+      std::memcpy(op_ + offo * K, sp + offs * K, K);
+    });
+  };
+  switch (isz) {
+    case 1: run.template operator()<1>(); break;
+    case 2: run.template operator()<2>(); break;
+    case 4: run.template operator()<4>(); break;
+    case 8: run.template operator()<8>(); break;
+    default:
+      for_each_scatter_position(index, self, out, dim, "gather", [&](int64_t offs, int64_t offo) {
+        copy_elem(op_ + offo * isz, sp + offs * isz, isz);
+      });
+  }
   return out;
 }
 

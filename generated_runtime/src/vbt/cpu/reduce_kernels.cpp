@@ -13,6 +13,7 @@
 #include <limits>
 
 #include "cpu_kernels.h"
+#include "vec_math.h"
 
 namespace vbt {
 
@@ -24,6 +25,25 @@ struct ReducePlan {
   Shape out_keepdim_shape, out_shape;
   int64_t num_out = 1, num_red = 1;
 };
+
+// Merges neighbouring entries of a (sizes, strides) list that address memory like one dim (outer stride ==
+// inner size * inner stride) and drops size-1 entries. Row-major linear indices over the list (and so the
+// offsets offset_of computes, and the order reduced elements are visited in) are unchanged.
+void coalesce(Shape& sizes, Shape& strides) {
+  Shape s2, st2;
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    if (sizes[d] == 1) continue;
+    if (!s2.empty() && sizes[d] != 0 && s2.back() != 0 && st2.back() == sizes[d] * strides[d]) {
+      s2.back() *= sizes[d];
+      st2.back() = strides[d];
+    } else {
+      s2.push_back(sizes[d]);
+      st2.push_back(strides[d]);
+    }
+  }
+  sizes = std::move(s2);
+  strides = std::move(st2);
+}
 
 ReducePlan make_plan(const Tensor& t, const Shape* dims, bool keepdim, const char* op) {
   std::vector<bool> reduced(t.dim(), dims == nullptr || dims->empty());
@@ -51,6 +71,8 @@ ReducePlan make_plan(const Tensor& t, const Shape* dims, bool keepdim, const cha
   }
   p.num_out = shape_numel(p.keep_sizes);
   p.num_red = shape_numel(p.red_sizes);
+  coalesce(p.keep_sizes, p.keep_strides);
+  coalesce(p.red_sizes, p.red_strides);
   return p;
 }
 
@@ -88,6 +110,83 @@ void run_reduce(const Tensor& in, const ReducePlan& p, Acc init, Step step, Emit
   });
 }
 
+// Note [Sum fast paths]
+// Additive reductions (sum, mean, norm p=1/2) go through run_sum: acc = sum of map(x) over the reduced
+// elements, in the accumulator type A (double for floating inputs, int64 for integers), then emit(o, acc).
+// Two layouts get loops the compiler can vectorise (no -ffast-math needed: the reassociation is written out):
+//  * the innermost reduced dim is contiguous: each contiguous run is summed with kLanes independent
+//    accumulators (combined pairwise at the end), one run after another into the output's accumulator;
+//  * the innermost kept dim is contiguous and no reduced dim is: a block of consecutive outputs is
+//    accumulated row by row into a buffer, so the reduced elements of each output are added in the same
+//    order as the plain loop (bit-identical to run_reduce).
+// Anything else falls back to run_reduce. Accumulation stays in double/int64, so results are at least as
+// accurate as the plain sequential loop.
+constexpr int64_t kLanes = 32;
+
+struct Identity {
+  template <typename A> A operator()(A v) const { return v; }
+};
+
+template <typename T, typename A, typename Map> A sum_contig(const T* x, int64_t n, Map map) {
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<A, double> && std::is_same_v<Map, Identity>)
+    return vec::sum_f32_f64(x, n);  // same arithmetic, also compiled for AVX2
+  A acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) acc[j] += map(static_cast<A>(static_cast<opmath_t<T>>(x[i + j])));
+  for (int64_t j = 0; i < n; ++i, ++j) acc[j] += map(static_cast<A>(static_cast<opmath_t<T>>(x[i])));
+  for (int64_t w = kLanes / 2; w > 0; w /= 2)
+    for (int64_t j = 0; j < w; ++j) acc[j] += acc[j + w];
+  return acc[0];
+}
+
+template <typename T, typename A, typename Map, typename Emit>
+void run_sum(const Tensor& in, const ReducePlan& p, Map map, Emit emit) {
+  const T* base = in.data<T>();
+  const int64_t nr = static_cast<int64_t>(p.red_sizes.size()), nk = static_cast<int64_t>(p.keep_sizes.size());
+  const int64_t inner_n = nr ? p.red_sizes.back() : 1;
+  const int64_t outer_red = inner_n ? p.num_red / inner_n : 0;
+  Shape outer_sizes(p.red_sizes.begin(), p.red_sizes.end() - (nr ? 1 : 0));
+  Shape outer_strides(p.red_strides.begin(), p.red_strides.end() - (nr ? 1 : 0));
+  const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, p.num_red));
+  if (nr == 0 || p.red_strides.back() == 1) {
+    parallel_for(0, p.num_out, grain, [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) {
+        const T* ob = base + offset_of(o, p.keep_sizes, p.keep_strides);
+        A acc = A(0);
+        for (int64_t r = 0; r < outer_red; ++r)
+          acc += sum_contig<T, A>(ob + offset_of(r, outer_sizes, outer_strides), inner_n, map);
+        emit(o, acc);
+      }
+    });
+    return;
+  }
+  const bool inner_kept_contig = nk > 0 && p.keep_strides.back() == 1;
+  if (!inner_kept_contig) {
+    run_reduce<T, A>(in, p, A(0), [map](A& acc, auto x, int64_t) { acc += map(static_cast<A>(x)); }, emit);
+    return;
+  }
+  const int64_t kin = p.keep_sizes.back(), inner_st = p.red_strides.back();
+  constexpr int64_t kBlock = 512;
+  parallel_for(0, p.num_out, grain, [&](int64_t b, int64_t e) {
+    A acc[kBlock];
+    for (int64_t o = b; o < e;) {
+      const int64_t len = std::min({e - o, kin - o % kin, kBlock});
+      const T* ob = base + offset_of(o, p.keep_sizes, p.keep_strides);
+      for (int64_t j = 0; j < len; ++j) acc[j] = A(0);
+      for (int64_t r = 0; r < outer_red; ++r) {
+        const T* rb = ob + offset_of(r, outer_sizes, outer_strides);
+        for (int64_t i = 0; i < inner_n; ++i) {
+          const T* row = rb + i * inner_st;
+          for (int64_t j = 0; j < len; ++j) acc[j] += map(static_cast<A>(static_cast<opmath_t<T>>(row[j])));
+        }
+      }
+      for (int64_t j = 0; j < len; ++j) emit(o + j, acc[j]);
+      o += len;
+    }
+  });
+}
+
 Tensor finish_shape(const Tensor& out_keep, const ReducePlan& p) {
   return make_view(out_keep, p.out_shape, contiguous_strides(p.out_shape), 0);
 }
@@ -113,7 +212,7 @@ template <bool IsProd> Value sum_like(const Args& a, const char* op) {
     T* o = out.data<T>();
     auto emit = [o](int64_t i, A acc) { o[i] = static_cast<T>(static_cast<opmath_t<T>>(acc)); };
     if constexpr (IsProd) run_reduce<T, A>(in, p, A(1), [](A& acc, auto x, int64_t) { acc *= static_cast<A>(x); }, emit);
-    else run_reduce<T, A>(in, p, A(0), [](A& acc, auto x, int64_t) { acc += static_cast<A>(x); }, emit);
+    else run_sum<T, A>(in, p, Identity{}, emit);
   });
   return finish_shape(out, p);
 }
@@ -137,8 +236,8 @@ Value k_mean(const Args& a) {
   double n = static_cast<double>(p.num_red);
   VBT_DISPATCH_FLOATING(dt, "mean", [&]<typename T>() {
     T* o = out.data<T>();
-    run_reduce<T, double>(in, p, 0.0, [](double& acc, auto x, int64_t) { acc += static_cast<double>(x); },
-                          [o, n](int64_t i, double acc) { o[i] = static_cast<T>(static_cast<opmath_t<T>>(acc / n)); });
+    run_sum<T, double>(in, p, Identity{},
+                       [o, n](int64_t i, double acc) { o[i] = static_cast<T>(static_cast<opmath_t<T>>(acc / n)); });
   });
   return finish_shape(out, p);
 }
@@ -278,10 +377,9 @@ Value k_norm(const Args& a) {
     } else if (pw == 0) {
       run_reduce<T, double>(in, p, 0.0, [](double& acc, auto x, int64_t) { acc += static_cast<double>(x) != 0.0; }, emit_as);
     } else if (pw == 1) {
-      run_reduce<T, double>(in, p, 0.0, [](double& acc, auto x, int64_t) { acc += std::abs(static_cast<double>(x)); }, emit_as);
+      run_sum<T, double>(in, p, [](double v) { return std::abs(v); }, emit_as);
     } else if (pw == 2) {
-      run_reduce<T, double>(in, p, 0.0, [](double& acc, auto x, int64_t) { double v = static_cast<double>(x); acc += v * v; },
-                            [&](int64_t i, double acc) { emit_as(i, std::sqrt(acc)); });
+      run_sum<T, double>(in, p, [](double v) { return v * v; }, [&](int64_t i, double acc) { emit_as(i, std::sqrt(acc)); });
     } else {
       run_reduce<T, double>(in, p, 0.0, [pw](double& acc, auto x, int64_t) { acc += std::pow(std::abs(static_cast<double>(x)), pw); },
                             [&](int64_t i, double acc) { emit_as(i, std::pow(acc, 1.0 / pw)); });
@@ -380,6 +478,31 @@ template <bool IsProd> Value cum_like(const Args& a, const char* op) {
   return out;
 }
 
+// Fused (log_)softmax of one contiguous float32 row: max (NaN ignored, as in the generic loop), one
+// vectorised exp pass that stores exp(x - max) in y, a double sum of y (kLanes accumulators), then a scale
+// pass (softmax) or y = (x - max) - log(sum) in double (log_softmax).
+template <bool IsLog> void softmax_row_f32(const float* x, float* y, int64_t n) {
+  float ml[kLanes];
+  for (int64_t j = 0; j < kLanes; ++j) ml[j] = -std::numeric_limits<float>::infinity();
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) ml[j] = vec::select(ml[j] < x[i + j], x[i + j], ml[j]);
+  for (; i < n; ++i) ml[0] = vec::select(ml[0] < x[i], x[i], ml[0]);
+  float mf = ml[0];
+  for (int64_t j = 1; j < kLanes; ++j) mf = ml[j] > mf ? ml[j] : mf;
+  if (std::isinf(mf) && mf < 0) mf = 0;
+  const float m = mf;
+  vec::exp_f32_array(y, x, n, m);
+  const double s = sum_contig<float, double>(y, n, Identity{});
+  if constexpr (IsLog) {
+    const double ls = std::log(s);
+    for (int64_t k = 0; k < n; ++k) y[k] = static_cast<float>(static_cast<double>(x[k]) - m - ls);
+  } else {
+    const double inv = 1.0 / s;
+    for (int64_t k = 0; k < n; ++k) y[k] = static_cast<float>(static_cast<double>(y[k]) * inv);
+  }
+}
+
 template <bool IsLog> Value softmax_like(const Args& a, const char* op) {
   Tensor in = a.tensor(0);
   int64_t dim = wrap_dim(a.integer(1), in.dim(), op);
@@ -389,6 +512,9 @@ template <bool IsLog> Value softmax_like(const Args& a, const char* op) {
   Tensor out = empty(in.sizes(), dt);
   VBT_DISPATCH_FLOATING(dt, op, [&]<typename T>() {
     for_each_line<T, T>(in, out, dim, [](const T* x, int64_t xs, T* y, int64_t ys, int64_t n) {
+      if constexpr (std::is_same_v<T, float>) {
+        if (xs == 1 && ys == 1) return softmax_row_f32<IsLog>(x, y, n);
+      }
       double m = -std::numeric_limits<double>::infinity();
       for (int64_t i = 0; i < n; ++i) m = std::max(m, static_cast<double>(static_cast<opmath_t<T>>(x[i * xs])));
       if (std::isinf(m) && m < 0) m = 0;

@@ -5,19 +5,35 @@
 #include <cmath>
 
 #include "elementwise_loops.h"
+#include "vec_math.h"
 
 namespace vbt {
 
 namespace {
 
 // f: generic lambda over the opmath type. Result dtype = float version of the input dtype.
-template <typename F> Value unary_float(const char* op, const Args& a, F f) {
+// f32_array (optional): fn(float* out, const float* in, n) for contiguous float32 runs, giving the same
+// values as f (used where a whole-array function can be compiled for a wider ISA, see vec_math.h).
+template <typename F, typename A = std::nullptr_t> Value unary_float(const char* op, const Args& a, F f, A f32_array = nullptr) {
   const Tensor& x = a.tensor(0);
   Tensor out = a.opt_tensor(1);
   ScalarType dt = is_floating(x.dtype()) ? x.dtype() : default_float_dtype();
   TensorIterator it = TensorIteratorConfig(op).add_output(out).add_input(x).set_common_dtype(dt)
                           .is_inplace(out.defined() && out.is_same(x)).build();
-  VBT_DISPATCH_FLOATING(dt, op, [&]<typename T>() { unary_loop<T, T>(it, f); });
+  VBT_DISPATCH_FLOATING(dt, op, [&]<typename T>() {
+    if constexpr (std::is_same_v<T, float> && !std::is_same_v<A, std::nullptr_t>) {
+      it.for_each([f, f32_array](char** data, const int64_t* st, int64_t n) {
+        if (st[0] == sizeof(float) && st[1] == sizeof(float)) {
+          f32_array(reinterpret_cast<float*>(data[0]), reinterpret_cast<const float*>(data[1]), n);
+        } else {
+          for (int64_t i = 0; i < n; ++i)
+            *reinterpret_cast<float*>(data[0] + i * st[0]) = f(*reinterpret_cast<const float*>(data[1] + i * st[1]));
+        }
+      });
+    } else {
+      unary_loop<T, T>(it, f);
+    }
+  });
   return finish_out(it, out);
 }
 
@@ -49,7 +65,15 @@ template <typename M> M round_half_even(M v) { return std::nearbyint(v); }
   Value k_##name(const Args& a) { return unary_float(#name, a, [](auto x) { using M = decltype(x); (void)sizeof(M); return EXPR; }); }
 
 // <op>(Tensor self, *, Tensor? out=None) -> Tensor
-VBT_UNARY_FLOAT(exp, std::exp(x))
+// exp(M x): the vectorisable float32 exp (vec_math.h, ~1 ulp) for float opmath, libm for double.
+template <typename M> inline M exp_m(M x) {
+  if constexpr (std::is_same_v<M, float>) return vec::exp_f32(x); else return std::exp(x);
+}
+
+Value k_exp(const Args& a) {
+  return unary_float("exp", a, [](auto x) { return exp_m(x); },
+                     [](float* o, const float* x, int64_t n) { vec::exp_f32_array(o, x, n, 0.0f); });
+}
 VBT_UNARY_FLOAT(exp2, std::exp2(x))
 VBT_UNARY_FLOAT(log, std::log(x))
 VBT_UNARY_FLOAT(log2, std::log2(x))
@@ -68,8 +92,8 @@ VBT_UNARY_FLOAT(atan, std::atan(x))
 VBT_UNARY_FLOAT(sinh, std::sinh(x))
 VBT_UNARY_FLOAT(cosh, std::cosh(x))
 VBT_UNARY_FLOAT(tanh, std::tanh(x))
-VBT_UNARY_FLOAT(sigmoid, M(1) / (M(1) + std::exp(-x)))
-VBT_UNARY_FLOAT(silu, x / (M(1) + std::exp(-x)))
+VBT_UNARY_FLOAT(sigmoid, M(1) / (M(1) + exp_m(-x)))
+VBT_UNARY_FLOAT(silu, x / (M(1) + exp_m(-x)))
 VBT_UNARY_FLOAT(erf, std::erf(x))
 VBT_UNARY_FLOAT(erfc, std::erfc(x))
 #undef VBT_UNARY_FLOAT
@@ -122,12 +146,14 @@ Value k_gelu(const Args& a) {
     return unary_float("gelu", ua, [](auto x) {
       using M = decltype(x);
       const M k = M(0.7978845608028654), c = M(0.044715);
-      return M(0.5) * x * (M(1) + std::tanh(k * (x + c * x * x * x)));
+      // 0.5 * (1 + tanh(u)) == 1 / (1 + exp(-2u)): one exp, no cancellation, vectorisable for float.
+      return x / (M(1) + exp_m(M(-2) * (k * (x + c * x * x * x))));
     });
   return unary_float("gelu", ua, [](auto x) {
     using M = decltype(x);
-    return x * M(0.5) * (M(1) + std::erf(x * M(0.7071067811865476)));
-  });
+    if constexpr (std::is_same_v<M, float>) return vec::gelu_erf_f32(x);  // ~2e-7 relative (vec_math.h)
+    else return x * M(0.5) * (M(1) + std::erf(x * M(0.7071067811865476)));
+  }, [](float* o, const float* x, int64_t n) { vec::gelu_erf_f32_array(o, x, n); });
 }
 
 // softplus(Tensor self, Scalar beta=1, Scalar threshold=20, *, Tensor? out=None) -> Tensor
