@@ -1,5 +1,8 @@
 // CPU allocator (64-byte aligned malloc) and wrapping of foreign memory; Device printing.
 #include <cstdlib>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "vbt/core/allocator.h"
 #include "vbt/core/error.h"
@@ -8,8 +11,29 @@
 namespace vbt {
 
 namespace {
+// Note [CPU large blocks]: glibc serves blocks above its mmap threshold (dynamic, at most 32 MiB) with fresh
+// mmap()s and returns heap tops above the trim threshold to the kernel, so every large tensor result is paid for
+// again in page faults (a 16 MiB result cost ~10 ms of faults against ~1.5 ms of arithmetic; layer_norm over a
+// 4096x1024 float32 input went from 41 ms to 10 ms with this tuning). Like a caching allocator, keep freed blocks
+// up to 256 MiB in the heap for reuse, and trim only above 1 GiB. Skipped when the user tunes malloc through the
+// environment (MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_) or sets VBT_CPU_MALLOC_TUNING=0.
+void tune_malloc_once() {
+#if defined(__GLIBC__)
+  static const bool done = [] {
+    const char* off = std::getenv("VBT_CPU_MALLOC_TUNING");
+    if ((off && off[0] == '0') || std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_"))
+      return true;
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    return true;
+  }();
+  (void)done;
+#endif
+}
+
 class CpuAllocator final : public Allocator {
  public:
+  CpuAllocator() { tune_malloc_once(); }
   DataPtr allocate(size_t nbytes) override {
     size_t rounded = (nbytes + 63) / 64 * 64;
     void* p = rounded == 0 ? nullptr : std::aligned_alloc(64, rounded);
