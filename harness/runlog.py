@@ -49,6 +49,12 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 class RunLog:
     """Append-only event log plus an atomically rewritten summary for one run."""
 
@@ -98,3 +104,18 @@ class RunLog:
 
     def report_path(self, attempt: int, candidate: int, gate: str) -> Path:
         return self.dir / "reports" / f"A{attempt}-C{candidate}-{gate}.json"
+
+    def store_proposal(self, attempt: int, candidate: int, text: str) -> str:
+        """Keep a large proposal gzip-compressed in proposals/ (Note [Stored submit proposals] in runner.py);
+        returns its path relative to the run folder, the event's ``ref``. Secrets are redacted as in the events."""
+        import gzip
+
+        rel = f"proposals/A{attempt}-C{candidate}.patch.gz"
+        (self.dir / "proposals").mkdir(exist_ok=True)
+        data = gzip.compress(redact(text).encode("utf-8", errors="surrogateescape"), mtime=0)
+        _atomic_write_bytes(self.dir / rel, data)
+        return rel
+
+    def drop_proposal(self, ref: str) -> None:
+        if ref.startswith("proposals/"):
+            (self.dir / ref).unlink(missing_ok=True)

@@ -278,8 +278,9 @@ class Runner:
                 "candidates": opts.candidates, "mode": "run" if agent.name != "external" else "submit",
                 "agent_options": {k: v for k, v in opts.agent_options.items() if k not in ("budget", "patch")},
                 "pending_outside_spec": opts.pending})
-        log.save()
         base_tree = self.ledger.head_tree()
+        log.summary.setdefault("base_tree", base_tree)
+        log.save()
         self.ensure_tree(base_tree)
         usage = Usage(**{k: v for k, v in log.summary.get("usage", {}).items() if k in Usage().__dict__})
         slots = [Slot(self.state_root, i) for i in range(opts.candidates)]
@@ -338,6 +339,7 @@ class Runner:
                                        apply_to_state=submit_tree is None)
                     status, reason = "accepted", f"candidate {accepted.candidate} passed every gate; ledger entry {seq}"
                     log.summary["ledger_seq"] = seq
+                    log.drop_proposal(f"proposals/A{attempt}-C{accepted.candidate}.patch.gz")  # the ledger holds it
         except _End as end:
             status, reason = end.status, end.reason
         except BudgetExceeded as exc:
@@ -378,9 +380,16 @@ class Runner:
             log.event("response", attempt=attempt, candidate=cand, text=resp.text[:200_000], model=resp.model,
                       usage=resp.usage.__dict__, meta=resp.meta)
             prop = resp.proposal
-            big = agent.name == "external"
-            log.event("proposal", attempt=attempt, candidate=cand, kind=prop.kind, sha256=_sha(prop.text),
-                      **({"ref": "ledger"} if big else {"text": prop.text}))
+            if agent.name == "external":
+                # Note [Stored submit proposals]: a submit's patch can be megabytes, so it is not inlined in the
+                # events; it is kept compressed beside them until it is accepted (then the ledger holds it and the
+                # copy is removed), so a rejected submit can be replayed and must fail again.
+                ref = log.store_proposal(attempt, cand, prop.text)
+                log.event("proposal", attempt=attempt, candidate=cand, kind=prop.kind, sha256=_sha(prop.text),
+                          ref=ref)
+            else:
+                log.event("proposal", attempt=attempt, candidate=cand, kind=prop.kind, sha256=_sha(prop.text),
+                          text=prop.text)
             progress.update(cand, phase="applying")
             r = self.evaluate(spec, gates, slot, prop, log, attempt, cand, progress,
                               trusted_submitter=(agent.name == "external"))

@@ -1,8 +1,10 @@
 """The `replay` agent: recorded proposals, offline, in the order they were made.
 
 Recordings of a spec come from the ledger (each accepted entry) and, where the entry's run log exists, from that
-run's ``proposal`` events (failed attempts included, each with the verdict it got then). A ``submit`` entry's only
-recording is its ledger patch. ``propose`` hands them out in order; when they are exhausted it raises AgentError.
+run's ``proposal`` events (failed attempts included, each with the verdict it got then). Runs of the spec that ended
+without an entry (a rejected submit, say) add their stored proposals, on the ledger state recorded as their
+``base_tree`` (Note [Stored submit proposals] in runner.py); runs older than that record are skipped. An accepted
+submit's recording is its ledger patch. Recordings are in the order the runs were made. ``propose`` hands them out in order; when they are exhausted it raises AgentError.
 
 Offline ``vt-agent run SPEC --agent replay`` uses ``recordings`` directly (harness.replay) to re-gate each recorded
 proposal on the ledger state it was made on and compare today's verdict with the recorded one.
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.interfaces import AgentError, AgentRequest, AgentResponse, Proposal, Usage
+from harness.gitops import EMPTY_TREE
 from harness.ledger import Ledger
 
 
@@ -30,27 +33,45 @@ class Recording:
     agent: str = ""  # the backend that made it ("external" for submit)
 
 
+def _logged_proposals(run_dir: Path) -> tuple[list, dict]:
+    """([((attempt, candidate), Proposal)], {(attempt, candidate): verdict}) from a run's events."""
+    import gzip
+
+    verdicts: dict = {}
+    props: list = []
+    events_path = run_dir / "events.jsonl"
+    if not events_path.is_file():
+        return props, verdicts
+    for line in events_path.read_text(encoding="utf-8").splitlines():
+        try:
+            ev = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        key = (ev.get("attempt"), ev.get("candidate"))
+        if ev.get("type") == "proposal" and "text" in ev:
+            props.append((key, Proposal(ev.get("kind", "diff"), ev["text"])))
+        elif ev.get("type") == "proposal" and str(ev.get("ref", "")).startswith("proposals/"):
+            stored = run_dir / ev["ref"]
+            if stored.is_file():
+                text = gzip.decompress(stored.read_bytes()).decode("utf-8", errors="surrogateescape")
+                props.append((key, Proposal(ev.get("kind", "diff"), text)))
+        elif ev.get("type") == "attempt_end":
+            verdicts[key] = ev.get("status", "fail")
+    return props, verdicts
+
+
 def recordings(root: Path, spec_id: str) -> list[Recording]:
     out: list[Recording] = []
-    for e in Ledger(root).entries():
+    entries = Ledger(root).entries()
+    entry_runs = set()
+    for e in entries:
         if e.spec_id != spec_id:
             continue
         run_id = e.meta.get("run_id")
-        events_path = root / "logs" / "runs" / str(run_id) / "events.jsonl"
+        entry_runs.add(str(run_id))
         from_log: list[Recording] = []
-        if run_id and events_path.is_file():
-            verdicts = {}
-            props = []
-            for line in events_path.read_text(encoding="utf-8").splitlines():
-                try:
-                    ev = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                key = (ev.get("attempt"), ev.get("candidate"))
-                if ev.get("type") == "proposal" and "text" in ev:
-                    props.append((key, Proposal(ev.get("kind", "diff"), ev["text"])))
-                elif ev.get("type") == "attempt_end":
-                    verdicts[key] = ev.get("status", "fail")
+        if run_id:
+            props, verdicts = _logged_proposals(root / "logs" / "runs" / str(run_id))
             for (a, c), prop in props:
                 from_log.append(Recording(spec_id, e.seq, e.parent_tree, a, c, prop, verdicts.get((a, c), "error"),
                                           run_id, e.meta.get("agent", "")))
@@ -59,6 +80,28 @@ def recordings(root: Path, spec_id: str) -> list[Recording]:
                                       Proposal("diff", e.patch_bytes().decode("utf-8", errors="surrogateescape")),
                                       "pass", run_id, e.meta.get("agent", "")))
         out += from_log
+    # runs of this spec that ended without an entry
+    heads = {EMPTY_TREE: 0, **{e.result_tree: e.seq for e in entries}}
+    runs_dir = root / "logs" / "runs"
+    for run_json in sorted(runs_dir.glob("*/run.json")) if runs_dir.is_dir() else []:
+        try:
+            summary = json.loads(run_json.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        run_id = run_json.parent.name
+        if summary.get("spec_id") != spec_id or run_id in entry_runs or summary.get("ledger_seq"):
+            continue
+        base = summary.get("base_tree")
+        if base not in heads:
+            continue  # an older run (no recorded base), or a base the ledger no longer has
+        props, verdicts = _logged_proposals(run_json.parent)
+        for (a, c), prop in props:
+            verdict = verdicts.get((a, c))
+            if verdict in (None, "pass"):
+                continue  # never gated, or gated but not landed (e.g. interrupted): nothing to compare with
+            out.append(Recording(spec_id, heads[base] + 1, base, a, c, prop, verdict, run_id,
+                                 summary.get("agent", "")))
+    out.sort(key=lambda r: (str(r.run_id or ""), r.attempt, r.candidate))
     return out
 
 

@@ -144,6 +144,29 @@ def test_submit_is_scoped_to_the_spec_paths(repo: Path):
         Runner(repo).submit(find_spec(repo, "01-toy"), RunOptions(message="again", progress=False))
 
 
+def test_rejected_submit_is_stored_and_replays_as_a_failure(repo: Path):
+    """Note [Stored submit proposals]: a rejected submit keeps its patch (compressed) so the replay agent re-gates
+    it and demands the same failure; the accepted one's copy is dropped (the ledger holds it)."""
+    rt = repo / "generated_runtime"
+    (rt / "vibetensor").mkdir()
+    from tests.harness.toy_repo import PYPROJECT
+
+    (rt / "pyproject.toml").write_text(PYPROJECT)
+    (rt / "vibetensor" / "__init__.py").write_text("def add(a, b):\n    return a - b\n")
+    spec = find_spec(repo, "01-toy")
+    bad = Runner(repo).submit(spec, RunOptions(message="wrong", progress=False))
+    assert bad.status == "rejected"
+    stored = list(Path(bad.run_dir).glob("proposals/*.patch.gz"))
+    assert len(stored) == 1
+    (rt / "vibetensor" / "__init__.py").write_text("def add(a, b):\n    return a + b\n")
+    good = Runner(repo).submit(spec, RunOptions(message="right", progress=False))
+    assert good.status == "accepted", good.reason
+    assert not list(Path(good.run_dir).glob("proposals/*.patch.gz"))
+    replayed = replay_spec(Runner(repo), spec, progress=False)
+    assert replayed.status == "ok", replayed.reason
+    assert [(d["recorded"], d["today"]) for d in replayed.details] == [("fail", "fail"), ("pass", "pass")]
+
+
 def test_tampered_patch_detected(repo: Path):
     runner, spec, out = run(repo, [toy_runtime_diff()], nop_check=False)
     assert out.status == "accepted"
