@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from harness.interfaces import GateContext, GateResult, HarnessError
-from validators.junit import JUnitError, parse_junit, summarize
-from validators.sandbox import (bounded, check_result_folder, grant_to_user, new_result_folder, reclaim_from_user,
+from validators.junit import junit_verdict
+from validators.sandbox import (bounded, grant_to_user, new_result_folder, reclaim_from_user,
                                 resolve_sandbox_user, run_sandboxed)
 
 RESULT_FILE = "ctest.xml"
@@ -65,26 +65,5 @@ class CTestGate:
         if user is not None:
             reclaim_from_user(folder)
         base = {"killed_leftovers": run.killed_leftovers, "returncode": run.returncode}
-        if run.error and run.returncode == 127:
-            return result("error", run.error, **base)
-        if run.timed_out:
-            return result("fail", f"ctest timed out after {ctx.timeout_s:.0f}s", **base)
-        problem = check_result_folder(folder, RESULT_FILE, started_ns, run.child_exit_ns)
-        if problem:
-            return result("error", f"ctest result rejected: {problem}", **base)
-        try:
-            report = parse_junit(folder / RESULT_FILE)
-        except JUnitError as e:
-            return result("error", f"ctest result rejected: {e}", **base)
-        metrics = {**base, **report.metrics()}
-        if report.tests == 0:
-            return result("fail", "no tests ran (ctest found zero tests)", **metrics)
-        if not report.ok:
-            return result("fail", summarize(report), **metrics)
-        min_passed = int(ctx.options.get("min_passed", 1))
-        if report.passed < min_passed:
-            return result("fail", f"only {report.passed} tests passed (min_passed {min_passed}); "
-                                  + summarize(report), **metrics)
-        if run.returncode != 0:  # every test passed per the XML, yet ctest itself failed: trust neither
-            return result("error", f"ctest exited {run.returncode} although its XML reports no failure", **metrics)
-        return result("pass", summarize(report), **metrics)
+        return junit_verdict("ctest", run, folder, RESULT_FILE, started_ns, base, result,
+                             "ctest found zero tests", int(ctx.options.get("min_passed", 1)), ctx.timeout_s)

@@ -121,3 +121,35 @@ def _excerpt(case: FailedCase) -> str:
     chosen = marked[-8:] if marked else lines[-8:]
     text = "\n".join("  " + ln.strip() for ln in chosen)
     return text if len(text) <= EXCERPT_CHARS else text[-EXCERPT_CHARS:]
+
+
+def junit_verdict(tool: str, run, folder: Path, result_file: str, started_ns: int, base: dict, result,
+                  zero_tests: str, min_passed: int = 0, timeout_s: float = 0.0):
+    """The shared verdict of the JUnit-driven gates (ctest, pytest) once the sandboxed command has ended: a launch
+    failure is an error, a timeout a fail; the result file must pass the sandbox's freshness checks and parse;
+    zero tests, any failure, or fewer than min_passed passes fail; a non-zero exit despite a clean XML is an
+    error (trust neither). result(status, summary, **metrics) builds the GateResult."""
+    from validators.sandbox import check_result_folder
+
+    if run.error and run.returncode == 127:
+        return result("error", run.error, **base)
+    if run.timed_out:
+        return result("fail", f"{tool} timed out after {timeout_s:.0f}s", **base)
+    problem = check_result_folder(folder, result_file, started_ns, run.child_exit_ns)
+    if problem:
+        return result("error", f"{tool} result rejected: {problem}", **base)
+    try:
+        report = parse_junit(folder / result_file)
+    except JUnitError as e:
+        return result("error", f"{tool} result rejected: {e}", **base)
+    metrics = {**base, **report.metrics()}
+    if report.tests == 0:
+        return result("fail", f"no tests ran ({zero_tests})", **metrics)
+    if not report.ok:
+        return result("fail", summarize(report), **metrics)
+    if report.passed < min_passed:
+        return result("fail", f"only {report.passed} tests passed (min_passed {min_passed}); " + summarize(report),
+                      **metrics)
+    if run.returncode != 0:
+        return result("error", f"{tool} exited {run.returncode} although its XML reports no failure", **metrics)
+    return result("pass", summarize(report), **metrics)

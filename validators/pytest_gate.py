@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from harness.interfaces import GateContext, GateResult, HarnessError
-from validators.junit import JUnitError, parse_junit, summarize
-from validators.sandbox import (bounded, check_result_folder, grant_to_user, new_result_folder, reclaim_from_user,
+from validators.junit import junit_verdict
+from validators.sandbox import (bounded, grant_to_user, new_result_folder, reclaim_from_user,
                                 resolve_sandbox_user, run_sandboxed)
 
 RESULT_FILE = "pytest.xml"
@@ -91,25 +91,8 @@ class PytestGate:
             reclaim_from_user(folder)
         base = {"killed_leftovers": run.killed_leftovers, "returncode": run.returncode,
                 "protected_restored": len(restored)}
-        if run.error and run.returncode == 127:
-            return result("error", run.error, **base)
-        if run.timed_out:
-            return result("fail", f"pytest timed out after {ctx.timeout_s:.0f}s", **base)
-        problem = check_result_folder(folder, RESULT_FILE, started_ns, run.child_exit_ns)
-        if problem:
-            return result("error", f"pytest result rejected: {problem}", **base)
-        try:
-            report = parse_junit(folder / RESULT_FILE)
-        except JUnitError as e:
-            return result("error", f"pytest result rejected: {e}", **base)
-        metrics = {**base, **report.metrics()}
-        if report.tests == 0:
-            return result("fail", "no tests ran (pytest collected zero tests)", **metrics)
-        if not report.ok:
-            return result("fail", summarize(report), **metrics)
-        if run.returncode != 0:  # the XML says all passed but pytest did not: trust neither
-            return result("error", f"pytest exited {run.returncode} although its XML reports no failure", **metrics)
-        return result("pass", summarize(report), **metrics)
+        return junit_verdict("pytest", run, folder, RESULT_FILE, started_ns, base, result,
+                             "pytest collected zero tests", timeout_s=ctx.timeout_s)
 
 
 def protected_globs(ctx: GateContext) -> list[str]:
