@@ -33,6 +33,11 @@ if(VBT_BUILD_TESTS)
     vbt_add_plugin(vbt_broken_${_mode} SOURCES ${_vbt_root}/plugins/broken/broken_plugin.c
                    DEFINES VBT_BROKEN_${_mode}=1)
   endforeach()
+  # ABI 1.1 built-in override (plugins/override_test/override_plugin.c, selected by VBT_OVERRIDE_<mode>).
+  foreach(_mode ok init_fails no_flag abi10)
+    vbt_add_plugin(vbt_override_${_mode} SOURCES ${_vbt_root}/plugins/override_test/override_plugin.c
+                   DEFINES VBT_OVERRIDE_${_mode}=1)
+  endforeach()
 endif()
 if(TARGET vbt_cpp_tests)
   target_sources(vbt_cpp_tests PRIVATE ${_vbt_root}/tests/cpp/plugins/plugin_loader_test.cpp)

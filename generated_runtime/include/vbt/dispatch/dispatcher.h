@@ -11,6 +11,7 @@
 // take their device from a `Device? device` argument, defaulting to CPU.
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -63,12 +64,22 @@ struct Schema {
   static Schema parse(const std::string& text);  // internal assert on malformed schema
 };
 
+struct OpHandle;
+
+// A kernel with state (a plugin's function pointer plus its user data): called with the op it runs for.
+// Note [Run-time registration]: a boxed kernel of a backend key takes precedence over the plain one.
+using BoxedKernel = std::function<Value(const OpHandle&, const Args&)>;
+
 struct OpHandle {
   OpDef def;
   Schema schema;
   int out_index = -1;    // position of the `out` argument, -1 when the op has none
   int dtype_index = -1;  // position of a `ScalarType? dtype` argument, -1 when none
   Kernel kernel_for(DispatchKey key) const;
+  BoxedKernel boxed_cpu, boxed_cuda;  // Note [Run-time registration]
+  bool runtime = false;               // registered by register_op (not in the op table)
+  // Storage of def.name / def.schema for run-time ops (heap strings: stable when the handle moves).
+  std::shared_ptr<const std::string> owned_name, owned_schema;
 };
 
 // A wrapper layer: may inspect/replace the call, and continues with next(args).
@@ -84,8 +95,27 @@ class Dispatcher {
   // Installs (or with an empty function removes) a wrapper layer for Autograd or Python.
   void set_layer(DispatchKey key, LayerFn fn);
   // Runtime registration of a backend kernel (the CUDA subsystem fills the CUDA column at import; the op
-  // must be in the op table). Not thread-safe: call before ops run concurrently.
-  void set_kernel(const std::string& op_name, DispatchKey key, Kernel k);
+  // must be in the op table). Not thread-safe: call before ops run concurrently. Returns the kernel it
+  // replaced, so a caller can restore it with a second set_kernel.
+  Kernel set_kernel(const std::string& op_name, DispatchKey key, Kernel k);
+
+  // Note [Run-time registration]: ops added after start-up (C plugins, vt.ops.load_library).
+  //  * register_op adds a new op (name + schema, kernels optional) and returns its handle; RuntimeError
+  //    when the name exists. Storage for up to kMaxRuntimeOps run-time ops is reserved at start-up, so
+  //    handles (and ops().data()) never move while ops are added: the built-in ops' handles are stable
+  //    for the process lifetime. Run-time ops skip the Autograd layer (it indexes its per-op table by the
+  //    op's position among the built-in ops); they are differentiable only through an override of a built-in.
+  //  * remove_op removes a run-time op (rollback); RuntimeError for unknown or built-in ops. Handles of
+  //    run-time ops registered after it move (built-in handles never do).
+  //  * set_boxed_kernel installs (or with an empty function removes) a boxed kernel for CPU or CUDA,
+  //    taking precedence over the op's plain kernel (override of a built-in for one device); it returns
+  //    the boxed kernel it replaced (empty when there was none), so overrides can be undone in order.
+  // Not thread-safe against concurrent calls of the same op: register before the op runs concurrently.
+  static constexpr size_t kMaxRuntimeOps = 4096;
+  const OpHandle& register_op(const OpDef& def);
+  void remove_op(const std::string& name);
+  BoxedKernel set_boxed_kernel(const std::string& op_name, DispatchKey key, BoxedKernel k);
+  size_t builtin_op_count() const { return builtin_count_; }
   // The dispatcher's out= epilogue (Note [out= by the dispatcher]) for a result computed elsewhere
   // (overlay functions whose Python signature differs from the schema): checks out's dtype by the
   // op's out_mode (Kernel, i.e. an op without dispatcher out=, counts as Cast), resizes out (warning when it had elements), copies.
@@ -97,6 +127,7 @@ class Dispatcher {
   Value call_with_out(const OpHandle& op, Kernel k, Args& args) const;
   std::vector<OpHandle> ops_;
   std::unordered_map<std::string, size_t> index_;
+  size_t builtin_count_ = 0;
   LayerFn layers_[kNumDispatchKeys];
 };
 

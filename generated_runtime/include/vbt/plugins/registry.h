@@ -6,6 +6,14 @@
 //    committed only when init succeeds and no registration failed; otherwise it is rolled back, the
 //    library is unloaded, and vbt::Error(Runtime) explains why. Loading the same path twice is a no-op.
 //  * Names are unique across the runtime's op table and every loaded plugin.
+//  * Committed ops and kernels live in the dispatcher (Dispatcher::register_op + boxed kernels, Note
+//    [Run-time registration]): reachable through call_op / _C.call, listed by _C.op_schemas(), device
+//    policy and Python layer as for built-in ops (not the autograd layer). This registry keeps the
+//    plugin-side metadata (ExtSchema, owning library) and what each library registered, for rollback.
+//  * ABI 1.1: a plugin may override a built-in op's CPU kernel with VBT_KERNEL_OVERRIDE_BUILTIN (one
+//    library per op); unload_library() and a failed commit restore the previous kernel.
+//  * Loads and unloads are serialised (one at a time); registering while the same ops run on other
+//    threads is not supported.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -37,6 +45,11 @@ struct ExtSchema {
 // Loads a plugin; returns the names of the ops it defined.
 std::vector<std::string> load_library(const std::string& path);
 std::vector<std::string> loaded_libraries();
+// Rolls back everything the library at `path` registered (its ops leave the dispatcher, overridden built-in
+// kernels are restored); false when it is not loaded. The shared object stays mapped.
+bool unload_library(const std::string& path);
+// Built-in ops whose CPU kernel a loaded plugin overrides (VBT_KERNEL_OVERRIDE_BUILTIN).
+std::vector<std::string> overridden_ops();
 
 bool has_ext_op(const std::string& name);
 ExtSchema ext_op_schema(const std::string& name);  // RuntimeError if unknown

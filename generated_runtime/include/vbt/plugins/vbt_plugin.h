@@ -22,6 +22,13 @@
  * (inputs are cast to the common dtype), allocation of the output, any striding and aliasing of the
  * operands; the plugin supplies only the 1-d inner loop.
  *
+ * ABI 1.1 appends host->register_kernel_ex: with VBT_KERNEL_OVERRIDE_BUILTIN a plugin replaces a built-in
+ * op's CPU kernel (every call of that op on the CPU, vt.<op>, the Tensor operators and calls from inside
+ * other kernels, runs the plugin's kernel, which receives the built-in's arguments in schema order). Without
+ * the flag a built-in name is refused as before. Plugins built against 1.0 keep loading (they never read
+ * the appended member). Plugin ops and overrides are registered in the runtime's dispatcher, so plugin
+ * ops are also reachable through vibetensor._C.call and listed by _C.op_schemas().
+ *
  * Errors: functions return a vbt_status; a failing kernel or init calls host->set_error(msg) and
  * returns non-zero; the runtime raises a Python exception carrying msg. No C++ exception ever crosses
  * this interface.
@@ -39,7 +46,7 @@ extern "C" {
 #endif
 
 #define VBT_PLUGIN_ABI_MAJOR 1
-#define VBT_PLUGIN_ABI_MINOR 0
+#define VBT_PLUGIN_ABI_MINOR 1
 
 #if defined(_WIN32)
 #define VBT_PLUGIN_EXPORT __declspec(dllexport)
@@ -57,6 +64,12 @@ typedef enum vbt_status {
   VBT_STATUS_OUT_OF_MEMORY = 6,
   VBT_STATUS_WRONG_PHASE = 7 /* e.g. registering outside vbt_plugin_init */
 } vbt_status;
+
+/* Flags of register_kernel_ex (ABI 1.1). */
+typedef enum vbt_kernel_flags {
+  VBT_KERNEL_FLAGS_NONE = 0,
+  VBT_KERNEL_OVERRIDE_BUILTIN = 1 /* replace a built-in op's kernel (CPU only) until the library is unloaded */
+} vbt_kernel_flags;
 
 typedef enum vbt_value_tag {
   VBT_VALUE_NONE = 0,
@@ -136,6 +149,15 @@ typedef struct vbt_host_api {
 
   /* --- errors --- */
   void (*set_error)(const char* message);
+
+  /* --- ABI 1.1 (present when abi_minor >= 1) --- */
+  /* register_kernel with flags (vbt_kernel_flags). VBT_KERNEL_OVERRIDE_BUILTIN: op_name must be a built-in
+   * op and dl_device_type kDLCPU; one library at a time may override an op (VBT_STATUS_DUPLICATE otherwise).
+   * Built-in arguments are passed as vbt_values: Tensor (an absent optional Tensor is NONE), int, float,
+   * bool and Scalar (as INT, FLOAT or BOOL); an op with another argument type is VBT_STATUS_UNSUPPORTED
+   * at call time. A given out= tensor receives the kernel's result (as a torch out= overload would). */
+  int32_t (*register_kernel_ex)(vbt_registrar reg, const char* op_name, int32_t dl_device_type, vbt_kernel_fn fn,
+                                void* user_data, uint32_t flags);
 } vbt_host_api;
 
 typedef void (*vbt_plugin_abi_version_fn)(uint32_t* major, uint32_t* minor);

@@ -126,23 +126,75 @@ Dispatcher& Dispatcher::get() {
   return d;
 }
 
+namespace {
+
+OpHandle make_handle(const OpDef& def) {
+  OpHandle h{def, Schema::parse(def.schema)};
+  VBT_INTERNAL_ASSERT(h.schema.name == def.name, "schema name mismatch for ", def.name);
+  for (size_t i = 0; i < h.schema.args.size(); ++i) {
+    const ArgSpec& a = h.schema.args[i];
+    if (a.name == "out" && a.type == ArgType::Tensor) h.out_index = static_cast<int>(i);
+    if (a.name == "dtype" && a.type == ArgType::Dtype) h.dtype_index = static_cast<int>(i);
+  }
+  VBT_INTERNAL_ASSERT(def.out_mode == OutMode::Kernel || h.out_index >= 0, "op '", def.name,
+                      "' has a dispatcher out= mode but no `Tensor? out` argument");
+  VBT_INTERNAL_ASSERT(def.out_mode != OutMode::DtypeFromOut || h.dtype_index >= 0, "op '", def.name,
+                      "' takes its dtype from out= but has no `ScalarType? dtype` argument");
+  return h;
+}
+
+}  // namespace
+
 Dispatcher::Dispatcher() {
+  ops_.reserve(op_table().size() + kMaxRuntimeOps);  // Note [Run-time registration]: handles never move
   for (const OpDef& def : op_table()) {
     VBT_INTERNAL_ASSERT(!index_.count(def.name), "op '", def.name, "' declared twice in the op table");
-    OpHandle h{def, Schema::parse(def.schema)};
-    VBT_INTERNAL_ASSERT(h.schema.name == def.name, "schema name mismatch for ", def.name);
-    for (size_t i = 0; i < h.schema.args.size(); ++i) {
-      const ArgSpec& a = h.schema.args[i];
-      if (a.name == "out" && a.type == ArgType::Tensor) h.out_index = static_cast<int>(i);
-      if (a.name == "dtype" && a.type == ArgType::Dtype) h.dtype_index = static_cast<int>(i);
-    }
-    VBT_INTERNAL_ASSERT(def.out_mode == OutMode::Kernel || h.out_index >= 0, "op '", def.name,
-                        "' has a dispatcher out= mode but no `Tensor? out` argument");
-    VBT_INTERNAL_ASSERT(def.out_mode != OutMode::DtypeFromOut || h.dtype_index >= 0, "op '", def.name,
-                        "' takes its dtype from out= but has no `ScalarType? dtype` argument");
     index_[def.name] = ops_.size();
-    ops_.push_back(std::move(h));
+    ops_.push_back(make_handle(def));
   }
+  builtin_count_ = ops_.size();
+}
+
+// Note [Run-time registration] (dispatcher.h).
+const OpHandle& Dispatcher::register_op(const OpDef& def) {
+  VBT_CHECK_VALUE(def.name && def.schema, "register_op: an op needs a name and a schema");
+  std::string name = def.name;
+  if (index_.count(name)) throw_error(ErrorKind::Runtime, "register_op: an op named '", name, "' already exists");
+  VBT_CHECK(ops_.size() < ops_.capacity(), "register_op: too many run-time ops (at most ", kMaxRuntimeOps, ")");
+  auto owned_name = std::make_shared<const std::string>(name);
+  auto owned_schema = std::make_shared<const std::string>(def.schema);
+  OpDef d = def;
+  d.name = owned_name->c_str();
+  d.schema = owned_schema->c_str();
+  OpHandle h = make_handle(d);
+  h.runtime = true;
+  h.owned_name = std::move(owned_name);
+  h.owned_schema = std::move(owned_schema);
+  index_[name] = ops_.size();
+  ops_.push_back(std::move(h));  // within the reserved capacity: no reallocation
+  return ops_.back();
+}
+
+void Dispatcher::remove_op(const std::string& name) {
+  auto it = index_.find(name);
+  if (it == index_.end()) throw_error(ErrorKind::Runtime, "remove_op: unknown op '", name, "'");
+  size_t pos = it->second;
+  if (pos < builtin_count_) throw_error(ErrorKind::Runtime, "remove_op: '", name, "' is a built-in op");
+  index_.erase(it);
+  ops_.erase(ops_.begin() + static_cast<std::ptrdiff_t>(pos));
+  for (auto& [n, i] : index_)
+    if (i > pos) --i;
+}
+
+BoxedKernel Dispatcher::set_boxed_kernel(const std::string& op_name, DispatchKey key, BoxedKernel k) {
+  VBT_CHECK_VALUE(key == DispatchKey::CPU || key == DispatchKey::CUDA, "set_boxed_kernel: only backend keys hold kernels");
+  auto it = index_.find(op_name);
+  if (it == index_.end()) throw_error(ErrorKind::Runtime, "set_boxed_kernel: unknown op '", op_name, "'");
+  OpHandle& h = ops_[it->second];
+  BoxedKernel& slot = key == DispatchKey::CUDA ? h.boxed_cuda : h.boxed_cpu;
+  BoxedKernel previous = std::move(slot);
+  slot = std::move(k);
+  return previous;
 }
 
 const OpHandle* Dispatcher::find_or_null(const std::string& name) const {
@@ -156,12 +208,15 @@ const OpHandle& Dispatcher::find(const std::string& name) const {
   return *h;
 }
 
-void Dispatcher::set_kernel(const std::string& op_name, DispatchKey key, Kernel k) {
+Kernel Dispatcher::set_kernel(const std::string& op_name, DispatchKey key, Kernel k) {
   VBT_INTERNAL_ASSERT(key == DispatchKey::CPU || key == DispatchKey::CUDA, "set_kernel: only backend keys hold kernels");
   auto it = index_.find(op_name);
   VBT_INTERNAL_ASSERT(it != index_.end(), "set_kernel: unknown op '", op_name, "'");
   OpDef& def = ops_[it->second].def;
-  (key == DispatchKey::CUDA ? def.cuda : def.cpu) = k;
+  Kernel& slot = key == DispatchKey::CUDA ? def.cuda : def.cpu;
+  Kernel previous = slot;
+  slot = k;
+  return previous;
 }
 
 void Dispatcher::set_layer(DispatchKey key, LayerFn fn) {
@@ -173,6 +228,7 @@ Value Dispatcher::call(const OpHandle& op, Args& args) const {
   for (DispatchKey key : {DispatchKey::Python, DispatchKey::Autograd}) {
     const LayerFn& layer = layers_[int(key)];
     if (!layer || (tls_excluded_layers & (1u << int(key)))) continue;
+    if (key == DispatchKey::Autograd && op.runtime) continue;  // Note [Run-time registration]
     ExcludeGuard guard(key);
     // `next` continues below this layer (later layers still run).
     std::function<Value(Args&)> next = [this, &op, key](Args& a) -> Value {
@@ -226,7 +282,10 @@ Value Dispatcher::call_backend(const OpHandle& op, Args& args) const {
     for (size_t i = 0; i < args.size() && i < op.schema.args.size(); ++i)
       if (op.schema.args[i].type == ArgType::Device) device = args.device_or_cpu(i);
   }
-  Kernel k = op.kernel_for(backend_key(device.type));
+  const DispatchKey bkey = backend_key(device.type);
+  const BoxedKernel& boxed = bkey == DispatchKey::CUDA ? op.boxed_cuda : op.boxed_cpu;
+  if (boxed) return boxed(op, args);  // Note [Run-time registration]: handles out= itself
+  Kernel k = op.kernel_for(bkey);
   if (!k) throw_error(ErrorKind::NotImplemented, op.def.name, ": no kernel for device ", device.str());
   if (op.def.out_mode == OutMode::Kernel || op.out_index < 0 || args.is_none(op.out_index)) return k(args);
   return call_with_out(op, k, args);

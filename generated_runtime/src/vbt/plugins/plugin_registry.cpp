@@ -42,11 +42,24 @@ struct ExtOp {
   std::string library;
 };
 
+// What one library registered in the dispatcher (undone in reverse order by a rollback or an unload).
+struct LibraryRecord {
+  std::vector<std::string> ops;                           // ops it defined
+  std::vector<std::pair<std::string, int32_t>> kernels;   // kernels it added to another library's ops
+  struct Override {
+    std::string op;
+    BoxedKernel previous;  // the boxed kernel it replaced (usually none: the built-in's plain kernel runs)
+  };
+  std::vector<Override> overrides;                        // built-in ops whose CPU kernel it replaced
+};
+
 struct Registry {
-  std::mutex mu;
+  std::mutex mu;       // guards the maps below
+  std::mutex load_mu;  // serialises loads and unloads (they change the dispatcher's op set)
   std::unordered_map<std::string, ExtOp> ops;
-  std::map<std::string, std::vector<std::string>> libraries;  // path -> ops it defined
-  std::vector<void*> handles;                                   // kept open for the process lifetime
+  std::map<std::string, LibraryRecord> libraries;  // path -> what it registered
+  std::map<std::string, std::string> overridden;   // built-in op -> the library overriding its CPU kernel
+  std::vector<void*> handles;                      // kept open for the process lifetime
 };
 
 Registry& registry() {
@@ -191,6 +204,7 @@ struct vbt_registrar_s {
     vbt::plugins::ExtKernel kernel;
   };
   std::vector<StagedKernel> kernels;
+  std::vector<StagedKernel> overrides;  // register_kernel_ex with VBT_KERNEL_OVERRIDE_BUILTIN
   bool active = true;
   std::vector<std::string> errors;  // every failed registration
 };
@@ -213,8 +227,6 @@ int32_t host_define_op(vbt_registrar r, const char* schema) {
   } catch (const std::exception& e) {
     return fail(r, VBT_STATUS_INVALID_ARGUMENT, e.what());
   }
-  if (Dispatcher::get().find_or_null(s.name))
-    return fail(r, VBT_STATUS_DUPLICATE, "duplicate op name '" + s.name + "': it is a built-in vibetensor op");
   {
     std::lock_guard<std::mutex> lock(registry().mu);
     auto it = registry().ops.find(s.name);
@@ -222,6 +234,9 @@ int32_t host_define_op(vbt_registrar r, const char* schema) {
       return fail(r, VBT_STATUS_DUPLICATE,
                   "duplicate op name '" + s.name + "': already defined by " + it->second.library);
   }
+  if (const OpHandle* h = Dispatcher::get().find_or_null(s.name))
+    return fail(r, VBT_STATUS_DUPLICATE, "duplicate op name '" + s.name + "': " +
+                                             (h->runtime ? "an op registered at run time" : "it is a built-in vibetensor op"));
   for (const ExtSchema& o : r->new_ops)
     if (o.name == s.name)
       return fail(r, VBT_STATUS_DUPLICATE, "duplicate op name '" + s.name + "': defined twice by this plugin");
@@ -244,7 +259,9 @@ int32_t host_register_kernel(vbt_registrar r, const char* op_name, int32_t devic
     if (it == registry().ops.end()) {
       if (Dispatcher::get().find_or_null(name))
         return fail(r, VBT_STATUS_UNSUPPORTED,
-                    "register_kernel('" + name + "'): built-in ops cannot be overridden through plugin ABI 1.0");
+                    "register_kernel('" + name + "'): '" + name +
+                        "' is a built-in op; overriding it needs register_kernel_ex with VBT_KERNEL_OVERRIDE_BUILTIN "
+                        "(ABI 1.1)");
       return fail(r, VBT_STATUS_NOT_FOUND, "register_kernel('" + name + "'): unknown op (define it first)");
     }
     if (it->second.kernels.count(device_type))
@@ -256,6 +273,36 @@ int32_t host_register_kernel(vbt_registrar r, const char* op_name, int32_t devic
       return fail(r, VBT_STATUS_DUPLICATE, "register_kernel('" + name + "'): " + device_type_name(device_type) +
                                                " kernel registered twice by this plugin");
   r->kernels.push_back({name, device_type, ExtKernel{fn, user}});
+  return VBT_STATUS_OK;
+}
+
+int32_t host_register_kernel_ex(vbt_registrar r, const char* op_name, int32_t device_type, vbt_kernel_fn fn,
+                                void* user, uint32_t flags) {
+  if (!r || !r->active) return fail(nullptr, VBT_STATUS_WRONG_PHASE, "register_kernel_ex called outside vbt_plugin_init");
+  if (flags & ~uint32_t(VBT_KERNEL_OVERRIDE_BUILTIN))
+    return fail(r, VBT_STATUS_INVALID_ARGUMENT, "register_kernel_ex: unknown flags " + std::to_string(flags));
+  if (!(flags & VBT_KERNEL_OVERRIDE_BUILTIN)) return host_register_kernel(r, op_name, device_type, fn, user);
+  if (!op_name || !fn) return fail(r, VBT_STATUS_INVALID_ARGUMENT, "register_kernel_ex: NULL op name or kernel");
+  std::string name = op_name;
+  const OpHandle* h = Dispatcher::get().find_or_null(name);
+  if (!h || h->runtime)
+    return fail(r, VBT_STATUS_NOT_FOUND,
+                "register_kernel_ex('" + name + "'): VBT_KERNEL_OVERRIDE_BUILTIN needs a built-in op");
+  if (device_type != kDLCPU)
+    return fail(r, VBT_STATUS_UNSUPPORTED, "register_kernel_ex('" + name + "'): only the " +
+                                               "CPU kernel of a built-in op can be overridden (device type " +
+                                               std::to_string(device_type) + ")");
+  {
+    std::lock_guard<std::mutex> lock(registry().mu);
+    auto it = registry().overridden.find(name);
+    if (it != registry().overridden.end())
+      return fail(r, VBT_STATUS_DUPLICATE,
+                  "register_kernel_ex('" + name + "'): its CPU kernel is already overridden by " + it->second);
+  }
+  for (const auto& o : r->overrides)
+    if (o.op == name)
+      return fail(r, VBT_STATUS_DUPLICATE, "register_kernel_ex('" + name + "'): overridden twice by this plugin");
+  r->overrides.push_back({name, device_type, ExtKernel{fn, user}});
   return VBT_STATUS_OK;
 }
 
@@ -349,6 +396,7 @@ const vbt_host_api& host_api() {
     a.iter_output = &host_iter_output;
     a.iter_free = &host_iter_free;
     a.set_error = &host_set_error;
+    a.register_kernel_ex = &host_register_kernel_ex;
     return a;
   }();
   return api;
@@ -360,15 +408,101 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
+// Runs a plugin kernel for a dispatcher call (the boxed kernel of a plugin op or of an overridden
+// built-in): arguments become vbt_values in schema order; a given out= receives the result.
+Value run_plugin_kernel(const OpHandle& op, const Args& args, const ExtKernel& k) {
+  const char* name = op.def.name;
+  std::vector<vbt_tensor_s> handles;
+  handles.reserve(args.size());
+  std::vector<vbt_value> values(args.size());
+  Tensor out_arg;
+  for (size_t i = 0; i < args.size(); ++i) {
+    vbt_value& v = values[i];
+    const Value& a = args[i];
+    if (static_cast<int>(i) == op.out_index) {  // the plugin computes a fresh result; out= is written below
+      if (auto t = std::get_if<Tensor>(&a)) out_arg = *t;
+      v.tag = VBT_VALUE_NONE;
+    } else if (std::holds_alternative<std::monostate>(a)) {
+      v.tag = VBT_VALUE_NONE;
+    } else if (auto t = std::get_if<Tensor>(&a)) {
+      if (!t->defined()) { v.tag = VBT_VALUE_NONE; continue; }
+      handles.push_back(vbt_tensor_s{*t});
+      v.tag = VBT_VALUE_TENSOR;
+      v.u.tensor = &handles.back();
+    } else if (auto n = std::get_if<int64_t>(&a)) {
+      v.tag = VBT_VALUE_INT;
+      v.u.i = *n;
+    } else if (auto d = std::get_if<double>(&a)) {
+      v.tag = VBT_VALUE_FLOAT;
+      v.u.f = *d;
+    } else if (auto b = std::get_if<bool>(&a)) {
+      v.tag = VBT_VALUE_BOOL;
+      v.u.b = *b ? 1 : 0;
+    } else if (auto sc = std::get_if<Scalar>(&a)) {
+      if (sc->is_bool()) { v.tag = VBT_VALUE_BOOL; v.u.b = sc->to_bool() ? 1 : 0; }
+      else if (sc->is_floating()) { v.tag = VBT_VALUE_FLOAT; v.u.f = sc->to_double(); }
+      else { v.tag = VBT_VALUE_INT; v.u.i = sc->to_int(); }
+    } else {
+      std::string arg = i < op.schema.args.size() ? op.schema.args[i].name : std::to_string(i);
+      throw_error(ErrorKind::NotImplemented, name, ": argument '", arg,
+                  "' has a type the plugin ABI cannot pass (Tensor, int, float, bool, Scalar)");
+    }
+  }
+  vbt_tensor out = nullptr;
+  tls_error.clear();
+  int32_t rc = k.fn(&host_api(), values.data(), static_cast<int32_t>(values.size()), &out, k.user);
+  if (rc != VBT_STATUS_OK) {
+    if (out) delete out;
+    std::string msg = tls_error.empty() ? "(no message)" : tls_error;
+    ErrorKind kind = rc == VBT_STATUS_INVALID_ARGUMENT ? ErrorKind::Value
+                     : rc == VBT_STATUS_UNSUPPORTED    ? ErrorKind::NotImplemented
+                                                       : ErrorKind::Runtime;
+    throw_error(kind, name, ": plugin kernel failed (status ", rc, "): ", msg);
+  }
+  VBT_CHECK(out != nullptr, name, ": plugin kernel returned OK but no output tensor");
+  Tensor result = out->t;
+  delete out;
+  if (out_arg.defined()) return Dispatcher::get().write_out(op, out_arg, result);
+  return result;
+}
+
+BoxedKernel boxed(const ExtKernel& k) {
+  return [k](const OpHandle& op, const Args& args) -> Value { return run_plugin_kernel(op, args, k); };
+}
+
+DispatchKey key_of(int32_t dl_device_type) { return dl_device_type == kDLCUDA ? DispatchKey::CUDA : DispatchKey::CPU; }
+
+// Undoes a library's dispatcher registrations in reverse order and forgets them in the registry.
+// Caller holds load_mu (not mu).
+void undo_registrations(const std::string& path, const LibraryRecord& rec) {
+  Dispatcher& d = Dispatcher::get();
+  std::lock_guard<std::mutex> lock(registry().mu);
+  for (auto it = rec.overrides.rbegin(); it != rec.overrides.rend(); ++it) {
+    d.set_boxed_kernel(it->op, DispatchKey::CPU, it->previous);
+    auto o = registry().overridden.find(it->op);
+    if (o != registry().overridden.end() && o->second == path) registry().overridden.erase(o);
+  }
+  for (auto it = rec.kernels.rbegin(); it != rec.kernels.rend(); ++it) {
+    if (d.find_or_null(it->first)) d.set_boxed_kernel(it->first, key_of(it->second), BoxedKernel());
+    auto op = registry().ops.find(it->first);
+    if (op != registry().ops.end()) op->second.kernels.erase(it->second);
+  }
+  for (auto it = rec.ops.rbegin(); it != rec.ops.rend(); ++it) {
+    if (d.find_or_null(*it)) d.remove_op(*it);
+    registry().ops.erase(*it);
+  }
+}
+
 }  // namespace
 
 // ---- the loader ---------------------------------------------------------------------------------
 
 std::vector<std::string> load_library(const std::string& path) {
+  std::lock_guard<std::mutex> load_lock(registry().load_mu);
   {
     std::lock_guard<std::mutex> lock(registry().mu);
     auto it = registry().libraries.find(path);
-    if (it != registry().libraries.end()) return it->second;
+    if (it != registry().libraries.end()) return it->second.ops;
   }
   dlerror();
   void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -407,7 +541,7 @@ std::vector<std::string> load_library(const std::string& path) {
     reg.errors.push_back("a C++ exception escaped vbt_plugin_init");
   }
   reg.active = false;
-  size_t staged = reg.new_ops.size() + reg.kernels.size();
+  size_t staged = reg.new_ops.size() + reg.kernels.size() + reg.overrides.size();
   if (rc != VBT_STATUS_OK || !reg.errors.empty()) {
     std::string why = rc != VBT_STATUS_OK
                           ? "vbt_plugin_init failed with status " + std::to_string(rc) + ": " +
@@ -417,34 +551,51 @@ std::vector<std::string> load_library(const std::string& path) {
     why += "; rolled back " + std::to_string(staged) + " staged registration(s)";
     reject(why);
   }
-  // Commit (re-checked under the lock: a concurrent load may have taken a name meanwhile).
+  // Commit: into the dispatcher (Note [Run-time registration] in dispatcher.h) and the registry. Loads are
+  // serialised by load_mu, so the names checked during init are still free; any failure here undoes
+  // every registration made so far.
   std::vector<std::string> names;
-  std::string conflict;
-  {
-    std::lock_guard<std::mutex> lock(registry().mu);
-    auto& ops = registry().ops;
-    for (const ExtSchema& s : reg.new_ops)
-      if (ops.count(s.name)) conflict = s.name;
-    for (const auto& k : reg.kernels) {
-      auto it = ops.find(k.op);
-      if (it != ops.end() && it->second.kernels.count(k.device_type)) conflict = k.op;
-    }
-    if (conflict.empty()) {
+  LibraryRecord rec;
+  std::string commit_error;
+  Dispatcher& d = Dispatcher::get();
+  try {
     for (ExtSchema& s : reg.new_ops) {
+      d.register_op(OpDef{s.name.c_str(), s.text.c_str()});
+      rec.ops.push_back(s.name);
       names.push_back(s.name);
       ExtOp op;
       op.schema = s;
       op.library = path;
-      ops.emplace(s.name, std::move(op));
+      std::lock_guard<std::mutex> lock(registry().mu);
+      registry().ops.emplace(s.name, std::move(op));
     }
-    for (auto& k : reg.kernels) ops.at(k.op).kernels[k.device_type] = k.kernel;
-    registry().libraries[path] = names;
-    registry().handles.push_back(h);
+    for (auto& k : reg.kernels) {
+      d.set_boxed_kernel(k.op, key_of(k.device_type), boxed(k.kernel));
+      bool own = false;
+      for (const auto& n : rec.ops) own |= n == k.op;
+      if (!own) rec.kernels.emplace_back(k.op, k.device_type);
+      std::lock_guard<std::mutex> lock(registry().mu);
+      registry().ops.at(k.op).kernels[k.device_type] = k.kernel;
     }
+    for (auto& o : reg.overrides) {
+      BoxedKernel previous = d.set_boxed_kernel(o.op, DispatchKey::CPU, boxed(o.kernel));
+      rec.overrides.push_back({o.op, std::move(previous)});
+      std::lock_guard<std::mutex> lock(registry().mu);
+      registry().overridden[o.op] = path;
+    }
+  } catch (const std::exception& e) {
+    commit_error = e.what();
   }
-  if (!conflict.empty())
-    reject("duplicate op name '" + conflict + "' (registered concurrently by another library); rolled back " +
-           std::to_string(staged) + " staged registration(s)");
+  if (!commit_error.empty()) {
+    undo_registrations(path, rec);
+    reject("registration failed: " + commit_error + "; rolled back " + std::to_string(staged) +
+           " staged registration(s)");
+  }
+  {
+    std::lock_guard<std::mutex> lock(registry().mu);
+    registry().libraries[path] = std::move(rec);
+    registry().handles.push_back(h);
+  }
   return names;
 }
 
@@ -452,6 +603,27 @@ std::vector<std::string> loaded_libraries() {
   std::lock_guard<std::mutex> lock(registry().mu);
   std::vector<std::string> out;
   for (const auto& [p, _] : registry().libraries) out.push_back(p);
+  return out;
+}
+
+bool unload_library(const std::string& path) {
+  std::lock_guard<std::mutex> load_lock(registry().load_mu);
+  LibraryRecord rec;
+  {
+    std::lock_guard<std::mutex> lock(registry().mu);
+    auto it = registry().libraries.find(path);
+    if (it == registry().libraries.end()) return false;
+    rec = std::move(it->second);
+    registry().libraries.erase(it);
+  }
+  undo_registrations(path, rec);  // the shared object stays mapped: a kernel may still be running
+  return true;
+}
+
+std::vector<std::string> overridden_ops() {
+  std::lock_guard<std::mutex> lock(registry().mu);
+  std::vector<std::string> out;
+  for (const auto& [n, _] : registry().overridden) out.push_back(n);
   return out;
 }
 
@@ -475,69 +647,20 @@ std::vector<std::string> ext_op_names() {
 }
 
 Tensor call_ext_op(const std::string& name, std::vector<ExtValue> args) {
-  ExtSchema schema;
-  std::map<int32_t, ExtKernel> kernels;
   {
     std::lock_guard<std::mutex> lock(registry().mu);
-    auto it = registry().ops.find(name);
-    if (it == registry().ops.end()) throw_error(ErrorKind::Runtime, "unknown op '", name, "'");
-    schema = it->second.schema;
-    kernels = it->second.kernels;
+    if (!registry().ops.count(name)) throw_error(ErrorKind::Runtime, "unknown op '", name, "'");
   }
-  VBT_CHECK_TYPE(args.size() == schema.args.size(), name, "() expects ", schema.args.size(), " arguments, got ",
-                 args.size());
-  // Device policy: all tensor arguments on one device (as for built-in ops).
-  std::vector<vbt_tensor_s> handles;
-  handles.reserve(args.size());
-  std::vector<vbt_value> values(args.size());
-  bool have_device = false;
-  Device device{};
-  std::string device_arg;
-  for (size_t i = 0; i < args.size(); ++i) {
-    vbt_value& v = values[i];
-    const ExtArg& spec = schema.args[i];
-    if (std::holds_alternative<std::monostate>(args[i])) {
-      VBT_CHECK_TYPE(spec.optional, name, "(): argument '", spec.name, "' must not be None");
-      v.tag = VBT_VALUE_NONE;
-    } else if (auto t = std::get_if<Tensor>(&args[i])) {
-      if (!have_device) { device = t->device(); device_arg = spec.name; have_device = true; }
-      else if (t->device() != device)
-        throw_error(ErrorKind::Runtime, name, ": Expected all tensors to be on the same device, but found at least two "
-                    "devices, ", device.str(), " (argument '", device_arg, "') and ", t->device().str(),
-                    " (argument '", spec.name, "')");
-      handles.push_back(vbt_tensor_s{*t});
-      v.tag = VBT_VALUE_TENSOR;
-      v.u.tensor = &handles.back();
-    } else if (auto n = std::get_if<int64_t>(&args[i])) {
-      v.tag = VBT_VALUE_INT;
-      v.u.i = *n;
-    } else if (auto d = std::get_if<double>(&args[i])) {
-      v.tag = VBT_VALUE_FLOAT;
-      v.u.f = *d;
-    } else if (auto b = std::get_if<bool>(&args[i])) {
-      v.tag = VBT_VALUE_BOOL;
-      v.u.b = *b ? 1 : 0;
-    }
-  }
-  int32_t dev_type = interop::to_dlpack_device(device).device_type;
-  auto k = kernels.find(dev_type);
-  if (k == kernels.end())
-    throw_error(ErrorKind::NotImplemented, name, ": no kernel for device ", device.str());
-  vbt_tensor out = nullptr;
-  tls_error.clear();
-  int32_t rc = k->second.fn(&host_api(), values.data(), static_cast<int32_t>(values.size()), &out, k->second.user);
-  if (rc != VBT_STATUS_OK) {
-    if (out) delete out;
-    std::string msg = tls_error.empty() ? "(no message)" : tls_error;
-    ErrorKind kind = rc == VBT_STATUS_INVALID_ARGUMENT ? ErrorKind::Value
-                     : rc == VBT_STATUS_UNSUPPORTED    ? ErrorKind::NotImplemented
-                                                       : ErrorKind::Runtime;
-    throw_error(kind, name, ": plugin kernel failed (status ", rc, "): ", msg);
-  }
-  VBT_CHECK(out != nullptr, name, ": plugin kernel returned OK but no output tensor");
-  Tensor result = out->t;
-  delete out;
-  return result;
+  const OpHandle& op = Dispatcher::get().find(name);
+  VBT_CHECK_TYPE(args.size() == op.schema.args.size(), name, "() expects ", op.schema.args.size(),
+                 " arguments, got ", args.size());
+  Args values;
+  for (ExtValue& v : args) std::visit([&](auto&& x) { values.push_back(Value(std::move(x))); }, v);
+  // The dispatcher's call path: layers, the device policy (Note [Device policy]), then the plugin kernel.
+  Value r = Dispatcher::get().call(op, values);
+  auto* t = std::get_if<Tensor>(&r);
+  VBT_CHECK(t != nullptr, name, ": plugin op did not return a Tensor");
+  return *t;
 }
 
 }  // namespace vbt::plugins

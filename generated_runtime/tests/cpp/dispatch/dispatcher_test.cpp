@@ -20,7 +20,9 @@ TEST(Dispatcher, SchemaParsing) {
 TEST(Dispatcher, EveryOpHasAKernelAndParses) {
   const auto& ops = Dispatcher::get().ops();
   EXPECT_GT(ops.size(), 100u);
-  for (const OpHandle& h : ops) EXPECT_NE(h.kernel_for(DispatchKey::CPU), nullptr) << h.def.name;
+  // Built-in ops only: run-time ops (plugins loaded by other tests) may have boxed kernels only.
+  for (size_t i = 0; i < Dispatcher::get().builtin_op_count(); ++i)
+    EXPECT_NE(ops[i].kernel_for(DispatchKey::CPU), nullptr) << ops[i].def.name;
 }
 
 TEST(Dispatcher, UnknownOpIsUserError) { EXPECT_THROW(Dispatcher::get().find("no_such_op"), Error); }

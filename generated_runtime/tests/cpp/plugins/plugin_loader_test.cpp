@@ -5,6 +5,7 @@
 #include <string>
 
 #include "vbt/core/error.h"
+#include "vbt/dispatch/dispatcher.h"
 #include "vbt/plugins/registry.h"
 
 using namespace vbt;
@@ -50,6 +51,8 @@ TEST(PluginLoader, BrokenPluginsAreRejectedAndRolledBack) {
   EXPECT_FALSE(plugins::has_ext_op("vbt_broken_dup"));
   EXPECT_NE(load_error("vbt_broken_duplicate_builtin").find("built-in"), std::string::npos);
   EXPECT_FALSE(plugins::has_ext_op("vbt_broken_before_builtin"));
+  for (const char* op : {"vbt_broken_partial", "vbt_broken_dup", "vbt_broken_before_builtin"})
+    EXPECT_EQ(Dispatcher::get().find_or_null(op), nullptr) << op;
   EXPECT_NE(load_error("does_not_exist").find("cannot load"), std::string::npos);
 }
 
@@ -64,4 +67,29 @@ TEST(PluginLoader, SchemaParserRejectsBadSchemas) {
   EXPECT_EQ(std::get<double>(s.args[2].default_value), 0.5);
   EXPECT_EQ(std::get<int64_t>(s.args[3].default_value), 3);
   EXPECT_EQ(std::get<bool>(s.args[4].default_value), true);
+}
+
+TEST(PluginLoader, PluginOpsAreDispatcherOpsAndOverridesRollBack) {
+  plugins::load_library(plugin("vbt_example_hypot"));
+  const OpHandle* h = Dispatcher::get().find_or_null("vbt_example_hypot");
+  ASSERT_NE(h, nullptr);
+  EXPECT_TRUE(h->runtime);
+  Tensor a = call_tensor_op("full", {Shape{2}, Scalar(3.0)}), b = call_tensor_op("full", {Shape{2}, Scalar(4.0)});
+  Tensor r = call_tensor_op("vbt_example_hypot", {a, b});
+  EXPECT_FLOAT_EQ(r.data<float>()[1], 5.f);
+
+  auto mul_first = [&] { return call_tensor_op("mul", {a, b}).data<float>()[0]; };
+  EXPECT_FLOAT_EQ(mul_first(), 12.f);
+  const size_t n = Dispatcher::get().ops().size();
+  EXPECT_NE(load_error("vbt_override_init_fails").find("simulated failure"), std::string::npos);
+  EXPECT_FLOAT_EQ(mul_first(), 12.f);  // the override never became visible
+  EXPECT_EQ(Dispatcher::get().ops().size(), n);
+  std::string ok = plugin("vbt_override_ok");
+  plugins::load_library(ok);
+  EXPECT_FLOAT_EQ(mul_first(), 13.f);  // the test override computes self * other + 1
+  EXPECT_EQ(Dispatcher::get().ops().size(), n + 1);
+  EXPECT_TRUE(plugins::unload_library(ok));
+  EXPECT_FLOAT_EQ(mul_first(), 12.f);
+  EXPECT_EQ(Dispatcher::get().ops().size(), n);
+  EXPECT_EQ(Dispatcher::get().find_or_null("vbt_override_probe"), nullptr);
 }

@@ -25,7 +25,7 @@ from ... import _C
 from ... import interop as _interop
 
 __all__ = ["Library", "custom_op", "define", "impl", "register_kernel", "register_autograd", "CustomOpDef", "ops",
-           "load_library"]
+           "load_library", "unload_library"]
 
 _lock = threading.RLock()
 _custom_ops = {}          # "ns::name" -> CustomOpDef
@@ -411,6 +411,12 @@ def load_library(path):
     return list(_C._load_library(os.fspath(path)))
 
 
+def unload_library(path):
+    """Rolls back everything the plugin at ``path`` registered: its ops leave the dispatcher (and vt.ops),
+    built-in kernels it overrode are restored. Returns False when it was not loaded."""
+    return bool(_C._unload_library(os.fspath(path)))
+
+
 class _PluginOp:
     __slots__ = ("name",)
 
@@ -447,6 +453,12 @@ class _Ops:
     ``vt.ops.aten.<name>``."""
 
     load_library = staticmethod(load_library)
+    unload_library = staticmethod(unload_library)
+
+    @property
+    def overridden_ops(self):
+        """Built-in ops whose CPU kernel a loaded plugin overrides."""
+        return set(_C._overridden_ops())
 
     @property
     def loaded_libraries(self):

@@ -10,6 +10,7 @@
 #include "vbt/cuda/ops.h"
 
 #include <algorithm>
+#include <cmath>
 #include <mutex>
 #include <numeric>
 
@@ -537,6 +538,478 @@ Value k_matmul(const Args& a) {
   return r;
 }
 
+
+// ================================================================ more kernels (generic loop instantiations)
+Tensor zero_like_scalar(ScalarType dt, const Device& dev) {  // a 0-dim CUDA zero of dt
+  Tensor z = empty({}, dt, dev);
+  fill(z, Scalar(int64_t(0)));
+  return z;
+}
+Tensor ew(const char* op, Ew code, const std::vector<Tensor>& in, ScalarType dt, ScalarType res, EwScalars sc = {}) {
+  return elementwise(op, code, in, dt, res, Tensor(), sc);
+}
+Tensor scale_add(const Tensor& x, double a, const Tensor& y, double b, ScalarType dt) {  // a * x + b * y
+  EwScalars sc{a, int64_t(a)};
+  sc.beta = b;
+  sc.ibeta = int64_t(b);
+  return ew("axpby", Ew::Axpby, {x, y}, dt, dt, sc);
+}
+
+template <Ew code> Value k_predicate(const Args& a) {
+  const Tensor& x = a.tensor(0);
+  return elementwise("predicate", code, {x}, x.dtype(), ScalarType::Bool, a.opt_tensor(1));
+}
+Value k_frac(const Args& a) {
+  const Tensor& x = a.tensor(0);
+  VBT_CHECK(is_floating(x.dtype()), "frac: not implemented for '", dtype_name(x.dtype()), "'");
+  return elementwise("frac", Ew::Frac, {x}, x.dtype(), x.dtype(), a.opt_tensor(1));
+}
+Value k_pow(const Args& a) {
+  ScalarType dt = promoted({a.tensor(0), a.tensor(1)});
+  return elementwise("pow", Ew::Pow, {a.tensor(0), a.tensor(1)}, dt, dt, a.opt_tensor(2));
+}
+Value k_atan2(const Args& a) {
+  ScalarType dt = promoted({a.tensor(0), a.tensor(1)});
+  if (!is_floating(dt)) dt = default_float_dtype();
+  return elementwise("atan2", Ew::Atan2, {a.tensor(0), a.tensor(1)}, dt, dt, a.opt_tensor(2));
+}
+template <Ew code> Value k_rem(const Args& a) {
+  ScalarType dt = promoted({a.tensor(0), a.tensor(1)});
+  return elementwise(code == Ew::Fmod ? "fmod" : "remainder", code, {a.tensor(0), a.tensor(1)}, dt, dt, a.opt_tensor(2));
+}
+Value k_clamp(const Args& a) {
+  const Tensor &x = a.tensor(0), lo = a.opt_tensor(1), hi = a.opt_tensor(2);
+  VBT_CHECK(lo.defined() || hi.defined(), "torch.clamp: At least one of 'min' or 'max' must not be None");
+  std::vector<Tensor> ts{x};
+  if (lo.defined()) ts.push_back(lo);
+  if (hi.defined()) ts.push_back(hi);
+  ScalarType dt = promoted(ts);
+  Tensor out = a.opt_tensor(3);
+  if (lo.defined() && hi.defined()) {
+    Tensor r = ew("clamp", Ew::Maximum, {x, lo}, dt, dt);
+    return elementwise("clamp", Ew::Minimum, {r, hi}, dt, dt, out);
+  }
+  if (lo.defined()) return elementwise("clamp", Ew::Maximum, {x, lo}, dt, dt, out);
+  return elementwise("clamp", Ew::Minimum, {x, hi}, dt, dt, out);
+}
+Value k_lerp(const Args& a) {
+  const Tensor &x = a.tensor(0), &e = a.tensor(1), &w = a.tensor(2);
+  ScalarType dt = promoted({x, e});
+  VBT_CHECK(is_floating(dt), "lerp: not implemented for '", dtype_name(dt), "'");
+  return elementwise("lerp", Ew::Lerp, {x, e, w}, dt, dt, a.opt_tensor(3));
+}
+template <Ew code> Value k_addc(const Args& a) {
+  const char* op = code == Ew::Addcmul ? "addcmul" : "addcdiv";
+  const Tensor &x = a.tensor(0), &t1 = a.tensor(1), &t2 = a.tensor(2);
+  ScalarType dt = promoted({x, t1, t2});
+  if (code == Ew::Addcdiv)
+    VBT_CHECK(is_floating(dt), "Integer division with addcdiv is no longer supported, and in a future release addcdiv "
+              "will perform a true division of tensor1 and tensor2.");
+  Scalar v = a.scalar(3);
+  EwScalars sc{v.to_double(), v.is_floating() ? int64_t(v.to_double()) : v.to_int()};
+  return elementwise(op, code, {x, t1, t2}, dt, dt, a.opt_tensor(4), sc);
+}
+Value k_masked_fill(const Args& a) {
+  const Tensor &x = a.tensor(0), &mask = a.tensor(1), &v = a.tensor(2);
+  VBT_CHECK(mask.dtype() == ScalarType::Bool, "masked_fill_ only supports boolean masks, but got mask with dtype ",
+            dtype_name(mask.dtype()));
+  VBT_CHECK(v.dim() == 0, "masked_fill_ only supports a 0-dimensional value tensor, but got tensor with ", v.dim(),
+            " dimension(s).");
+  Shape shape = broadcast_shapes(x.sizes(), mask.sizes(), "masked_fill");
+  VBT_CHECK(shape == x.sizes(), "masked_fill: the mask of shape ", shape_str(mask.sizes()),
+            " must be broadcastable to self's shape ", shape_str(x.sizes()));
+  std::vector<ScalarType> per{ScalarType::Bool, x.dtype(), x.dtype()};
+  return elementwise("masked_fill", Ew::Where, {mask, v, x}, x.dtype(), x.dtype(), Tensor(), {}, &per);
+}
+
+// ---- factories computed from the element index
+Value k_arange(const Args& a) {
+  Scalar st = a.scalar(0), en = a.scalar(1), sp = a.scalar(2);
+  const bool fl = st.is_floating() || en.is_floating() || sp.is_floating();
+  ScalarType dt = a.dtype_or(3, fl ? default_float_dtype() : ScalarType::Int64);
+  const double s0 = st.to_double(), s1 = en.to_double(), step = sp.to_double();
+  VBT_CHECK(step != 0, "arange: step must be nonzero");
+  VBT_CHECK((step > 0 && s1 >= s0) || (step < 0 && s1 <= s0), "arange: upper bound and larger bound inconsistent with "
+            "step sign");
+  const int64_t n = static_cast<int64_t>(std::ceil((s1 - s0) / step));
+  Tensor t = empty_cuda({n}, dt, factory_device(a, 4));
+  EwScalars sc{s0, fl ? int64_t(s0) : st.to_int()};
+  sc.beta = step;
+  sc.ibeta = fl ? int64_t(step) : sp.to_int();
+  if (n > 0) run_loop("arange", Ew::Arange, t, {}, dt, sc);
+  return t;
+}
+Value k_linspace(const Args& a) {
+  const int64_t steps = a.integer(2);
+  VBT_CHECK(steps >= 0, "linspace: number of steps must be non-negative");
+  Tensor t = empty_cuda({steps}, a.dtype_or(3, default_float_dtype()), factory_device(a, 4));
+  EwScalars sc{a.scalar(0).to_double(), 0};
+  sc.beta = a.scalar(1).to_double();
+  sc.n = steps;
+  if (steps > 0) run_loop("linspace", Ew::Linspace, t, {}, t.dtype(), sc);
+  return t;
+}
+Value k_eye(const Args& a) {
+  const int64_t n = a.integer(0), m = a.is_none(1) ? n : a.integer(1);
+  VBT_CHECK(n >= 0 && m >= 0, "eye: n and m must be non-negative, got ", n, " and ", m);
+  Tensor t = empty_cuda({n, m}, a.dtype_or(2, default_float_dtype()), factory_device(a, 3));
+  EwScalars sc;
+  sc.m = m;
+  if (n * m > 0) run_loop("eye", Ew::Eye, t, {}, t.dtype(), sc);
+  return t;
+}
+
+// ---- random fill. The values come from the counter-based generator of elementwise.cu (RandomNote): one
+// 64-bit key per call, drawn from the (CPU) Generator, so manual_seed makes CUDA streams reproducible; the
+// values differ from PyTorch's (tests compare statistics).
+EwScalars random_scalars(const Args& a, size_t gen_index) {
+  EwScalars sc;
+  sc.seed = a.generator(gen_index)->next_u64();
+  sc.offset = 0;
+  return sc;
+}
+ScalarType random_float_dtype(const Args& a, size_t i, const char* op) {
+  ScalarType dt = a.dtype_or(i, default_float_dtype());
+  VBT_CHECK(is_floating(dt), op, ": expected a floating point dtype, got ", dtype_name(dt));
+  return dt;
+}
+Value k_rand(const Args& a) {
+  Tensor t = empty_cuda(a.int_list(0), random_float_dtype(a, 2, "rand"), factory_device(a, 3));
+  EwScalars sc = random_scalars(a, 1);
+  sc.alpha = 0.0;
+  sc.beta = 1.0;
+  if (t.numel()) run_loop("rand", Ew::Uniform, t, {}, t.dtype(), sc);
+  return t;
+}
+Value k_randn(const Args& a) {
+  Tensor t = empty_cuda(a.int_list(0), random_float_dtype(a, 2, "randn"), factory_device(a, 3));
+  EwScalars sc = random_scalars(a, 1);
+  sc.alpha = 0.0;
+  sc.beta = 1.0;
+  if (t.numel()) run_loop("randn", Ew::Normal, t, {}, t.dtype(), sc);
+  return t;
+}
+Value k_normal_(const Args& a) {
+  const Tensor& t = a.tensor(0);
+  VBT_CHECK(a.real(2) >= 0, "normal expects std >= 0.0, but found std ", a.real(2));
+  EwScalars sc = random_scalars(a, 3);
+  sc.alpha = a.real(1);
+  sc.beta = a.real(2);
+  if (t.numel()) run_loop("normal_", Ew::Normal, t, {}, t.dtype(), sc);
+  t.impl()->bump_version();
+  return t;
+}
+Value k_uniform_(const Args& a) {
+  const Tensor& t = a.tensor(0);
+  VBT_CHECK(a.real(1) <= a.real(2), "uniform_ expects to return a [from, to) range, but found from=", a.real(1),
+            " > to=", a.real(2));
+  EwScalars sc = random_scalars(a, 3);
+  sc.alpha = a.real(1);
+  sc.beta = a.real(2);
+  if (t.numel()) run_loop("uniform_", Ew::Uniform, t, {}, t.dtype(), sc);
+  t.impl()->bump_version();
+  return t;
+}
+Value k_bernoulli(const Args& a) {
+  const Tensor& x = a.tensor(0);
+  EwScalars sc = random_scalars(a, 2);
+  Tensor out = empty(x.sizes(), x.dtype(), x.device());
+  if (!out.numel()) return out;
+  if (!a.is_none(1)) {
+    const double p = a.real(1);
+    VBT_CHECK(p >= 0 && p <= 1, "bernoulli_ expects p to be in [0, 1], but got p=", p);
+    sc.alpha = p;
+    run_loop("bernoulli", Ew::Bernoulli, out, {}, out.dtype(), sc);
+  } else {
+    VBT_CHECK(is_floating(x.dtype()), "bernoulli: expected a floating point probability tensor, got ",
+              dtype_name(x.dtype()));
+    run_loop("bernoulli", Ew::BernoulliT, out, {x}, x.dtype(), sc);
+  }
+  return out;
+}
+
+// ---- tril / triu
+template <bool upper> Value k_tri(const Args& a) {
+  const char* op = upper ? "triu" : "tril";
+  const Tensor& x = a.tensor(0);
+  VBT_CHECK(x.dim() >= 2, op, ": input tensor must have at least 2 dimensions");
+  Tensor r = empty(x.sizes(), x.dtype(), x.device());
+  EwScalars sc;
+  sc.n = x.sizes()[x.dim() - 2];
+  sc.m = x.sizes()[x.dim() - 1];
+  sc.k = a.integer(1);
+  sc.ialpha = upper ? 1 : 0;
+  if (r.numel()) run_loop(op, Ew::Tril, r, {x}, x.dtype(), sc);
+  Tensor out = a.opt_tensor(2);
+  if (!out.defined()) return r;
+  VBT_CHECK(out.dtype() == r.dtype(), op, ": expected out dtype ", dtype_name(r.dtype()), ", got ", dtype_name(out.dtype()));
+  if (out.sizes() != r.sizes()) out.impl()->set_sizes_contiguous(r.sizes());
+  run_loop(op, Ew::Copy, out, {r}, r.dtype());
+  out.impl()->bump_version();
+  return out;
+}
+
+// ---- gathers: one loop over the output; operand 1 views the source with the gathered dim's stride 0,
+// operand 2 the int64 indices (broadcast along the other dims for index_select).
+int64_t scalar_of(const Tensor& t) {  // a one-element CUDA int64 tensor's value
+  int64_t v = 0;
+  memcpy_d2h(&v, t.data_ptr(), sizeof(v), t.device());
+  return v;
+}
+void check_index_range(const char* op, const Tensor& idx, int64_t size) {
+  if (idx.numel() == 0) return;
+  std::vector<bool> all(size_t(idx.dim()), true);
+  int64_t lo = scalar_of(reduce(op, Red::Min, idx, all, false, ScalarType::Int64));
+  int64_t hi = scalar_of(reduce(op, Red::Max, idx, all, false, ScalarType::Int64));
+  VBT_CHECK_INDEX(lo >= -size && hi < size, op, "(): index out of range in self (indices in [", lo, ", ", hi,
+                  "], size ", size, ")");
+  VBT_CHECK_INDEX(lo >= 0, op, "(): negative indices are not supported on CUDA");
+}
+Tensor strided_view(const Tensor& t, const Shape& sizes, const Shape& strides) {
+  return call_tensor_op("as_strided", {t, sizes, strides, t.storage_offset()});
+}
+Tensor gather_along(const char* op, const Tensor& self, int64_t dim, const Tensor& idx_view, const Shape& out_shape) {
+  Tensor out = empty(out_shape, self.dtype(), self.device());
+  if (out.numel() == 0) return out;
+  Shape st(self.strides().begin(), self.strides().end());
+  const int64_t dstride = self.dim() ? st[dim] : 0;
+  if (self.dim()) st[dim] = 0;
+  Tensor src = strided_view(self, out_shape, st);
+  EwScalars sc;
+  sc.n = dstride * itemsize(self.dtype());
+  run_loop(op, Ew::GatherIdx, out, {src, idx_view}, self.dtype(), sc);
+  return out;
+}
+Tensor index_select_impl(const Tensor& self, int64_t dim_in, const Tensor& index) {
+  const char* op = "index_select";
+  VBT_CHECK_INDEX(index.dim() <= 1, "index_select(): Index is supposed to be a vector, got shape ", shape_str(index.sizes()));
+  VBT_CHECK(index.dtype() == ScalarType::Int64 || index.dtype() == ScalarType::Int32,
+            "index_select(): Expected dtype int32/int64 for index");
+  const int64_t dim = wrap_dim(dim_in, std::max<int64_t>(self.dim(), 1), op);
+  Tensor idx = operand(index, self.device(), ScalarType::Int64);
+  idx = idx.is_contiguous() ? idx : clone_cuda(idx, ScalarType::Int64);
+  check_index_range(op, idx, self.dim() ? self.sizes()[dim] : 1);
+  Shape out_shape(self.sizes().begin(), self.sizes().end());
+  if (self.dim() == 0) return clone_cuda(self, self.dtype());
+  out_shape[dim] = idx.numel();
+  Shape ist(out_shape.size(), 0);
+  ist[dim] = 1;
+  return gather_along(op, self, dim, strided_view(idx, out_shape, ist), out_shape);
+}
+Value k_index_select(const Args& a) {
+  Tensor r = index_select_impl(a.tensor(0), a.integer(1), a.tensor(2));
+  Tensor out = a.opt_tensor(3);
+  if (!out.defined()) return r;
+  if (out.sizes() != r.sizes()) out.impl()->set_sizes_contiguous(r.sizes());
+  run_loop("index_select", Ew::Copy, out, {r}, r.dtype());
+  out.impl()->bump_version();
+  return out;
+}
+Value k_gather(const Args& a) {
+  const Tensor &self = a.tensor(0), &index = a.tensor(2);
+  const char* op = "gather";
+  VBT_CHECK(index.dtype() == ScalarType::Int64, "gather(): Expected dtype int64 for index");
+  VBT_CHECK(std::max<int64_t>(index.dim(), 1) == std::max<int64_t>(self.dim(), 1),
+            "Index tensor must have the same number of dimensions as input tensor");
+  const int64_t dim = wrap_dim(a.integer(1), std::max<int64_t>(self.dim(), 1), op);
+  for (int64_t d = 0; d < index.dim(); ++d)
+    if (d != dim)
+      VBT_CHECK(index.sizes()[d] <= self.sizes()[d], "Size does not match at dimension ", d,
+                " expected index ", shape_str(index.sizes()), " to be smaller than self ", shape_str(self.sizes()),
+                " apart from dimension ", dim);
+  check_index_range(op, index, self.dim() ? self.sizes()[dim] : 1);
+  if (self.dim() == 0) return clone_cuda(self, self.dtype());
+  Tensor r = gather_along(op, self, dim, index, index.sizes());
+  Tensor out = a.opt_tensor(3);
+  if (!out.defined()) return r;
+  if (out.sizes() != r.sizes()) out.impl()->set_sizes_contiguous(r.sizes());
+  run_loop(op, Ew::Copy, out, {r}, r.dtype());
+  out.impl()->bump_version();
+  return out;
+}
+Value k_embedding(const Args& a) {
+  const Tensor &w = a.tensor(0), &ind = a.tensor(1);
+  VBT_CHECK(w.dim() == 2, "embedding: weight must be 2-D, got shape ", shape_str(w.sizes()));
+  Tensor flat = call_tensor_op("reshape", {ind, Shape{ind.numel()}});
+  Tensor r = index_select_impl(w, 0, flat);
+  Shape s(ind.sizes().begin(), ind.sizes().end());
+  s.push_back(w.sizes()[1]);
+  return call_tensor_op("view", {r, s});
+}
+
+// ---- linear algebra on the tiled GEMM
+Tensor finish_out(const char* op, const Tensor& r, const Tensor& out) {
+  if (!out.defined()) return r;
+  VBT_CHECK(out.dtype() == r.dtype(), op, ": expected out dtype ", dtype_name(r.dtype()), ", got ", dtype_name(out.dtype()));
+  if (out.sizes() != r.sizes()) out.impl()->set_sizes_contiguous(r.sizes());
+  run_loop(op, Ew::Copy, out, {r}, r.dtype());
+  out.impl()->bump_version();
+  return out;
+}
+Tensor beta_alpha(const Tensor& self, const Tensor& prod, const Scalar& beta, const Scalar& alpha) {
+  // beta * self + alpha * prod; beta == 0 ignores self (NaN included), as torch does
+  const double b = beta.to_double(), al = alpha.to_double();
+  Tensor s = call_tensor_op("expand", {self, prod.sizes()});
+  if (b == 0) return scale_add(prod, al, prod, 0.0, prod.dtype());
+  return scale_add(prod, al, s, b, prod.dtype());
+}
+Value k_addmm(const Args& a) {
+  Tensor p = mm2("addmm", a.tensor(1), a.tensor(2));
+  return finish_out("addmm", beta_alpha(a.tensor(0), p, a.scalar(3), a.scalar(4)), a.opt_tensor(5));
+}
+Value k_baddbmm(const Args& a) {
+  const Tensor &x = a.tensor(1), &y = a.tensor(2);
+  VBT_CHECK(x.dim() == 3 && y.dim() == 3, "baddbmm: batch1 and batch2 must be 3D tensors");
+  VBT_CHECK(x.sizes()[0] == y.sizes()[0] && x.sizes()[2] == y.sizes()[1], "baddbmm: incompatible batch shapes ",
+            shape_str(x.sizes()), " and ", shape_str(y.sizes()));
+  check_mm_dtypes("baddbmm", x, y);
+  Tensor p = bmm3("baddbmm", x, y);
+  return finish_out("baddbmm", beta_alpha(a.tensor(0), p, a.scalar(3), a.scalar(4)), a.opt_tensor(5));
+}
+Value k_linear(const Args& a) {
+  const Tensor &x = a.tensor(0), &w = a.tensor(1), b = a.opt_tensor(2);
+  Tensor wt = w.dim() == 2 ? call_tensor_op("t", {w}) : w;
+  Args ma{x, wt};
+  Tensor r = std::get<Tensor>(vbt::cuda::k_matmul(ma));
+  if (b.defined()) r = scale_add(r, 1.0, call_tensor_op("expand", {b, r.sizes()}), 1.0, r.dtype());
+  return finish_out("linear", r, a.opt_tensor(3));
+}
+Value k_dot(const Args& a) {
+  const Tensor &x = a.tensor(0), &y = a.tensor(1);
+  VBT_CHECK(x.dim() == 1 && y.dim() == 1, "1D tensors expected, but got ", x.dim(), "D and ", y.dim(), "D tensors");
+  VBT_CHECK(x.numel() == y.numel(), "inconsistent tensor size, expected tensor [", x.numel(),
+            "] and src [", y.numel(), "] to have the same number of elements, but got ", x.numel(), " and ", y.numel(),
+            " elements respectively");
+  check_mm_dtypes("dot", x, y);
+  Tensor r = sq(sq(bmm3("dot", unsq(unsq(x, 0), 0), unsq(unsq(y, 1), 0)), 0), 0);
+  return finish_out("dot", call_tensor_op("view", {r, Shape{}}), a.opt_tensor(2));
+}
+
+// ---- statistics composed of the row reductions and elementwise loops
+Tensor squeeze_reduced(const Tensor& t, const std::vector<bool>& red, bool keepdim) {
+  if (keepdim) return t;
+  Shape s;
+  for (size_t d = 0; d < red.size(); ++d) if (!red[d]) s.push_back(t.sizes()[d]);
+  return call_tensor_op("view", {t, s});
+}
+Tensor var_impl(const char* op, const Args& a, bool take_sqrt) {
+  Tensor x = a.tensor(0);
+  if (!is_floating(x.dtype())) x = operand(x, x.device(), default_float_dtype());
+  std::vector<bool> red = reduced_dims(x, a, 1, op);
+  const double corr = a.is_none(2) ? 1.0 : a.scalar(2).to_double();
+  int64_t n = 1;
+  for (int64_t d = 0; d < x.dim(); ++d) if (red[d]) n *= x.sizes()[d];
+  Tensor m = reduce(op, Red::Mean, x, red, true, x.dtype());
+  Tensor dev = ew(op, Ew::Sub, {x, m}, x.dtype(), x.dtype());
+  Tensor sq2 = ew(op, Ew::Square, {dev}, x.dtype(), x.dtype());
+  Tensor s = reduce(op, Red::Sum, sq2, red, a.boolean(3), x.dtype());
+  const double denom = std::max(double(n) - corr, 0.0);
+  Tensor v = scale_add(s, denom == 0 ? std::nan("") : 1.0 / denom, s, 0.0, x.dtype());
+  if (take_sqrt) v = ew(op, Ew::Sqrt, {v}, x.dtype(), x.dtype());
+  return v;
+}
+Value k_var(const Args& a) { return finish_out("var", var_impl("var", a, false), a.opt_tensor(4)); }
+Value k_std(const Args& a) { return finish_out("std", var_impl("std", a, true), a.opt_tensor(4)); }
+Value k_logsumexp(const Args& a) {
+  const char* op = "logsumexp";
+  Tensor x = a.tensor(0);
+  if (!is_floating(x.dtype())) x = operand(x, x.device(), default_float_dtype());
+  std::vector<bool> red = reduced_dims(x, a, 1, op);
+  const ScalarType dt = x.dtype();
+  if (x.numel() == 0) {
+    Args sa{x, a.int_list(1), a.boolean(2), std::monostate{}};
+    Tensor s = std::get<Tensor>(vbt::cuda::k_sum(sa));
+    return finish_out(op, ew(op, Ew::Log, {s}, dt, dt), a.opt_tensor(3));
+  }
+  Tensor m = reduce(op, Red::Max, x, red, true, dt);
+  Tensor fin = ew(op, Ew::IsFinite, {m}, dt, ScalarType::Bool);
+  std::vector<ScalarType> per{ScalarType::Bool, dt, dt};
+  Tensor mz = elementwise(op, Ew::Where, {fin, m, zero_like_scalar(dt, x.device())}, dt, dt, Tensor(), {}, &per);
+  Tensor e = ew(op, Ew::Exp, {ew(op, Ew::Sub, {x, mz}, dt, dt)}, dt, dt);
+  Tensor s = reduce(op, Red::Sum, e, red, true, dt);
+  Tensor r = ew(op, Ew::Add, {ew(op, Ew::Log, {s}, dt, dt), mz}, dt, dt);
+  return finish_out(op, squeeze_reduced(r, red, a.boolean(2)), a.opt_tensor(3));
+}
+template <bool is_all> Value k_all_any(const Args& a) {
+  const char* op = is_all ? "all" : "any";
+  const Tensor& x = a.tensor(0);
+  std::vector<bool> red = reduced_dims(x, a, 1, op);
+  // all: no element equal to zero; any: some element not equal to zero (counted in int64)
+  Tensor hit = ew(op, is_all ? Ew::Eq : Ew::Ne, {x, zero_like_scalar(x.dtype(), x.device())}, x.dtype(), ScalarType::Bool);
+  Tensor cnt = reduce(op, Red::Sum, hit, red, a.boolean(2), ScalarType::Int64);
+  Tensor r = ew(op, is_all ? Ew::Eq : Ew::Ne, {cnt, zero_like_scalar(ScalarType::Int64, x.device())}, ScalarType::Int64,
+                ScalarType::Bool);
+  return finish_out(op, r, a.opt_tensor(3));
+}
+Value k_one_hot(const Args& a) {
+  const Tensor& x = a.tensor(0);
+  VBT_CHECK(x.dtype() == ScalarType::Int64, "one_hot is only applicable to index tensor of type LongTensor, got ",
+            dtype_name(x.dtype()));
+  int64_t classes = a.integer(1);
+  if (x.numel() > 0) {
+    std::vector<bool> all(size_t(x.dim()), true);
+    int64_t lo = scalar_of(reduce("one_hot", Red::Min, x, all, false, ScalarType::Int64));
+    int64_t hi = scalar_of(reduce("one_hot", Red::Max, x, all, false, ScalarType::Int64));
+    VBT_CHECK(lo >= 0, "one_hot: Class values must be non-negative.");
+    if (classes == -1) classes = hi + 1;
+    VBT_CHECK(hi < classes, "one_hot: Class values must be smaller than num_classes.");
+  } else {
+    VBT_CHECK(classes > 0, "one_hot: Can not infer total number of classes from empty tensor.");
+  }
+  Tensor ar = empty({classes}, ScalarType::Int64, x.device());
+  EwScalars sc{0.0, 0};
+  sc.ibeta = 1;
+  if (classes > 0) run_loop("one_hot", Ew::Arange, ar, {}, ScalarType::Int64, sc);
+  Tensor hit = ew("one_hot", Ew::Eq, {unsq(x, x.dim()), ar}, ScalarType::Int64, ScalarType::Bool);
+  return clone_cuda(hit, ScalarType::Int64);
+}
+
+// ---- cat / stack: strided copies into narrowed views of the result
+Value k_cat(const Args& a) {
+  const TensorList& ts = a.tensor_list(0);
+  VBT_CHECK(!ts.empty(), "torch.cat(): expected a non-empty list of Tensors");
+  const Tensor* ref = nullptr;
+  for (const Tensor& t : ts) if (!(t.dim() == 1 && t.numel() == 0)) { ref = &t; break; }
+  std::vector<Tensor> tv(ts.begin(), ts.end());
+  ScalarType dt = promoted(tv);
+  if (!ref) return empty({0}, dt, ts[0].device());
+  const int64_t dim = wrap_dim(a.integer(1), ref->dim(), "cat");
+  Shape shape(ref->sizes().begin(), ref->sizes().end());
+  int64_t total = 0;
+  for (const Tensor& t : ts) {
+    if (t.dim() == 1 && t.numel() == 0) continue;
+    VBT_CHECK(is_cuda(t) && t.device() == ref->device(), "Expected all tensors to be on the same device");
+    VBT_CHECK(t.dim() == ref->dim(), "Tensors must have same number of dimensions: got ", ref->dim(), " and ", t.dim());
+    for (int64_t d = 0; d < t.dim(); ++d)
+      VBT_CHECK(d == dim || t.sizes()[d] == shape[d], "Sizes of tensors must match except in dimension ", dim,
+                ". Expected size ", shape[d], " but got size ", t.sizes()[d], " for tensor number in the list.");
+    total += t.sizes()[dim];
+  }
+  shape[dim] = total;
+  Tensor out = empty(shape, dt, ref->device());
+  int64_t at = 0;
+  for (const Tensor& t : ts) {
+    if (t.dim() == 1 && t.numel() == 0) continue;
+    const int64_t len = t.sizes()[dim];
+    if (len > 0) run_loop("cat", Ew::Copy, call_tensor_op("narrow", {out, dim, at, len}), {t}, t.dtype());
+    at += len;
+  }
+  return out;
+}
+Value k_stack(const Args& a) {
+  const TensorList& ts = a.tensor_list(0);
+  VBT_CHECK(!ts.empty(), "stack expects a non-empty TensorList");
+  const int64_t dim = wrap_dim(a.integer(1), ts[0].dim() + 1, "stack");
+  TensorList us;
+  for (const Tensor& t : ts) {
+    VBT_CHECK(t.sizes() == ts[0].sizes(), "stack expects each tensor to be equal size, but got ",
+              shape_str(ts[0].sizes()), " at entry 0 and ", shape_str(t.sizes()), " at another entry");
+    us.push_back(unsq(t, dim));
+  }
+  Args ca{us, dim};
+  return vbt::cuda::k_cat(ca);
+}
+
 Allocator& device_allocator(int16_t index) { return cuda_caching_allocator(index < 0 ? current_device() : index); }
 
 }  // namespace
@@ -575,6 +1048,27 @@ void register_cuda_ops() {
     reg("sum", k_sum); reg("mean", k_mean); reg("amax", k_minmax<Red::Max>); reg("amin", k_minmax<Red::Min>);
     reg("softmax", k_softmax<false>); reg("log_softmax", k_softmax<true>);
     reg("mm", k_mm); reg("bmm", k_bmm); reg("matmul", k_matmul);
+    reg("exp2", k_unary_float<Ew::Exp2>); reg("log2", k_unary_float<Ew::Log2>); reg("log10", k_unary_float<Ew::Log10>);
+    reg("log1p", k_unary_float<Ew::Log1p>); reg("expm1", k_unary_float<Ew::Expm1>); reg("tan", k_unary_float<Ew::Tan>);
+    reg("asin", k_unary_float<Ew::Asin>); reg("acos", k_unary_float<Ew::Acos>); reg("atan", k_unary_float<Ew::Atan>);
+    reg("sinh", k_unary_float<Ew::Sinh>); reg("cosh", k_unary_float<Ew::Cosh>); reg("erf", k_unary_float<Ew::Erf>);
+    reg("erfc", k_unary_float<Ew::Erfc>); reg("frac", k_frac);
+    reg("sign", k_unary_same<Ew::Sign>); reg("floor", k_unary_same<Ew::Floor>); reg("ceil", k_unary_same<Ew::Ceil>);
+    reg("trunc", k_unary_same<Ew::Trunc>);
+    reg("isnan", k_predicate<Ew::IsNan>); reg("isinf", k_predicate<Ew::IsInf>);
+    reg("isfinite", k_predicate<Ew::IsFinite>); reg("logical_not", k_predicate<Ew::LogicalNot>);
+    reg("pow", k_pow); reg("atan2", k_atan2); reg("remainder", k_rem<Ew::Remainder>); reg("fmod", k_rem<Ew::Fmod>);
+    reg("clamp", k_clamp); reg("lerp", k_lerp); reg("addcmul", k_addc<Ew::Addcmul>); reg("addcdiv", k_addc<Ew::Addcdiv>);
+    reg("masked_fill", k_masked_fill);
+    reg("arange", k_arange); reg("linspace", k_linspace); reg("eye", k_eye);
+    reg("rand", k_rand); reg("randn", k_randn); reg("normal_", k_normal_); reg("uniform_", k_uniform_);
+    reg("bernoulli", k_bernoulli);
+    reg("tril", k_tri<false>); reg("triu", k_tri<true>);
+    reg("index_select", k_index_select); reg("gather", k_gather); reg("embedding", k_embedding);
+    reg("addmm", k_addmm); reg("baddbmm", k_baddbmm); reg("linear", k_linear); reg("dot", k_dot);
+    reg("var", k_var); reg("std", k_std); reg("logsumexp", k_logsumexp);
+    reg("all", k_all_any<true>); reg("any", k_all_any<false>); reg("one_hot", k_one_hot);
+    reg("cat", k_cat); reg("stack", k_stack);
   });
 }
 

@@ -151,6 +151,222 @@ struct LeOp { template <typename A> __device__ bool operator()(A x, A y) const {
 struct GtOp { template <typename A> __device__ bool operator()(A x, A y) const { return x > y; } };
 struct GeOp { template <typename A> __device__ bool operator()(A x, A y) const { return x >= y; } };
 
+
+// ---- more functors (the generic kernel above runs them all)
+template <typename T, typename Op> struct TernaryF {
+  Op op;
+  __device__ void operator()(char* const* d, const int64_t* off) const {
+    store<T>(d[0] + off[0], cvt<T>(op(up(load<T>(d[1] + off[1])), up(load<T>(d[2] + off[2])), up(load<T>(d[3] + off[3])))));
+  }
+};
+// Nullary ops whose value depends on the element's linear index (the output is contiguous, so the index
+// is its byte offset over the item size).
+template <typename T, typename Op> struct IndexF {
+  Op op;
+  __device__ void operator()(char* const* d, const int64_t* off) const {
+    store<T>(d[0] + off[0], cvt<T>(op(off[0] / static_cast<int64_t>(sizeof(T)))));
+  }
+};
+
+// RandomNote: random numbers come from a counter-based generator: element c of a call draws
+// mix64(seed ^ mix64(offset + c)) (splitmix64's finaliser), so each element is independent of the launch
+// geometry and the result is deterministic for a (seed, offset). The host takes `seed` from the Generator
+// (one next_u64() per call). The stream differs from PyTorch's CUDA Philox stream: compare statistics.
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+__device__ __forceinline__ double u01(uint64_t seed, uint64_t ctr) {  // [0, 1) with 53 bits
+  return static_cast<double>(mix64(seed ^ mix64(ctr)) >> 11) * (1.0 / 9007199254740992.0);
+}
+// uniform: u keeps only as many random bits as T's significand holds, so a [0, 1) draw never rounds up to 1
+template <typename T> __host__ __device__ constexpr int significand_bits() {
+  if constexpr (std::is_same_v<T, __half>) return 11;
+  else if constexpr (std::is_same_v<T, __nv_bfloat16>) return 8;
+  else if constexpr (std::is_same_v<T, float>) return 24;
+  else return 53;
+}
+template <typename T> struct UniformF {
+  double lo, hi; uint64_t seed, offset;
+  __device__ void operator()(char* const* d, const int64_t* off) const {
+    constexpr int bits = significand_bits<T>();
+    const int64_t i = off[0] / static_cast<int64_t>(sizeof(T));
+    const uint64_t h = mix64(seed ^ mix64(offset + uint64_t(i)));
+    const double u = static_cast<double>(h >> (64 - bits)) * (1.0 / static_cast<double>(uint64_t(1) << bits));
+    store<T>(d[0] + off[0], cvt<T>(lo + (hi - lo) * u));
+  }
+};
+struct NormalOp {
+  double mean, sd; uint64_t seed, offset;
+  __device__ double operator()(int64_t i) const {
+    const uint64_t c = 2 * (offset + uint64_t(i));
+    const double u1 = 1.0 - u01(seed, c), u2 = u01(seed, c + 1);  // u1 in (0, 1]
+    return mean + sd * sqrt(-2.0 * log(u1)) * cospi(2.0 * u2);
+  }
+};
+struct BernoulliOp {
+  double p; uint64_t seed, offset;
+  __device__ double operator()(int64_t i) const { return u01(seed, offset + uint64_t(i)) < p ? 1.0 : 0.0; }
+};
+template <typename T> struct BernoulliTF {  // p from operand 1, out of the same dtype
+  uint64_t seed, offset;
+  __device__ void operator()(char* const* d, const int64_t* off) const {
+    const int64_t i = off[0] / static_cast<int64_t>(sizeof(T));
+    const double p = static_cast<double>(up(load<T>(d[1] + off[1])));
+    store<T>(d[0] + off[0], cvt<T>(u01(seed, offset + uint64_t(i)) < p ? 1.0 : 0.0));
+  }
+};
+template <typename A> struct ArangeOp {
+  A start, step;
+  __device__ A operator()(int64_t i) const { return static_cast<A>(start + static_cast<A>(i) * step); }
+};
+struct LinspaceOp {  // torch's symmetric formula: the first half from start, the second from end
+  double start, end; int64_t steps;
+  __device__ double operator()(int64_t i) const {
+    const double step = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0.0;
+    if (steps == 1) return start;  // torch: a single step is the start
+    return i < steps / 2 ? start + step * static_cast<double>(i) : end - step * static_cast<double>(steps - 1 - i);
+  }
+};
+struct EyeOp {
+  int64_t m;
+  __device__ int64_t operator()(int64_t i) const { return (i / m) == (i % m) ? 1 : 0; }
+};
+template <typename T> struct TrilF {
+  int64_t n, m, k; bool upper;
+  __device__ void operator()(char* const* d, const int64_t* off) const {
+    const int64_t i = off[0] / static_cast<int64_t>(sizeof(T));
+    const int64_t col = i % m, row = (i / m) % n;
+    const bool keep = upper ? (col - row >= k) : (col - row <= k);
+    store<T>(d[0] + off[0], keep ? load<T>(d[1] + off[1]) : cvt<T>(0));
+  }
+};
+template <typename T> struct GatherF {
+  int64_t stride_bytes;
+  __device__ void operator()(char* const* d, const int64_t* off) const {
+    const int64_t idx = load<int64_t>(d[2] + off[2]);
+    store<T>(d[0] + off[0], load<T>(d[1] + off[1] + idx * stride_bytes));
+  }
+};
+
+#define VBT_FLOAT_FN(Name, fexpr, dexpr)                                   \
+  struct Name {                                                            \
+    __device__ float operator()(float x) const { return fexpr; }           \
+    __device__ double operator()(double x) const { return dexpr; }         \
+  };
+VBT_FLOAT_FN(Exp2Op, exp2f(x), exp2(x))
+VBT_FLOAT_FN(Log2Op, log2f(x), log2(x))
+VBT_FLOAT_FN(Log10Op, log10f(x), log10(x))
+VBT_FLOAT_FN(Log1pOp, log1pf(x), log1p(x))
+VBT_FLOAT_FN(Expm1Op, expm1f(x), expm1(x))
+VBT_FLOAT_FN(TanOp, tanf(x), tan(x))
+VBT_FLOAT_FN(AsinOp, asinf(x), asin(x))
+VBT_FLOAT_FN(AcosOp, acosf(x), acos(x))
+VBT_FLOAT_FN(AtanOp, atanf(x), atan(x))
+VBT_FLOAT_FN(SinhOp, sinhf(x), sinh(x))
+VBT_FLOAT_FN(CoshOp, coshf(x), cosh(x))
+VBT_FLOAT_FN(ErfOp, erff(x), erf(x))
+VBT_FLOAT_FN(ErfcOp, erfcf(x), erfc(x))
+VBT_FLOAT_FN(FracOp, x - truncf(x), x - trunc(x))
+#undef VBT_FLOAT_FN
+struct SignOp { template <typename A> __device__ A operator()(A x) const { return static_cast<A>((A(0) < x) - (x < A(0))); } };
+struct FloorOp { template <typename A> __device__ A operator()(A x) const { if constexpr (std::is_floating_point_v<A>) return floor(x); else return x; } };
+struct CeilOp { template <typename A> __device__ A operator()(A x) const { if constexpr (std::is_floating_point_v<A>) return ceil(x); else return x; } };
+struct TruncOp { template <typename A> __device__ A operator()(A x) const { if constexpr (std::is_floating_point_v<A>) return trunc(x); else return x; } };
+struct IsNanOp { template <typename A> __device__ bool operator()(A x) const { return is_nan(x); } };
+struct IsInfOp {
+  template <typename A> __device__ bool operator()(A x) const { if constexpr (std::is_floating_point_v<A>) return isinf(x); else return false; }
+};
+struct IsFiniteOp {
+  template <typename A> __device__ bool operator()(A x) const { if constexpr (std::is_floating_point_v<A>) return isfinite(x); else return true; }
+};
+struct LogicalNotOp { template <typename A> __device__ bool operator()(A x) const { return x == A(0); } };
+struct PowOp {
+  template <typename A> __device__ A operator()(A x, A y) const {
+    if constexpr (std::is_floating_point_v<A>) return pow(x, y);
+    else {
+      if constexpr (std::is_signed_v<A>) {
+        if (y < 0) return x == A(1) ? A(1) : x == A(-1) ? ((y & 1) ? A(-1) : A(1)) : A(0);
+      }
+      A r = 1, b = x;
+      for (auto e = y; e > 0; e >>= 1) {
+        if (e & 1) r = static_cast<A>(r * b);
+        b = static_cast<A>(b * b);
+      }
+      return r;
+    }
+  }
+};
+struct Atan2Op { template <typename A> __device__ A operator()(A x, A y) const { return atan2(x, y); } };
+struct RemainderOp {
+  template <typename A> __device__ A operator()(A x, A y) const {
+    if constexpr (std::is_floating_point_v<A>) {
+      A r = fmod(x, y);
+      if (r != A(0) && ((r < A(0)) != (y < A(0)))) r += y;
+      return r;
+    } else {
+      if (y == A(0)) return A(0);
+      A r = static_cast<A>(x % y);
+      if constexpr (std::is_signed_v<A>) {
+        if (r != 0 && ((r < 0) != (y < 0))) r = static_cast<A>(r + y);
+      }
+      return r;
+    }
+  }
+};
+struct FmodOp {
+  template <typename A> __device__ A operator()(A x, A y) const {
+    if constexpr (std::is_floating_point_v<A>) return fmod(x, y);
+    else return y == A(0) ? A(0) : static_cast<A>(x % y);
+  }
+};
+struct AxpbyOp {
+  double a, b; int64_t ia, ib;
+  template <typename A> __device__ A operator()(A x, A y) const {
+    if constexpr (std::is_floating_point_v<A>) return static_cast<A>(a) * x + static_cast<A>(b) * y;
+    else return static_cast<A>(ia * x + ib * y);
+  }
+};
+struct LerpOp {
+  template <typename A> __device__ A operator()(A s, A e, A w) const {
+    return (w < A(0.5)) ? s + w * (e - s) : e - (e - s) * (A(1) - w);
+  }
+};
+struct AddcmulOp {
+  double a; int64_t ia;
+  template <typename A> __device__ A operator()(A x, A y, A z) const {
+    if constexpr (std::is_floating_point_v<A>) return x + static_cast<A>(a) * y * z;
+    else return static_cast<A>(x + ia * y * z);
+  }
+};
+struct AddcdivOp {
+  double a;
+  template <typename A> __device__ A operator()(A x, A y, A z) const { return x + static_cast<A>(a) * (y / z); }
+};
+
+template <bool float_only, typename Op> cudaError_t ternary_same(int dt, const LoopGeometry& g, Op op, cudaStream_t s) {
+  auto f = [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return launch<4>(g, TernaryF<T, Op>{op}, s);
+  };
+  if constexpr (float_only) return dispatch_float(dt, f);
+  else return dispatch_numeric(dt, f);
+}
+template <typename Op> cudaError_t predicate(int in_dt, const LoopGeometry& g, Op op, cudaStream_t s) {
+  return dispatch_all(in_dt, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return launch<2>(g, UnaryF<bool, T, Op>{op}, s);
+  });
+}
+template <typename Op> cudaError_t indexed(int dt, const LoopGeometry& g, Op op, cudaStream_t s) {
+  return dispatch_all(dt, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return launch<1>(g, IndexF<T, Op>{op}, s);
+  });
+}
+
 template <bool float_only, typename Op> cudaError_t unary_same(int dt, const LoopGeometry& g, Op op, cudaStream_t s) {
   auto f = [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -217,6 +433,70 @@ cudaError_t launch_elementwise(Ew op, int out_dtype, int in_dtype, const LoopGeo
     case Ew::Le: return compare(in_dtype, g, LeOp{}, s);
     case Ew::Gt: return compare(in_dtype, g, GtOp{}, s);
     case Ew::Ge: return compare(in_dtype, g, GeOp{}, s);
+    case Ew::Exp2: return unary_same<true>(out_dtype, g, Exp2Op{}, s);
+    case Ew::Log2: return unary_same<true>(out_dtype, g, Log2Op{}, s);
+    case Ew::Log10: return unary_same<true>(out_dtype, g, Log10Op{}, s);
+    case Ew::Log1p: return unary_same<true>(out_dtype, g, Log1pOp{}, s);
+    case Ew::Expm1: return unary_same<true>(out_dtype, g, Expm1Op{}, s);
+    case Ew::Tan: return unary_same<true>(out_dtype, g, TanOp{}, s);
+    case Ew::Asin: return unary_same<true>(out_dtype, g, AsinOp{}, s);
+    case Ew::Acos: return unary_same<true>(out_dtype, g, AcosOp{}, s);
+    case Ew::Atan: return unary_same<true>(out_dtype, g, AtanOp{}, s);
+    case Ew::Sinh: return unary_same<true>(out_dtype, g, SinhOp{}, s);
+    case Ew::Cosh: return unary_same<true>(out_dtype, g, CoshOp{}, s);
+    case Ew::Erf: return unary_same<true>(out_dtype, g, ErfOp{}, s);
+    case Ew::Erfc: return unary_same<true>(out_dtype, g, ErfcOp{}, s);
+    case Ew::Frac: return unary_same<true>(out_dtype, g, FracOp{}, s);
+    case Ew::Sign: return unary_same<false>(out_dtype, g, SignOp{}, s);
+    case Ew::Floor: return unary_same<false>(out_dtype, g, FloorOp{}, s);
+    case Ew::Ceil: return unary_same<false>(out_dtype, g, CeilOp{}, s);
+    case Ew::Trunc: return unary_same<false>(out_dtype, g, TruncOp{}, s);
+    case Ew::IsNan: return predicate(in_dtype, g, IsNanOp{}, s);
+    case Ew::IsInf: return predicate(in_dtype, g, IsInfOp{}, s);
+    case Ew::IsFinite: return predicate(in_dtype, g, IsFiniteOp{}, s);
+    case Ew::LogicalNot: return predicate(in_dtype, g, LogicalNotOp{}, s);
+    case Ew::Pow: return binary_same<false>(out_dtype, g, PowOp{}, s);
+    case Ew::Atan2: return binary_same<true>(out_dtype, g, Atan2Op{}, s);
+    case Ew::Remainder: return binary_same<false>(out_dtype, g, RemainderOp{}, s);
+    case Ew::Fmod: return binary_same<false>(out_dtype, g, FmodOp{}, s);
+    case Ew::Axpby: return binary_same<false>(out_dtype, g, AxpbyOp{sc.alpha, sc.beta, sc.ialpha, sc.ibeta}, s);
+    case Ew::Lerp: return ternary_same<true>(out_dtype, g, LerpOp{}, s);
+    case Ew::Addcmul: return ternary_same<false>(out_dtype, g, AddcmulOp{sc.alpha, sc.ialpha}, s);
+    case Ew::Addcdiv: return ternary_same<true>(out_dtype, g, AddcdivOp{sc.alpha}, s);
+    case Ew::Arange:
+      return dispatch_numeric(out_dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        if constexpr (std::is_integral_v<T>) return launch<1>(g, IndexF<T, ArangeOp<int64_t>>{{sc.ialpha, sc.ibeta}}, s);
+        else return launch<1>(g, IndexF<T, ArangeOp<double>>{{sc.alpha, sc.beta}}, s);
+      });
+    case Ew::Linspace: return indexed(out_dtype, g, LinspaceOp{sc.alpha, sc.beta, sc.n}, s);
+    case Ew::Eye: return indexed(out_dtype, g, EyeOp{sc.m}, s);
+    case Ew::Uniform:
+      return dispatch_float(out_dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        return launch<1>(g, UniformF<T>{sc.alpha, sc.beta, sc.seed, sc.offset}, s);
+      });
+    case Ew::Normal:
+      return dispatch_float(out_dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        return launch<1>(g, IndexF<T, NormalOp>{{sc.alpha, sc.beta, sc.seed, sc.offset}}, s);
+      });
+    case Ew::Bernoulli: return indexed(out_dtype, g, BernoulliOp{sc.alpha, sc.seed, sc.offset}, s);
+    case Ew::BernoulliT:
+      return dispatch_float(out_dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        return launch<2>(g, BernoulliTF<T>{sc.seed, sc.offset}, s);
+      });
+    case Ew::Tril:
+      return dispatch_all(out_dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        return launch<2>(g, TrilF<T>{sc.n, sc.m, sc.k, sc.ialpha != 0}, s);
+      });
+    case Ew::GatherIdx:
+      return dispatch_all(out_dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        return launch<3>(g, GatherF<T>{sc.n}, s);
+      });
     case Ew::Where:
       return dispatch_all(out_dtype, [&](auto tag) {
         using T = typename decltype(tag)::type;

@@ -36,11 +36,39 @@ enum class Ew : int {
   Where,
   // nullary: fill with the scalar (given as double and int64)
   Fill,
+  // ---- more unary float ops (integers promote on the host)
+  Exp2, Log2, Log10, Log1p, Expm1, Tan, Asin, Acos, Atan, Sinh, Cosh, Erf, Erfc,
+  // unary, same dtype (numeric): sign/floor/ceil/trunc (identity on integers), frac (float)
+  Sign, Floor, Ceil, Trunc, Frac,
+  // unary predicates: input of in_dtype, bool output
+  IsNan, IsInf, IsFinite, LogicalNot,
+  // binary, same dtype: pow, atan2 (float), remainder (Python sign rule), fmod (C rule),
+  // axpby: out = alpha * a + beta * b
+  Pow, Atan2, Remainder, Fmod, Axpby,
+  // ternary, same dtype: lerp(a, b, w) (float), addcmul/addcdiv: a + alpha * b * c, a + alpha * b / c
+  Lerp, Addcmul, Addcdiv,
+  // nullary over a contiguous output, the value a function of the linear index i:
+  //   arange: start + i * step (alpha/beta, ialpha/ibeta); linspace: start/end alpha/beta, steps n;
+  //   eye: [n, m] with ones where row == col
+  Arange, Linspace, Eye,
+  // random (counter-based, see RandomNote in elementwise.cu): uniform in [alpha, beta); normal(alpha, std beta);
+  // bernoulli with the scalar p = alpha (nullary) or with p read from operand 1 (BernoulliT, unary)
+  Uniform, Normal, Bernoulli, BernoulliT,
+  // tril/triu of a [.., n, m] batch of matrices: operand 0 contiguous out, operand 1 the input;
+  // diagonal k, upper when ialpha != 0
+  Tril,
+  // gather along one dim: out[i] = src[off_src(i) + index[i] * n] (n: byte stride of the gathered dim of the
+  // source, operand 1 a view of the source with that dim's stride 0, operand 2 int64 indices)
+  GatherIdx,
 };
 
 struct EwScalars {
   double alpha = 1.0;     // add/sub scale; fill value for float dtypes
   int64_t ialpha = 1;     // the same for integral dtypes
+  double beta = 0.0;      // a second scalar (axpby, arange's step, linspace's end, random's upper bound / std)
+  int64_t ibeta = 0;
+  int64_t n = 0, m = 0, k = 0;  // extents and offsets of the index-based ops (linspace, eye, tril, gather)
+  uint64_t seed = 0, offset = 0;  // random ops: the key and the first counter of this call
 };
 
 // Launches op over g on `stream`. out_dtype: operand 0's dtype; in_dtype: the inputs' dtype (for Copy the

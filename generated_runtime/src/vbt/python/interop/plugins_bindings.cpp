@@ -190,6 +190,11 @@ void vbt_bind_plugins(nb::module_& m) {
     return plugins::load_library(path);
   }, nb::arg("path"));
   m.def("_loaded_libraries", &plugins::loaded_libraries);
+  m.def("_unload_library", [](const std::string& path) {
+    nb::gil_scoped_release release;
+    return plugins::unload_library(path);
+  }, nb::arg("path"));
+  m.def("_overridden_ops", &plugins::overridden_ops);
   m.def("_ext_ops", &plugins::ext_op_names);
   m.def("_has_ext_op", &plugins::has_ext_op);
   m.def("_ext_schema", [](const std::string& name) { return plugins::ext_op_schema(name).text; });
