@@ -49,6 +49,9 @@ EXIT_FOR_STATUS = {"accepted": EXIT_ACCEPTED, "ok": EXIT_ACCEPTED, "rejected": E
                    "interrupted": EXIT_INTERRUPTED}
 
 
+REPORT_GZIP_ABOVE = 256 * 1024  # bytes: larger gate reports are archived as <name>.json.gz
+
+
 @dataclass
 class RunOptions:
     agent: str = "replay"
@@ -162,7 +165,14 @@ class Runner:
             res.log_path = os.path.relpath(dst, self.state_root)
         if res.report_path and Path(res.report_path).is_file():
             dst = log.report_path(attempt, cand, res.name)
-            shutil.copyfile(res.report_path, dst)
+            src = Path(res.report_path)
+            if src.stat().st_size > REPORT_GZIP_ABOVE:  # committed run logs stay small (parity reports are MBs)
+                import gzip
+
+                dst = dst.with_name(dst.name + ".gz")
+                dst.write_bytes(gzip.compress(src.read_bytes(), mtime=0))
+            else:
+                shutil.copyfile(src, dst)
             res.report_path = os.path.relpath(dst, self.state_root)
         return res
 

@@ -95,6 +95,13 @@ def read_json(path: Path, max_bytes: int = REPORT_MAX_BYTES) -> tuple[Any, str |
     try:
         if path.stat().st_size > max_bytes:
             return None, f"{path.name}: larger than {max_bytes // (1024 * 1024)} MB, not read"
+        if path.name.endswith(".gz"):  # archived large reports (runner.REPORT_GZIP_ABOVE)
+            import gzip
+
+            raw = gzip.decompress(path.read_bytes())
+            if len(raw) > 8 * max_bytes:
+                return None, f"{path.name}: larger than {8 * max_bytes // (1024 * 1024)} MB uncompressed, not read"
+            return json.loads(raw.decode("utf-8", errors="replace")), None
         return json.loads(path.read_text(encoding="utf-8", errors="replace")), None
     except FileNotFoundError:
         return None, f"{path.name}: missing"
@@ -656,9 +663,12 @@ def gate_row(repo_root: Path, run_dir: Path | None, key: tuple[int, int], gate: 
     stem = f"A{key[0]}-C{key[1]}-{gate.name}"
     log_file = resolve_inside(repo_root, gate.log_path)
     report_file = resolve_inside(repo_root, gate.report_path)
+    if report_file is None and isinstance(gate.report_path, str) and gate.report_path.endswith(".json"):
+        report_file = resolve_inside(repo_root, gate.report_path + ".gz")  # compressed after the run was logged
     if run_dir is not None:
         log_file = log_file or resolve_inside(repo_root, str(run_dir / "gates" / f"{stem}.log"))
-        report_file = report_file or resolve_inside(repo_root, str(run_dir / "reports" / f"{stem}.json"))
+        report_file = (report_file or resolve_inside(repo_root, str(run_dir / "reports" / f"{stem}.json"))
+                       or resolve_inside(repo_root, str(run_dir / "reports" / f"{stem}.json.gz")))
     return GateRow(gate, safe_name(stem), log_file, report_file)
 
 
