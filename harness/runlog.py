@@ -44,15 +44,29 @@ def new_run_id(spec_id: str) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    _atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def read_stored_proposal(run_dir: Path, ref: Any) -> str | None:
+    """The text of a proposal stored by ``RunLog.store_proposal`` (``ref`` from its proposal event), or None when
+    the event has no such ref or the file is gone (dropped once accepted: the ledger holds it)."""
+    import gzip
+
+    if not isinstance(ref, str) or not ref.startswith("proposals/") or ".." in ref:
+        return None
+    path = run_dir / ref
+    if not path.is_file():
+        return None
+    try:
+        return gzip.decompress(path.read_bytes()).decode("utf-8", errors="surrogateescape")
+    except (OSError, EOFError):
+        return None
 
 
 class RunLog:
@@ -105,17 +119,21 @@ class RunLog:
     def report_path(self, attempt: int, candidate: int, gate: str) -> Path:
         return self.dir / "reports" / f"A{attempt}-C{candidate}-{gate}.json"
 
+    @staticmethod
+    def proposal_ref(attempt: int, candidate: int) -> str:
+        """Where a stored proposal lives, relative to the run folder (the proposal event's ``ref``)."""
+        return f"proposals/A{attempt}-C{candidate}.patch.gz"
+
     def store_proposal(self, attempt: int, candidate: int, text: str) -> str:
         """Keep a large proposal gzip-compressed in proposals/ (Note [Stored submit proposals] in runner.py);
         returns its path relative to the run folder, the event's ``ref``. Secrets are redacted as in the events."""
         import gzip
 
-        rel = f"proposals/A{attempt}-C{candidate}.patch.gz"
+        rel = self.proposal_ref(attempt, candidate)
         (self.dir / "proposals").mkdir(exist_ok=True)
         data = gzip.compress(redact(text).encode("utf-8", errors="surrogateescape"), mtime=0)
         _atomic_write_bytes(self.dir / rel, data)
         return rel
 
-    def drop_proposal(self, ref: str) -> None:
-        if ref.startswith("proposals/"):
-            (self.dir / ref).unlink(missing_ok=True)
+    def drop_proposal(self, attempt: int, candidate: int) -> None:
+        (self.dir / self.proposal_ref(attempt, candidate)).unlink(missing_ok=True)

@@ -336,9 +336,10 @@ class Runner:
                     if repeats >= 2:
                         raise _End("stuck", f"the same failure {repeats + 1} times in a row (last at attempt {attempt})")
                 if accepted is not None:
-                    if submit_tree is not None and accepted.result_tree != submit_tree:
-                        raise LedgerError(f"the gated tree {accepted.result_tree} is not the working tree {submit_tree}")
                     if submit_tree is not None:
+                        if accepted.result_tree != submit_tree:
+                            raise LedgerError(f"the gated tree {accepted.result_tree} is not the working tree "
+                                              f"{submit_tree}")
                         now = self.scoped_tree(spec, base_tree)[0]
                         if now != submit_tree:
                             log.summary["changed_while_gating"] = True
@@ -349,7 +350,7 @@ class Runner:
                                        apply_to_state=submit_tree is None)
                     status, reason = "accepted", f"candidate {accepted.candidate} passed every gate; ledger entry {seq}"
                     log.summary["ledger_seq"] = seq
-                    log.drop_proposal(f"proposals/A{attempt}-C{accepted.candidate}.patch.gz")  # the ledger holds it
+                    log.drop_proposal(attempt, accepted.candidate)  # the ledger holds it now
         except _End as end:
             status, reason = end.status, end.reason
         except BudgetExceeded as exc:

@@ -18,6 +18,7 @@ from pathlib import Path
 from harness.interfaces import AgentError, AgentRequest, AgentResponse, Proposal, Usage
 from harness.gitops import EMPTY_TREE
 from harness.ledger import Ledger
+from harness.runlog import read_stored_proposal
 
 
 @dataclass
@@ -35,8 +36,6 @@ class Recording:
 
 def _logged_proposals(run_dir: Path) -> tuple[list, dict]:
     """([((attempt, candidate), Proposal)], {(attempt, candidate): verdict}) from a run's events."""
-    import gzip
-
     verdicts: dict = {}
     props: list = []
     events_path = run_dir / "events.jsonl"
@@ -50,10 +49,9 @@ def _logged_proposals(run_dir: Path) -> tuple[list, dict]:
         key = (ev.get("attempt"), ev.get("candidate"))
         if ev.get("type") == "proposal" and "text" in ev:
             props.append((key, Proposal(ev.get("kind", "diff"), ev["text"])))
-        elif ev.get("type") == "proposal" and str(ev.get("ref", "")).startswith("proposals/"):
-            stored = run_dir / ev["ref"]
-            if stored.is_file():
-                text = gzip.decompress(stored.read_bytes()).decode("utf-8", errors="surrogateescape")
+        elif ev.get("type") == "proposal":
+            text = read_stored_proposal(run_dir, ev.get("ref"))
+            if text is not None:
                 props.append((key, Proposal(ev.get("kind", "diff"), text)))
         elif ev.get("type") == "attempt_end":
             verdicts[key] = ev.get("status", "fail")

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from harness.runlog import read_stored_proposal
 from harness.specs import spec_files
 
 RUN_STALE_AFTER_S = 15 * 60  # a "running" run with no write for this long is shown as crashed
@@ -609,7 +610,11 @@ def load_run_detail(model: Model, run: RunSummary) -> RunDetail:
         if kind == "proposal":
             proposals[key] = _proposal_from_event(event)
             if isinstance(event.get("ref"), str):
-                proposal_refs[key] = event["ref"]
+                stored = read_stored_proposal(run.dir, event["ref"])
+                if stored is not None:  # a submit's patch kept beside the events (rejected, so not in the ledger)
+                    proposals[key] = (stored, proposals[key][1])
+                # a stored patch that is gone was dropped when accepted: the ledger holds it
+                proposal_refs[key] = "ledger" if stored is None else event["ref"]
         elif kind == "apply":
             applies.setdefault(key, []).append(_apply_note(event))
         elif kind == "gate" and event.get("nop"):

@@ -166,6 +166,15 @@ def test_rejected_submit_is_stored_and_replays_as_a_failure(repo: Path):
     assert replayed.status == "ok", replayed.reason
     assert [(d["recorded"], d["today"]) for d in replayed.details] == [("fail", "fail"), ("pass", "pass")]
 
+    # the dashboards show the rejected patch itself, and point the accepted one to the ledger
+    from harness.dashboard import data_model as dm
+
+    model = dm.load_model(repo)
+    bad_view = dm.load_run_detail(model, model.run(Path(bad.run_dir).name)).attempts[0]
+    assert "return a - b" in bad_view.proposal_text and bad_view.proposal_ref.startswith("proposals/")
+    good_view = dm.load_run_detail(model, model.run(Path(good.run_dir).name)).attempts[0]
+    assert good_view.proposal_ref == "ledger"
+
 
 def test_tampered_patch_detected(repo: Path):
     runner, spec, out = run(repo, [toy_runtime_diff()], nop_check=False)

@@ -24,24 +24,20 @@ def accepted_gates(root: Path) -> list[GateConfig]:
     """The union of the accepted specs' gates in spec order; a gate named twice keeps one config with the
     options merged (later specs add demands, e.g. parity's backward: true) and without narrowing options."""
     accepted = Ledger(root).accepted_specs()
-    merged: dict[str, GateConfig] = {}
-    narrowed: set[str] = set()
+    by_name: dict[str, list[GateConfig]] = {}
     for spec in load_specs(root):
-        if spec.id not in accepted:
-            continue
-        for g in spec.gates:
-            if g.name in merged:
-                merged[g.name].options.update(g.options)
-                narrowed.add(g.name)
-            else:
-                merged[g.name] = GateConfig(g.name, dict(g.options))
-                if any(k in NARROWING for k in g.options):
-                    narrowed.add(g.name)
-    for name in narrowed:
-        if sum(name == g.name for s in load_specs(root) if s.id in accepted for g in s.gates) > 1:
-            for k in NARROWING:
-                merged[name].options.pop(k, None)
-    return list(merged.values())
+        if spec.id in accepted:
+            for g in spec.gates:
+                by_name.setdefault(g.name, []).append(g)
+    merged = []
+    for name, configs in by_name.items():
+        options: dict = {}
+        for g in configs:
+            options.update(g.options)
+        if len(configs) > 1:  # several specs' gate of one name: the union looks at everything
+            options = {k: v for k, v in options.items() if k not in NARROWING}
+        merged.append(GateConfig(name, options))
+    return merged
 
 
 def test_accepted_gates_merge_options():
