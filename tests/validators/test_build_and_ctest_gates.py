@@ -1,13 +1,8 @@
 """Build and CTest gates on a tiny scikit-build-core + GoogleTest fixture runtime (about 6 s per build)."""
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import textwrap
 from pathlib import Path
-
-import pytest
 
 from harness.interfaces import GateConfig
 from tests.validators.gate_fixture_projects import make_runtime, write_files
@@ -100,20 +95,6 @@ def test_ctest_include_names_the_spec_tests_and_skips_alone_do_not_pass(tmp_path
 def test_ctest_without_a_build_folder_is_no_tests_ran(tmp_path, make_ctx):
     result = CTestGate().run(make_ctx(tmp_path, state={"build_dir": str(tmp_path / "nowhere")}))
     assert result.status == "fail" and "no tests ran" in result.summary
-
-
-@pytest.mark.slow
-def test_real_runtime_builds(tmp_path, make_ctx, request):
-    # a clean build of the real runtime takes minutes on 2 cores: opt in with VT_RUN_SLOW=1 or `-m slow`
-    if os.environ.get("VT_RUN_SLOW") != "1" and "slow" not in (request.config.getoption("-m") or ""):
-        pytest.skip("slow: builds the real runtime from scratch; run with VT_RUN_SLOW=1 or -m slow")
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "generated_runtime/pyproject.toml").is_file():
-        pytest.fail("generated_runtime/pyproject.toml is missing: the real runtime cannot be built")
-    repo = tmp_path / "repo"
-    shutil.copytree(root / "generated_runtime", repo / "generated_runtime")
-    result = BuildGate().run(make_ctx(repo, timeout_s=3600))
-    assert result.status == "pass", textwrap.shorten(result.summary, 500)
 
 
 def test_gate_chain_builds_runs_gtest_and_pytest_caches_and_rebuilds_incrementally(tmp_path, make_ctx):
