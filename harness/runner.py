@@ -581,6 +581,28 @@ def Progress_(title: str, enabled: bool):
     return Progress(title, enabled)
 
 
+def _trusted_root_at(runner: Runner, today_root: Path, tree: str) -> Path:
+    """A temporary trusted root: today's harness, validators and specs with generated_runtime/ at ledger state
+    tree (whose tests and workloads judge a replayed recording), plus today's files that no ledger state has
+    (acceptance tests a person keeps outside the ledger). The caller removes it."""
+    root = Path(tempfile.mkdtemp(prefix="vt-replay-trusted-"))
+    subprocess.run(["git", "init", "-q", str(root)], check=True)  # the gates list its files with git
+    for name in ("harness", "validators", "specs"):
+        if (today_root / name).is_dir():
+            shutil.copytree(today_root / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    gitops.materialize(runner.state_root, tree, root)
+    # acceptance tests that never entered the ledger (kept only in the trusted tree) are today's
+    head = runner.ledger.head_tree()
+    in_ledger = set(gitops.git(runner.state_root, "ls-tree", "-r", "--name-only", head).split("\n")) \
+        if head != gitops.EMPTY_TREE else set()
+    for rel in runtime_files(today_root):
+        inner = rel[len(gitops.RUNTIME) + 1:]
+        if inner not in in_ledger and (today_root / rel).is_file() and not (root / rel).exists():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(today_root / rel, root / rel)
+    return root
+
+
 def replay_spec(runner: Runner, spec: Spec, progress: bool = True) -> Outcome:
     """Offline ``run SPEC --agent replay``: re-gate every recorded proposal of an accepted spec on the ledger state
     it was made on, and compare today's verdict with the recorded one (a recorded failure must fail again)."""
@@ -599,14 +621,25 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True) -> Outcome:
     details = []
     status, reason = "ok", ""
     prog = Progress_(f"vt-agent run {spec.id} (replay)", progress)
+    results = {e.seq: e.result_tree for e in runner.ledger.entries()}
+    today_root = runner.trusted_root
     try:
         with prog:
             for i, rec in enumerate(recs, start=1):
                 runner.ensure_tree(rec.parent_tree, upto_seq=rec.entry_seq - 1)
                 prog.update(0, attempt=i, phase=f"rebuilding ledger state before entry {rec.entry_seq}")
                 slot.prepare(rec.parent_tree)
-                r = runner.evaluate(spec, spec.gates, slot, rec.proposal, log, i, 0, prog,
-                                    trusted_submitter=rec.agent == "external")
+                # Note [Replay judges with the tests of its time]: the acceptance tests (protected files, the
+                # training workloads) the recorded verdict was given with are those of the entry's result tree
+                # (the parent's for a run that made no entry), not today's, which may test later features.
+                judged = results.get(rec.entry_seq, rec.parent_tree)
+                runner.trusted_root = _trusted_root_at(runner, today_root, judged)
+                try:
+                    r = runner.evaluate(spec, spec.gates, slot, rec.proposal, log, i, 0, prog,
+                                        trusted_submitter=rec.agent == "external")
+                finally:
+                    shutil.rmtree(runner.trusted_root, ignore_errors=True)
+                    runner.trusted_root = today_root
                 today = "pass" if r.status == "pass" else "fail"
                 then = "pass" if rec.recorded_verdict == "pass" else "fail"
                 d = {"recording": i, "entry_seq": rec.entry_seq, "attempt": rec.attempt, "recorded": then,
