@@ -359,6 +359,8 @@ class Runner:
             status, reason = "error", str(exc)
         except KeyboardInterrupt:
             status, reason = "interrupted", "interrupted by the user (Ctrl-C); the ledger and tree are unchanged"
+            from validators import sandbox
+            sandbox.stop_all_gates()  # other candidates' gates: their processes go before the worktrees do
         finally:
             for s in slots:
                 s.release()
@@ -417,8 +419,15 @@ class Runner:
 
         if len(slots) == 1:
             return [one(slots[0])]
-        with cf.ThreadPoolExecutor(len(slots)) as pool:
+        pool = cf.ThreadPoolExecutor(len(slots))
+        try:
             return list(pool.map(one, slots))
+        except KeyboardInterrupt:  # stop the other candidates' gates first, or shutdown would wait for them
+            from validators import sandbox
+            sandbox.stop_all_gates()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _accept(self, spec, agent, cand: CandidateResult, base_tree, log: RunLog, t0, opts, apply_to_state) -> int:
         meta = {"agent": agent.name, "model": agent.model or None, "message": opts.message or spec.title,
@@ -658,6 +667,8 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True) -> Outcome:
             reason = f"{len(details)} recorded proposal(s) re-gated; every verdict matches the recording"
     except KeyboardInterrupt:
         status, reason = "interrupted", "interrupted by the user (Ctrl-C)"
+        from validators import sandbox
+        sandbox.stop_all_gates()
     finally:
         slot.release()
         shutil.rmtree(runner.state_root / ".vt" / "work" / log.run_id, ignore_errors=True)

@@ -245,15 +245,18 @@ def run_sandboxed(cmd: list[str], cwd: Path, env: dict[str, str], timeout_s: flo
         errs = threading.Thread(target=lambda: report_lines.extend(wrapper.stderr), daemon=True)
         copier.start()
         errs.start()
+        with _LIVE_LOCK:
+            _LIVE_WRAPPERS.add(wrapper)
         try:
             wrapper.wait(timeout=timeout_s + WRAPPER_GRACE_S)
         except subprocess.TimeoutExpired:  # the wrapper itself hangs: kill it and its group
-            wrapper.send_signal(signal.SIGTERM)
-            try:
-                wrapper.wait(timeout=WRAPPER_GRACE_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(wrapper.pid, signal.SIGKILL)
-                wrapper.wait()
+            _stop_wrapper(wrapper)
+        except BaseException:  # Ctrl-C (or any error) in the harness: the gate's processes go before we do
+            _stop_wrapper(wrapper)
+            raise
+        finally:
+            with _LIVE_LOCK:
+                _LIVE_WRAPPERS.discard(wrapper)
         copier.join(timeout=10)
         errs.join(timeout=10)
     duration = time.monotonic() - start
@@ -271,6 +274,37 @@ def run_sandboxed(cmd: list[str], cwd: Path, env: dict[str, str], timeout_s: flo
                          f"leftover processes killed: {result.killed_leftovers}"
                          + (f", error: {result.error}" if result.error else "") + "\n"))
     return result
+
+
+_LIVE_WRAPPERS: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _stop_wrapper(wrapper: subprocess.Popen) -> None:
+    """SIGTERM the wrapper (it kills and reaps every process of its gate, then exits) and wait for it; SIGKILL its
+    group if it does not finish within the grace period."""
+    try:
+        wrapper.send_signal(signal.SIGTERM)
+        wrapper.wait(timeout=WRAPPER_GRACE_S)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(wrapper.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        wrapper.wait()
+    except ProcessLookupError:
+        pass
+
+
+def stop_all_gates() -> int:
+    """Stop every gate command still running in this process (gates of other candidate threads on Ctrl-C), waiting
+    until their processes are gone. Returns how many were stopped."""
+    with _LIVE_LOCK:
+        live = list(_LIVE_WRAPPERS)
+    for w in live:
+        if w.poll() is None:
+            _stop_wrapper(w)
+    return len(live)
 
 
 def _copy_output(stream, log, redact) -> None:

@@ -32,14 +32,16 @@ def write_script(repo: Path, steps: list) -> Path:
     return path
 
 
-def test_ctrl_c_during_gate_leaves_ledger_and_tree_untouched(repo: Path):
+@pytest.mark.parametrize("candidates", [1, 2])
+def test_ctrl_c_during_gate_leaves_ledger_and_tree_untouched(repo: Path, candidates: int):
     # the candidate's package sleeps at import, so the pytest gate is running when we interrupt
     slow = toy_runtime_diff("return a + b", prelude="import time; time.sleep(60)")
-    script = write_script(repo, [slow])
+    script = write_script(repo, [slow] * candidates)
     before = gitops.runtime_tree_hash(repo)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "01-toy", "--agent", "scripted",
-                             "--script", str(script), "--no-nop-check", "--json"], cwd=repo, env=env,
+                             "--script", str(script), "--no-nop-check", "--json", "--candidates", str(candidates)],
+                            cwd=repo, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     runs = repo / "logs" / "runs"
@@ -53,8 +55,10 @@ def test_ctrl_c_during_gate_leaves_ledger_and_tree_untouched(repo: Path):
         pytest.fail("the build gate never finished")
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
+    t_int = time.monotonic()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
+    assert time.monotonic() - t_int < 30  # the gates were stopped, not waited for (the import sleeps 60 s)
     summary = json.loads(out)
     assert summary["status"] == "interrupted"
     assert Ledger(repo).entries() == []
