@@ -185,3 +185,27 @@ def test_tampered_patch_detected(repo: Path):
 
     with pytest.raises(LedgerError, match="modified"):
         check_against_tree(repo)
+
+
+def test_replay_judges_each_recording_with_the_tests_of_its_ledger_state(repo: Path):
+    """Note [Replay judges with the tests of its time]: entry 2 adds an acceptance test for a function entry 1's
+    state lacks. Entry 1's recording must be re-gated with entry 1's tests (and pass, as recorded), not today's."""
+    from tests.harness.toy_repo import PYPROJECT
+
+    rt = repo / "generated_runtime"
+    (rt / "vibetensor").mkdir()
+    (rt / "pyproject.toml").write_text(PYPROJECT)
+    (rt / "vibetensor" / "__init__.py").write_text("def add(a, b):\n    return a + b\n")
+    spec = find_spec(repo, "01-toy")
+    first = Runner(repo).submit(spec, RunOptions(message="add", progress=False))
+    assert first.status == "accepted", first.reason
+    (rt / "vibetensor" / "__init__.py").write_text("def add(a, b):\n    return a + b\n\n\n"
+                                                   "def sub(a, b):\n    return a - b\n")
+    (rt / "tests" / "py" / "test_sub.py").write_text("from vibetensor import sub\n\n\n"
+                                                     "def test_sub():\n    assert sub(5, 3) == 2\n")
+    second = Runner(repo).submit(spec, RunOptions(message="sub", progress=False))
+    assert second.status == "accepted", second.reason
+    replayed = replay_spec(Runner(repo), spec, progress=False)
+    assert replayed.status == "ok", replayed.reason
+    assert [(d["entry_seq"], d["recorded"], d["today"]) for d in replayed.details] == [(1, "pass", "pass"),
+                                                                                       (2, "pass", "pass")]
