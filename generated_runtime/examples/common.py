@@ -16,8 +16,11 @@ that waits for the device); throughput in items per second (tokens or images).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
 import math
+import os
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 FRAMEWORK_MODULES = {"torch": "torch", "vibetensor": "vibetensor.torch"}
+CHECKPOINT_FORMAT = "vt-example-checkpoint/1"
 
 
 def load_framework(name: str) -> Any:
@@ -89,6 +93,10 @@ class TrainingJob:
     item_unit: str  # "tok" or "img"
     clip_grad_norm: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # workload-specific extras (config, vocabulary, ...)
+    workload: str = ""  # name in checkpoints (reversal, vit, minigpt)
+    config: Any = None  # the profile's dataclass, stored in checkpoints
+    device: str = "cpu"
+    checkpoint_extra: dict[str, str] = field(default_factory=dict)  # more checkpoint metadata (miniGPT: vocabulary)
 
 
 @dataclass
@@ -132,6 +140,9 @@ def base_arg_parser(description: str, profiles: dict[str, Any]) -> argparse.Argu
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--log-every", type=int, default=1, help="print every k-th step (default 1)")
+    parser.add_argument("--save", default=None, help="write a SafeTensors checkpoint of the weights after training")
+    parser.add_argument("--load", default=None,
+                        help="start from the weights of a SafeTensors checkpoint of the same workload and profile")
     return parser
 
 
@@ -146,9 +157,82 @@ def run_from_args(T: Any, job: TrainingJob, args: argparse.Namespace) -> list[St
         if record.step % max(args.log_every, 1) == 0 or record.step == args.steps - 1:
             print(format_step(record, job.item_unit), flush=True)
 
+    if getattr(args, "load", None):
+        weights, config, _ = read_checkpoint(args.load, job.workload)
+        if config != config_json(job.config):
+            raise ValueError(f"{args.load}: checkpoint config {config} differs from profile {args.profile!r}'s")
+        load_weights(T, job.model, weights, job.device)
+        print(f"loaded weights from {args.load}", flush=True)
     print(f"{T.__name__} | {count_parameters(job.model):,} parameters | profile {args.profile}", flush=True)
     train(T, job, args.steps, log)
     timed = [r.step_time_s for r in records[1:]] or [records[0].step_time_s]  # step 0 includes warm-up
     median = float(np.median(timed))
     print(f"median step {median * 1e3:.1f} ms | {job.items_per_step / median:,.0f} {job.item_unit}/s", flush=True)
+    if getattr(args, "save", None):
+        save_checkpoint(args.save, job.model, job.workload, job.config, **job.checkpoint_extra)
+        print(f"saved {args.save}", flush=True)
     return records
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checkpoints
+#
+# Note [SafeTensors checkpoints]: a checkpoint is a SafeTensors file holding ``model.state_dict()`` under its own
+# names (float32, CPU) and string metadata: ``format`` (CHECKPOINT_FORMAT), ``workload``, ``config`` (the profile's
+# dataclass as JSON) and workload extras (miniGPT's vocabulary). It is written and read through vibetensor's
+# SafeTensors implementation whichever framework trained the model, and it is byte-compatible with the
+# ``safetensors`` package, so a model trained with torch samples with vibetensor and vice versa, and
+# ``safetensors.torch.load_file`` opens it. Optimizer state is not saved: a checkpoint is for evaluation and
+# sampling, and ``--load`` restarts training from its weights with a fresh optimizer.
+
+
+def _vt_safetensors() -> Any:
+    try:
+        import vibetensor.torch  # noqa: F401  (the overlay: Tensor.numpy and friends)
+        from vibetensor import safetensors
+    except ImportError as exc:
+        raise OSError(f"checkpoints are written with vibetensor.safetensors, which cannot be imported: {exc}") from exc
+    return safetensors
+
+
+def save_checkpoint(path: str | os.PathLike, model: Any, workload: str, config: Any, **extra: str) -> None:
+    """Write ``model``'s weights and ``config`` (a dataclass) to the SafeTensors file ``path`` (atomically)."""
+    import vibetensor.torch as vt
+
+    tensors = {name: vt.tensor(np.ascontiguousarray(to_numpy(t), dtype=np.float32))
+               for name, t in model.state_dict().items()}
+    metadata = {"format": CHECKPOINT_FORMAT, "workload": workload,
+                "config": json.dumps(dataclasses.asdict(config)), **extra}
+    _vt_safetensors().save_file(tensors, path, metadata)
+
+
+def read_checkpoint(path: str | os.PathLike, workload: str) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, str]]:
+    """(weights as numpy arrays, config as a dict, all metadata) of a checkpoint of ``workload``; ValueError names
+    the file and what is wrong (not SafeTensors, corrupt, another format or workload)."""
+    st = _vt_safetensors()
+    try:
+        tensors = st.load_file(path)
+        metadata = st.load_metadata(path) or {}
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a readable SafeTensors checkpoint ({exc})") from exc
+    if metadata.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: checkpoint format {metadata.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+    if metadata.get("workload") != workload:
+        raise ValueError(f"{path}: a checkpoint of {metadata.get('workload')!r}, not of {workload!r}")
+    try:
+        config = json.loads(metadata["config"])
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{path}: checkpoint metadata has no valid 'config' ({exc})") from exc
+    weights = {name: np.array(t.numpy()) for name, t in tensors.items()}  # copies: the file mapping can go
+    return weights, config, metadata
+
+
+def load_weights(T: Any, model: Any, weights: dict[str, np.ndarray], device: str = "cpu") -> None:
+    """Load numpy weights into ``model`` on ``device`` (strict: missing or extra names raise the framework's
+    error)."""
+    model.load_state_dict({name: to_device(T, values, device) for name, values in weights.items()})
+
+
+def config_json(config: Any) -> dict[str, Any]:
+    """A config dataclass as the plain dict its checkpoint stores (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))

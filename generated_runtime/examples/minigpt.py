@@ -4,11 +4,11 @@ Paper profile: dim 256, 8 heads, 6 layers, context 128, AdamW (betas 0.9, 0.95; 
 none on biases, norm scales and embeddings), gradient clipping at norm 1.0.
 Data: data/tinyshakespeare.txt (see data/PROVENANCE.md); vocabulary = the sorted set of its characters; the first
 90% is the training split. Batches are numpy-drawn offsets, deterministic from (seed, step).
-Checkpoints are framework-neutral .npz files (parameters as float32 arrays plus a JSON header with the config and
-the vocabulary), so a model trained with one framework samples with the other. SafeTensors will replace them.
+Checkpoints are SafeTensors files (the weights plus the config and the vocabulary as metadata; see Note
+[SafeTensors checkpoints] in common.py), so a model trained with one framework samples with the other.
 
-    python generated_runtime/examples/minigpt.py --framework torch --profile ci --steps 20 --save /tmp/gpt.npz
-    python generated_runtime/examples/minigpt.py --sample-from /tmp/gpt.npz --length 200 --prompt "ROMEO:"
+    python generated_runtime/examples/minigpt.py --framework torch --profile ci --steps 20 --save /tmp/gpt.safetensors
+    python generated_runtime/examples/minigpt.py --framework vibetensor --sample-from /tmp/gpt.safetensors --length 200 --prompt "ROMEO:"
 """
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ import common  # noqa: E402
 
 CORPUS_PATH = Path(__file__).resolve().parent / "data" / "tinyshakespeare.txt"
 CORPUS_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-CHECKPOINT_FORMAT = "vt-minigpt-npz/1"
 
 
 @dataclass(frozen=True)
@@ -160,7 +159,8 @@ def prepare(T: Any, profile: str, seed: int, device: str = "cpu") -> common.Trai
 
     return common.TrainingJob(model, make_optimizer(T, model, cfg), batch, loss,
                               items_per_step=cfg.batch * cfg.context, item_unit="tok",
-                              clip_grad_norm=cfg.clip_grad_norm, meta={"config": cfg, "vocab": vocab})
+                              clip_grad_norm=cfg.clip_grad_norm, meta={"vocab": vocab}, workload="minigpt",
+                              config=cfg, device=device, checkpoint_extra={"vocab": vocab})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -168,28 +168,21 @@ def prepare(T: Any, profile: str, seed: int, device: str = "cpu") -> common.Trai
 
 
 def save_checkpoint(path: Path, model: Any, cfg: Config, vocab: str) -> None:
-    header = {"format": CHECKPOINT_FORMAT, "config": dataclasses.asdict(cfg), "vocab": vocab}
-    arrays = {f"param/{name}": common.to_numpy(t).astype(np.float32) for name, t in model.state_dict().items()}
-    with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz" to the name
-        np.savez(f, header=np.array(json.dumps(header)), **arrays)
+    common.save_checkpoint(path, model, "minigpt", cfg, vocab=vocab)
 
 
 def load_checkpoint(T: Any, path: Path, device: str = "cpu") -> tuple[Any, Config, str]:
+    weights, config, metadata = common.read_checkpoint(path, "minigpt")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            header = json.loads(str(archive["header"]))
-            state = {key[len("param/"):]: archive[key] for key in archive.files if key.startswith("param/")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: not a miniGPT checkpoint ({exc})") from exc
-    if header.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: checkpoint format {header.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
-    config = header["config"]
-    cfg = Config(**{**config, "betas": tuple(config["betas"])})
+        cfg = Config(**{**config, "betas": tuple(config["betas"])})
+        vocab = metadata["vocab"]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: checkpoint metadata does not describe a miniGPT ({exc})") from exc
     model = build(T, cfg)
-    model.load_state_dict({name: T.tensor(values) for name, values in state.items()})
     if device != "cpu":
         model = model.to(device)
-    return model, cfg, header["vocab"]
+    common.load_weights(T, model, weights, device)
+    return model, cfg, vocab
 
 
 def generate(T: Any, model: Any, cfg: Config, prompt_ids: list[int], length: int, seed: int = 0,
@@ -226,7 +219,6 @@ def sample_text(T: Any, checkpoint: Path, length: int, prompt: str = "\n", seed:
 
 def main() -> None:
     parser = common.base_arg_parser(__doc__.splitlines()[0], PROFILES)
-    parser.add_argument("--save", default=None, help="write a checkpoint (.npz) after training")
     parser.add_argument("--sample-from", default=None, help="skip training; sample from this checkpoint")
     parser.add_argument("--length", type=int, default=300, help="characters to sample (default 300)")
     parser.add_argument("--prompt", default="\n", help="text to continue (default a newline)")
@@ -239,11 +231,7 @@ def main() -> None:
             print(sample_text(T, Path(args.sample_from), args.length, args.prompt, args.seed, args.temperature,
                               args.top_k, args.device))
             return
-        job = prepare(T, args.profile, args.seed, args.device)
-        common.run_from_args(T, job, args)
-        if args.save:
-            save_checkpoint(Path(args.save), job.model, job.meta["config"], job.meta["vocab"])
-            print(f"saved {args.save}")
+        common.run_from_args(T, prepare(T, args.profile, args.seed, args.device), args)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"minigpt: {exc}") from exc
 

@@ -118,13 +118,16 @@ def prepare(T: Any, profile: str, seed: int, device: str = "cpu") -> common.Trai
         return T.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab), y.reshape(-1))
 
     return common.TrainingJob(model, optimizer, batch, loss, items_per_step=cfg.batch * cfg.seq_len,
-                              item_unit="tok")
+                              item_unit="tok", workload="reversal", config=cfg, device=device)
 
 
 def main() -> None:
     args = common.base_arg_parser(__doc__.splitlines()[0], PROFILES).parse_args()
     T = common.load_framework(args.framework)
-    common.run_from_args(T, prepare(T, args.profile, args.seed, args.device), args)
+    try:
+        common.run_from_args(T, prepare(T, args.profile, args.seed, args.device), args)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"reversal: {exc}") from exc
 
 
 if __name__ == "__main__":

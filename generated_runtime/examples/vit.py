@@ -193,7 +193,8 @@ def prepare(T: Any, profile: str, seed: int, device: str = "cpu", cifar_dir: str
         images, labels = batch
         return T.nn.functional.cross_entropy(model(images), labels)
 
-    return common.TrainingJob(model, optimizer, batch, loss, items_per_step=cfg.batch, item_unit="img")
+    return common.TrainingJob(model, optimizer, batch, loss, items_per_step=cfg.batch, item_unit="img",
+                              workload="vit", config=cfg, device=device)
 
 
 def main() -> None:
@@ -203,10 +204,9 @@ def main() -> None:
     args = parser.parse_args()
     T = common.load_framework(args.framework)
     try:
-        job = prepare(T, args.profile, args.seed, args.device, args.cifar_dir)
+        common.run_from_args(T, prepare(T, args.profile, args.seed, args.device, args.cifar_dir), args)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"vit: {exc}") from exc
-    common.run_from_args(T, job, args)
 
 
 if __name__ == "__main__":
