@@ -5,11 +5,13 @@ build folder of that slot (``.vt/cache/slot-N``) keeps valid absolute paths betw
 rebuilds fast. Each attempt starts from a detached worktree at HEAD whose generated_runtime/ is replaced by the
 base tree (the ledger's head, or the state a recorded proposal was made on) and committed, so that
 "what the agent changed" is exactly ``git diff`` against the worktree's HEAD. Worktrees are removed on every exit
-path (including Ctrl-C) by ``Slot.release``.
+path (including Ctrl-C) by ``Slot.release`` (moved out of ``.vt/worktrees`` at once, deleted in the background).
 """
 from __future__ import annotations
 
 import shutil
+import subprocess
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,13 +48,23 @@ class Slot:
         return self.path
 
     def release(self) -> None:
+        """Remove the worktree. Deleting thousands of files costs about a second, which every command would wait
+        for; so the folder is renamed into ``.vt/trash`` (instant, same file system), git forgets the worktree
+        (``prune``), and a detached ``rm -rf`` deletes the trash in the background. Leftovers of a killed
+        background delete are removed by the next release."""
         repo = gitpython.Repo(self.repo_root)
+        trash_root = self.repo_root / ".vt" / "trash"
         if self.path.exists():
+            trash_root.mkdir(parents=True, exist_ok=True)
             try:
-                repo.git.worktree("remove", "--force", str(self.path))
-            except gitpython.GitCommandError:
+                self.path.rename(trash_root / f"slot-{self.index}-{uuid.uuid4().hex[:12]}")
+            except OSError:
                 shutil.rmtree(self.path, ignore_errors=True)
         try:
             repo.git.worktree("prune")
         except gitpython.GitCommandError:
             pass
+        if trash_root.is_dir() and any(trash_root.iterdir()):
+            subprocess.Popen(["rm", "-rf", "--", *[p.name for p in trash_root.iterdir()]], cwd=trash_root,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
