@@ -129,13 +129,28 @@ def mlp_case(T: Any) -> Callable[[], Any]:
     return step
 
 
-def training_case(module_name: str) -> Callable[[Any], Callable[[], Any]]:
+def autograd_chain_case(T: Any) -> Callable[[], Any]:
+    """Autograd overhead per node: a chain of 128 tiny ops (64 x (mul, add) on a (4,) tensor), then sum and
+    backward; 130 graph nodes, so time / 130 is the cost of one node forward + backward."""
+    x = T.tensor(randn(0, 4)).requires_grad_()
+
+    def step() -> Any:
+        x.grad = None
+        y = x
+        for _ in range(64):
+            y = y * 1.0001 + 0.001
+        y.sum().backward()
+        return x.grad
+    return step
+
+
+def training_case(module_name: str, profile: str = "ci") -> Callable[[Any], Callable[[], Any]]:
     def make(T: Any) -> Callable[[], Any]:
         if str(EXAMPLES) not in sys.path:
             sys.path.insert(0, str(EXAMPLES))
         import importlib
         workload = importlib.import_module(module_name)
-        job = workload.prepare(T, "ci", 0)
+        job = workload.prepare(T, profile, 0)
         job.model.train()
         batch = job.batch(0)  # the batch is data preparation, not the framework's work: made once
 
@@ -193,6 +208,9 @@ def cases(quick: bool) -> list[Case]:
         ("train step reversal (ci)", "training", training_case("reversal"), None, None),
         ("train step vit (ci)", "training", training_case("vit"), None, None),
         ("train step minigpt (ci)", "training", training_case("minigpt"), None, None),
+        # the autograd issue's targets: overhead per autograd node, and the reversal workload at its paper size
+        ("autograd chain 130 nodes (4,) fwd+bwd", "overhead", autograd_chain_case, None, None),
+        ("train step reversal (paper)", "training", training_case("reversal", "paper"), None, None),
     ]
     return out
 
