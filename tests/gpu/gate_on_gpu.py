@@ -56,8 +56,9 @@ def main() -> int:
         options[key] = _value(value)
     if args.gate == "parity":
         from validators.parity_gate import ParityGate as Gate
-        if isinstance(options.get("ops"), str):
-            options["ops"] = options["ops"].split()
+        for key in ("ops", "dtypes"):  # space-separated lists, as in a spec's YAML list
+            if isinstance(options.get(key), str) and options[key] not in ("all", "core"):
+                options[key] = options[key].split()
     else:
         from validators.training_gate import TrainingGate as Gate
         if isinstance(options.get("workloads"), str):

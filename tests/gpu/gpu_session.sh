@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One call on the lent GPU machine (device tool), from the repository root:  bash tests/gpu/gpu_session.sh OUTDIR
+# Builds vibetensor._C with CUDA plus the example plugins (the CUDA one included), then, each step with its own
+# time limit so one slow step cannot take the others' results with it:
+#   1. pytest: tests/py/cuda (CUDA kernels vs torch.cuda), the CUDA plugin, DLPack import/export of CUDA tensors,
+#      plugin autograd  -> OUTDIR/pytest.log
+#   2. the training gate with device cuda (tests/gpu/gate_on_gpu.py): vibetensor on the GPU against torch on the
+#      GPU, same weights and batches -> OUTDIR/training/
+#   3. the parity gate with device cuda -> OUTDIR/parity/
+# Build: cmake + ninja with CXX=/usr/bin/g++ (the image's /opt gcc links libstdc++ statically, which breaks _C
+# once torch is imported) and the naive CBLAS shim of tests/cpp/cuda/cblas_shim (no OpenBLAS there).
+# Env: STEP_LIMIT_S (default 150) per test step; PARITY_OPS (default "core"), PARITY_DTYPES (default
+# "float32 int64 bool"); TRAIN_WORKLOADS (default "reversal,minigpt"), TRAIN_STEPS (default 60).
+set -u
+OUT=${1:?usage: gpu_session.sh OUTDIR}
+mkdir -p "$OUT"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+ROOT=$(pwd)
+RT=$ROOT/generated_runtime
+B=${VBT_GPU_BUILD:-/tmp/vbt-gpu-session}
+LIMIT=${STEP_LIMIT_S:-150}
+summary=$OUT/summary.txt
+{ nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } >"$OUT/devices.txt" 2>&1
+SHIM=$B/cblas_shim
+mkdir -p "$SHIM"
+cp "$RT/tests/cpp/cuda/cblas_shim/cblas.h" "$SHIM/"
+/usr/bin/gcc -O2 -fPIC -c "$RT/tests/cpp/cuda/cblas_shim/cblas_shim.c" -I"$SHIM" -o "$SHIM/shim.o" && ar rcs "$SHIM/libopenblas.a" "$SHIM/shim.o"
+export CXX=/usr/bin/g++ CC=/usr/bin/gcc CUDAHOSTCXX=/usr/bin/g++
+T0=$(date +%s)
+cmake -S "$RT" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVBT_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DVBT_BUILD_TESTS=OFF -DVBT_BUILD_PYTHON=ON -DPython_EXECUTABLE="$(command -v python3)" \
+  -DVBT_SKIP_SUBSYSTEMS=fabric -DCBLAS_INCLUDE_DIR="$SHIM" -DOPENBLAS_LIBRARY="$SHIM/libopenblas.a" >"$OUT/configure.log" 2>&1 \
+  || { tail -30 "$OUT/configure.log"; echo "configure failed" >>"$summary"; exit 1; }
+plugins=$(ninja -C "$B" -t targets all 2>/dev/null | grep -o '^vbt_example_[a-z_]*' | sort -u | tr '\n' ' ')
+ninja -C "$B" -j"$(nproc)" _C $plugins >"$OUT/build.log" 2>&1 || { grep -n "error" "$OUT/build.log" | head -30; echo "build failed" >>"$summary"; exit 1; }
+echo "build ok in $(( $(date +%s) - T0 ))s (targets: _C $plugins)" | tee -a "$summary"
+SITE=$B/site
+rm -rf "$SITE" && mkdir -p "$SITE" && cp -r "$RT/python/vibetensor" "$SITE/" && cp "$B"/_C*.so "$SITE/vibetensor/"
+export VBT_PLUGIN_DIR=$B/vbt_plugins
+PYP=$SITE
+python3 -c "import pytest" 2>/dev/null || PYP=$SITE:$RT/tests/py/cuda/build/pylib
+tests="$RT/tests/py/cuda"
+for t in plugins/test_cuda_plugin.py interop/test_dlpack_cuda.py plugins/test_plugin_autograd.py; do
+  [ -f "$RT/tests/py/$t" ] && tests="$tests $RT/tests/py/$t"
+done
+T1=$(date +%s)
+(cd /tmp && PYTHONPATH=$PYP timeout "$LIMIT" python3 -m pytest -q --noconftest -p no:cacheprovider -rs $tests >"$OUT/pytest.log" 2>&1)
+echo "pytest rc=$? in $(( $(date +%s) - T1 ))s: $(tail -1 "$OUT/pytest.log")" | tee -a "$summary"
+T2=$(date +%s)
+timeout "$LIMIT" python3 tests/gpu/gate_on_gpu.py training "$SITE" "$OUT/training" \
+  --opt "workloads=${TRAIN_WORKLOADS:-reversal,minigpt}" --opt "steps=${TRAIN_STEPS:-60}" --opt window=10 \
+  >"$OUT/training.txt" 2>&1
+echo "training rc=$? in $(( $(date +%s) - T2 ))s: $(head -1 "$OUT/training/summary.txt" 2>/dev/null)" | tee -a "$summary"
+T3=$(date +%s)
+timeout "$LIMIT" python3 tests/gpu/gate_on_gpu.py parity "$SITE" "$OUT/parity" --opt "ops=${PARITY_OPS:-core}" \
+  --opt "dtypes=${PARITY_DTYPES:-float32 int64 bool}" --opt op_timeout_s=20 >"$OUT/parity.txt" 2>&1
+echo "parity rc=$? in $(( $(date +%s) - T3 ))s: $(head -2 "$OUT/parity/summary.txt" 2>/dev/null | tail -1 | cut -c1-300)" | tee -a "$summary"
+cat "$summary"
