@@ -5,6 +5,8 @@
 // In-place and out= calls rebase the history of the written tensor onto the new node; writing
 // into a leaf that requires grad, or into a view of a tensor with history, raises.
 #include <deque>
+#include <memory>
+#include <unordered_map>
 #include <mutex>
 #include <unordered_set>
 
@@ -33,6 +35,45 @@ std::deque<std::string> g_missing_names;
 
 std::vector<Tensor> not_implemented_bw(BwCtx& c) {
   throw_error(ErrorKind::NotImplemented, "the derivative for '", c.node.def->op, "' is not implemented.");
+}
+
+// Note [Run-time ops in the autograd layer]: ops registered at run time (C plugins, Dispatcher::register_op)
+// have no row in the formula table (g_info covers the built-in ops only; their handles follow the built-in
+// ones). A call of one with an input that requires grad records a node whose backward raises
+// NotImplementedError naming the op, as PyTorch does for an op without a derivative, so the output does not
+// silently lose its history. A backward attached from Python (vibetensor.torch.library.register_autograd)
+// runs in the Python layer above this one and never reaches here with grad mode on.
+std::vector<Tensor> runtime_not_implemented_bw(BwCtx& c) {
+  throw_error(ErrorKind::NotImplemented, "the derivative for '", c.node.def->op,
+              "' is not implemented (an op registered at run time, e.g. by a plugin; attach one with "
+              "vibetensor.torch.library.register_autograd('", c.node.def->op, "', backward, setup_context=...))");
+}
+
+struct RuntimeFormula {
+  std::string op, node_name;
+  FormulaDef def;
+};
+
+// One formula per run-time op name, kept for the process lifetime (nodes may outlive an unloaded plugin).
+const FormulaDef* runtime_formula(const std::string& name) {
+  static std::mutex mu;
+  static auto* table = new std::unordered_map<std::string, std::unique_ptr<RuntimeFormula>>();
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = (*table)[name];
+  if (!slot) {
+    slot = std::make_unique<RuntimeFormula>();
+    slot->op = name;
+    slot->node_name = name + "Backward (not implemented)";
+    slot->def = FormulaDef{slot->op.c_str(), slot->node_name.c_str(), 0, false, runtime_not_implemented_bw};
+  }
+  return &slot->def;
+}
+
+// f stays null until a node is recorded (then runtime_formula): calls without grad pay no lookup.
+OpInfo runtime_info(const OpHandle& op) {
+  OpInfo info;
+  info.out_idx = op.out_index;  // plugin kernels return a fresh tensor; a given out= is written by the dispatcher
+  return info;
 }
 
 bool is_view_op(const std::string& name) {
@@ -132,7 +173,8 @@ namespace {
 
 Value autograd_layer(const OpHandle& op, Args& args, const std::function<Value(Args&)>& next) {
   if (!GradMode::is_enabled()) return next(args);
-  const OpInfo& info = g_info[static_cast<size_t>(&op - g_base)];
+  const size_t pos = static_cast<size_t>(&op - g_base);
+  const OpInfo info = op.runtime || pos >= g_info.size() ? runtime_info(op) : g_info[pos];  // Note [Run-time ops ...]
   const auto& specs = op.schema.args;
   size_t nargs = std::min(args.size(), specs.size());
 
@@ -195,7 +237,7 @@ Value autograd_layer(const OpHandle& op, Args& args, const std::function<Value(A
   Edge base_edge = base.defined() ? gradient_edge(base) : Edge{};
   int self_slot = -1;
 
-  const FormulaDef* f = info.f;
+  const FormulaDef* f = info.f ? info.f : runtime_formula(op.def.name);
   auto node = std::make_shared<FormulaNode>();
   node->def = f;
   node->args.resize(nargs);
@@ -304,14 +346,14 @@ void install() {
     Dispatcher& d = Dispatcher::get();
     const auto& ops = d.ops();
     g_base = ops.data();
-    g_info.resize(ops.size());
+    g_info.resize(d.builtin_op_count());  // Note [Run-time ops in the autograd layer]
     std::unordered_set<std::string> nondiff(nondiff_table().begin(), nondiff_table().end());
     for (const FormulaDef& f : formula_table()) {
       const OpHandle* h = d.find_or_null(f.op);
-      if (!h) continue;  // formula for an op this build does not have
+      if (!h || h->runtime) continue;  // formula for an op this build does not have
       g_info[h - g_base].f = &f;
     }
-    for (size_t i = 0; i < ops.size(); ++i) {
+    for (size_t i = 0; i < g_info.size(); ++i) {
       OpInfo& info = g_info[i];
       const std::string name = ops[i].def.name;
       for (size_t a = 0; a < ops[i].schema.args.size(); ++a)
