@@ -103,8 +103,8 @@ class Dispatcher {
   //  * register_op adds a new op (name + schema, kernels optional) and returns its handle; RuntimeError
   //    when the name exists. Storage for up to kMaxRuntimeOps run-time ops is reserved at start-up, so
   //    handles (and ops().data()) never move while ops are added: the built-in ops' handles are stable
-  //    for the process lifetime. Run-time ops skip the Autograd layer (it indexes its per-op table by the
-  //    op's position among the built-in ops); they are differentiable only through an override of a built-in.
+  //    for the process lifetime. Run-time ops go through the Autograd layer too: without a backward attached
+  //    from Python, backward through them raises NotImplementedError (autograd/layer.cpp, Note [Run-time ops..]).
   //  * remove_op removes a run-time op (rollback); RuntimeError for unknown or built-in ops. Handles of
   //    run-time ops registered after it move (built-in handles never do).
   //  * set_boxed_kernel installs (or with an empty function removes) a boxed kernel for CPU or CUDA,

@@ -228,7 +228,6 @@ Value Dispatcher::call(const OpHandle& op, Args& args) const {
   for (DispatchKey key : {DispatchKey::Python, DispatchKey::Autograd}) {
     const LayerFn& layer = layers_[int(key)];
     if (!layer || (tls_excluded_layers & (1u << int(key)))) continue;
-    if (key == DispatchKey::Autograd && op.runtime) continue;  // Note [Run-time registration]
     ExcludeGuard guard(key);
     // `next` continues below this layer (later layers still run).
     std::function<Value(Args&)> next = [this, &op, key](Args& a) -> Value {
