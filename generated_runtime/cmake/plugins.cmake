@@ -27,6 +27,19 @@ endfunction()
 
 vbt_add_plugin(vbt_example_axpby SOURCES ${_vbt_root}/plugins/example_axpby/axpby_plugin.c)
 vbt_add_plugin(vbt_example_hypot SOURCES ${_vbt_root}/plugins/example_hypot/hypot_plugin.c)
+# The CUDA example (plugins/example_cuda_bias_gelu): only with the CUDA backend. cmake/cuda_subsystem.cmake
+# decides that (VBT_CUDA_ENABLED) after this file, so the target is added at the end of the configure step.
+function(_vbt_add_cuda_example_plugins)
+  if(NOT VBT_CUDA_ENABLED)
+    return()
+  endif()
+  vbt_add_plugin(vbt_example_cuda_bias_gelu SOURCES ${_vbt_root}/plugins/example_cuda_bias_gelu/bias_gelu_plugin.cu)
+  set_target_properties(vbt_example_cuda_bias_gelu PROPERTIES CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON
+                        CUDA_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden)
+  # Static CUDA runtime, as _C: the plugin loads (and its CPU kernel runs) on machines without a driver.
+  target_link_libraries(vbt_example_cuda_bias_gelu PRIVATE CUDA::cudart_static)
+endfunction()
+cmake_language(DEFER CALL _vbt_add_cuda_example_plugins)
 if(VBT_BUILD_TESTS)
   # Plugins that break one rule each (plugins/broken/broken_plugin.c, selected by VBT_BROKEN_MODE).
   foreach(_mode missing_init wrong_major newer_minor init_fails duplicate_op duplicate_builtin)
@@ -42,4 +55,7 @@ endif()
 if(TARGET vbt_cpp_tests)
   target_sources(vbt_cpp_tests PRIVATE ${_vbt_root}/tests/cpp/plugins/plugin_loader_test.cpp)
   target_compile_definitions(vbt_cpp_tests PRIVATE VBT_PLUGIN_DIR="${VBT_PLUGIN_OUTPUT_DIR}")
+  if(EXISTS ${_vbt_root}/cmake/autograd.cmake AND NOT autograd IN_LIST VBT_SKIP_SUBSYSTEMS)
+    target_compile_definitions(vbt_cpp_tests PRIVATE VBT_PLUGINS_TEST_AUTOGRAD=1)  # plugin ops in the autograd layer
+  endif()
 endif()

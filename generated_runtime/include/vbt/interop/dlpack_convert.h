@@ -3,6 +3,11 @@
 // until its deleter runs. `data` already points at the first element (byte_offset = 0), as PyTorch
 // and NumPy expect; shape and strides are copied into the managed tensor. copy=true exports a fresh
 // contiguous copy (versioned: flag IS_COPIED).
+// Note [DLPack CUDA import]: vbt_core has no CUDA dependency; the CUDA backend's Python binding registers
+// its device count (set_cuda_device_count_fn). Then a kDLCUDA tensor with a valid device id is imported
+// zero-copy as a tensor on cuda:<device_id> (never copied: READ_ONLY or misaligned CUDA data is refused);
+// otherwise CUDA tensors are refused with an error saying the build has no CUDA backend. CUDA pinned host
+// and managed memory are refused. Stream ordering (the `stream` argument of __dlpack__) is the binding's job.
 // Import policy: zero-copy for writable, element-aligned CPU data; the producer's deleter runs exactly
 // once, when the last Storage viewing the memory dies. READ_ONLY or misaligned data is copied and the
 // deleter runs at once (vibetensor tensors are always writable). Strides and byte_offset are kept
@@ -29,5 +34,9 @@ Tensor from_dlpack_legacy(DLManagedTensor* managed);
 // when set, is called with the deleter to run; the Python binding installs one that takes the GIL.
 using ForeignDeleterRunner = void (*)(void (*fn)(void*), void* arg);
 void set_foreign_deleter_runner(ForeignDeleterRunner runner);
+
+// Note [DLPack CUDA import]: enables importing CUDA tensors; fn returns the number of visible devices.
+using CudaDeviceCountFn = int (*)();
+void set_cuda_device_count_fn(CudaDeviceCountFn fn);
 
 }  // namespace vbt::interop

@@ -8,7 +8,8 @@
 //  * Names are unique across the runtime's op table and every loaded plugin.
 //  * Committed ops and kernels live in the dispatcher (Dispatcher::register_op + boxed kernels, Note
 //    [Run-time registration]): reachable through call_op / _C.call, listed by _C.op_schemas(), device
-//    policy and Python layer as for built-in ops (not the autograd layer). This registry keeps the
+//    policy, Python and autograd layers as for built-in ops (autograd: NotImplementedError in backward unless
+//    vibetensor.torch.library.register_autograd attached a backward). This registry keeps the
 //    plugin-side metadata (ExtSchema, owning library) and what each library registered, for rollback.
 //  * ABI 1.1: a plugin may override a built-in op's CPU kernel with VBT_KERNEL_OVERRIDE_BUILTIN (one
 //    library per op); unload_library() and a failed commit restore the previous kernel.

@@ -6,6 +6,12 @@
   PyTorch, vibetensor itself) or a raw capsule. Writable, element-aligned CPU memory is shared, never
   copied; read-only memory (e.g. a NumPy array with ``writeable=False``) is copied because vibetensor
   tensors are always writable.
+* CUDA (when vibetensor is built with the CUDA backend; otherwise importing a CUDA tensor raises
+  RuntimeError saying so): a ``kDLCUDA`` tensor is imported zero-copy onto ``cuda:<device_id>``; the
+  producer's deleter runs when the last vibetensor view dies. Stream handshake (DLPack ``__dlpack__(stream=)``):
+  as consumer, vibetensor passes its current stream on that device (1 for the legacy default stream), and
+  the producer orders its work before it; as producer, ``__dlpack__(stream=s)`` makes stream ``s`` wait for
+  vibetensor's current stream (``None``: the legacy default stream, ``-1``: no synchronisation, ``0``: refused).
 * ``install()`` attaches ``Tensor.__dlpack__`` / ``Tensor.__dlpack_device__`` to the native tensor type
   and ``from_dlpack`` to ``vibetensor.torch`` (done once, when ``vibetensor.torch.library`` or this
   module is imported).
@@ -59,16 +65,15 @@ def _tensor_dlpack(self, *, stream=None, max_version=None, dl_device=None, copy=
     if dev[0] == DLDeviceType.kDLCPU:
         if stream is not None and stream != -1:
             raise ValueError(f"__dlpack__: stream must be None for a CPU tensor, got {stream!r}")
-    elif dev[0] == DLDeviceType.kDLCUDA and stream is not None and stream != -1:
-        # Stream handshake: make the producer's work visible to the consumer's stream. Without a
-        # finer-grained event API, synchronising the device is the conservative, correct choice.
-        try:
-            import vibetensor.torch as vt
-            cuda = getattr(vt, "cuda", None)
-            if cuda is not None and hasattr(cuda, "synchronize"):
-                cuda.synchronize()
-        except ImportError:
-            pass
+    elif dev[0] == DLDeviceType.kDLCUDA:
+        # Stream handshake (Note [DLPack CUDA streams] in interop_bindings.cpp): the consumer's stream waits
+        # for vibetensor's current stream. None means the legacy default stream; -1: the consumer syncs itself.
+        if stream is None:
+            stream = 1
+        if isinstance(stream, bool) or not isinstance(stream, int):
+            raise TypeError(f"__dlpack__: stream must be an int or None, got {type(stream).__name__}")
+        if stream != -1:
+            _C._dlpack_producer_sync(int(dev[1]), int(stream))
     versioned = max_version is not None and int(max_version[0]) >= 1
     return _C._to_dlpack(t, versioned, bool(copy))
 
@@ -78,15 +83,37 @@ def _tensor_dlpack_device(self):
     return (DLDeviceType(dev_type), dev_id)
 
 
+def _cuda_built():
+    return bool(getattr(_C, "_dlpack_cuda", lambda: False)())
+
+
+def _check_device_arg(device, dev):
+    """``device=`` of from_dlpack must name the producer's device (no cross-device import)."""
+    if device is None:
+        return
+    text = str(device)
+    if int(dev[0]) == DLDeviceType.kDLCPU and text == "cpu":
+        return
+    if int(dev[0]) == DLDeviceType.kDLCUDA and text in ("cuda", f"cuda:{int(dev[1])}"):
+        return
+    raise ValueError(f"from_dlpack: device={device!r} differs from the producer's DLPack device {tuple(dev)}; "
+                     "import it on its own device and move it with .to()")
+
+
 def from_dlpack(ext_tensor, *, device=None, copy=None):
     """A vibetensor tensor sharing ``ext_tensor``'s memory (an object with ``__dlpack__`` or a capsule)."""
-    if device is not None and str(device) != "cpu":
-        raise ValueError(f"from_dlpack: only device='cpu' is supported by this build, got {device!r}")
     if hasattr(ext_tensor, "__dlpack__"):
         kwargs = {}
         dev = ext_tensor.__dlpack_device__() if hasattr(ext_tensor, "__dlpack_device__") else (1, 0)
-        if int(dev[0]) in (DLDeviceType.kDLCUDA, DLDeviceType.kDLROCM):
-            kwargs["stream"] = 1 if int(dev[0]) == DLDeviceType.kDLCUDA else 0  # the legacy default stream
+        _check_device_arg(device, dev)
+        if int(dev[0]) == DLDeviceType.kDLCUDA:
+            if not _cuda_built():
+                raise RuntimeError(f"from_dlpack: the tensor is on a CUDA device (DLPack device {tuple(dev)}), but "
+                                   "this vibetensor build has no CUDA backend; copy it to the CPU first")
+            # Our current stream on that device: the producer orders its pending work before it.
+            kwargs["stream"] = int(_C._dlpack_consumer_stream(int(dev[1])))
+        elif int(dev[0]) == DLDeviceType.kDLROCM:
+            kwargs["stream"] = 0
         if copy is not None:
             kwargs["copy"] = copy
         try:
@@ -96,8 +123,13 @@ def from_dlpack(ext_tensor, *, device=None, copy=None):
             kwargs.pop("copy", None)
             capsule = ext_tensor.__dlpack__(**kwargs)
     else:
+        if device is not None and str(device) not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+            raise ValueError(f"from_dlpack: unsupported device {device!r}")
         capsule = ext_tensor
-    return _C._from_dlpack_capsule(capsule)
+    out = _C._from_dlpack_capsule(capsule)
+    if device is not None and not hasattr(ext_tensor, "__dlpack__"):
+        _check_device_arg(device, _C._dlpack_device(out))
+    return out
 
 
 _installed = False

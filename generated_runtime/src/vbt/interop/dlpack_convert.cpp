@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "contiguous_bytes.h"
+#include "vbt/dispatch/dispatcher.h"
 
 namespace vbt::interop {
 
@@ -16,6 +17,7 @@ namespace {
 constexpr int32_t kMaxDlpackDims = 64;
 
 std::atomic<ForeignDeleterRunner> g_deleter_runner{nullptr};
+std::atomic<CudaDeviceCountFn> g_cuda_device_count{nullptr};
 
 void run_foreign_deleter(void (*fn)(void*), void* arg) {
   ForeignDeleterRunner runner = g_deleter_runner.load();
@@ -40,9 +42,12 @@ template <typename Managed>
 ExportHolder<Managed>* make_export(const Tensor& src, bool copy) {
   VBT_CHECK_VALUE(src.defined(), "to_dlpack: undefined tensor");
   Tensor t = src;
-  if (copy) {
+  if (copy && src.device().type == DeviceType::CPU) {
     t = empty(src.sizes(), src.dtype(), src.device());
     copy_to_contiguous_bytes(src, t.data_ptr());
+  } else if (copy) {  // device memory: a contiguous copy by the device's copy_ kernel
+    t = empty(src.sizes(), src.dtype(), src.device());
+    call_op("copy_", {t, src});
   }
   auto* h = new ExportHolder<Managed>();
   h->tensor = t;
@@ -90,20 +95,35 @@ ScalarType scalar_type_from_dlpack(DLDataType d) {
               " bits); supported: bool, uint8, int8/16/32/64, float16/32/64, bfloat16");
 }
 
-void check_device_supported(DLDevice dev) {
-  if (dev.device_type == kDLCPU) return;
-  if (dev.device_type == kDLCUDA || dev.device_type == kDLCUDAManaged || dev.device_type == kDLCUDAHost)
+// The vibetensor device of an importable DLPack device (CPU; CUDA when the CUDA backend registered its
+// device count, Note [DLPack CUDA import] in dlpack_convert.h).
+Device device_for_import(DLDevice dev) {
+  if (dev.device_type == kDLCPU) return Device{};
+  CudaDeviceCountFn count_fn = g_cuda_device_count.load();
+  const bool cuda_like =
+      dev.device_type == kDLCUDA || dev.device_type == kDLCUDAManaged || dev.device_type == kDLCUDAHost;
+  if (cuda_like && !count_fn)
     throw_error(ErrorKind::Runtime, "from_dlpack: the tensor is on a CUDA device (DLPack device type ",
                 int(dev.device_type), ", id ", dev.device_id,
                 "), but this vibetensor build has no CUDA backend; copy it to the CPU first");
+  if (dev.device_type == kDLCUDA) {
+    const int count = count_fn();
+    VBT_CHECK(dev.device_id >= 0 && dev.device_id < count, "from_dlpack: the tensor is on CUDA device ",
+              dev.device_id, ", but this process sees ", count, " CUDA device(s)");
+    return Device{DeviceType::CUDA, static_cast<int16_t>(dev.device_id)};
+  }
+  if (cuda_like)
+    throw_error(ErrorKind::Runtime, "from_dlpack: DLPack device type ", int(dev.device_type),
+                dev.device_type == kDLCUDAHost ? " (CUDA pinned host memory)" : " (CUDA managed memory)",
+                " is not supported; vibetensor imports CPU (1) and CUDA (2) tensors");
   throw_error(ErrorKind::Runtime, "from_dlpack: unsupported DLPack device type ", int(dev.device_type),
-              " (this build accepts CPU tensors only)");
+              count_fn ? " (this build accepts CPU and CUDA tensors)" : " (this build accepts CPU tensors only)");
 }
 
 // Builds a Tensor over dl's memory. `release` runs once when the last Storage dies, or right away when
 // the data has to be copied (read-only or misaligned). Throws before touching `release` on bad input.
 Tensor import_dltensor(const DLTensor& dl, bool read_only, std::function<void()> release) {
-  check_device_supported(dl.device);
+  const Device device = device_for_import(dl.device);
   const ScalarType dtype = scalar_type_from_dlpack(dl.dtype);
   VBT_CHECK_VALUE(dl.ndim >= 0 && dl.ndim <= kMaxDlpackDims, "from_dlpack: invalid ndim ", dl.ndim);
   VBT_CHECK_VALUE(dl.ndim == 0 || dl.shape != nullptr, "from_dlpack: shape is NULL for a ", dl.ndim, "-d tensor");
@@ -136,6 +156,13 @@ Tensor import_dltensor(const DLTensor& dl, bool read_only, std::function<void()>
   VBT_CHECK_VALUE(empty_tensor || dl.data != nullptr, "from_dlpack: data is NULL for a non-empty tensor");
 
   const bool misaligned = reinterpret_cast<uintptr_t>(first) % static_cast<uintptr_t>(item) != 0;
+  if (device.type != DeviceType::CPU) {
+    // Device memory is never copied on the host; vibetensor tensors are writable and element-aligned.
+    VBT_CHECK(!read_only, "from_dlpack: the CUDA tensor is marked read-only, but vibetensor tensors are always "
+              "writable; make a copy on the producer's side first");
+    VBT_CHECK(!misaligned, "from_dlpack: the CUDA tensor's data is not aligned to its element size; make a copy "
+              "on the producer's side first");
+  }
   if (read_only || misaligned) {
     // View the foreign memory without owning it, copy out, then release the producer right away.
     auto view_st = std::make_shared<StorageImpl>();
@@ -152,7 +179,7 @@ Tensor import_dltensor(const DLTensor& dl, bool read_only, std::function<void()>
   char* base = offset_in_elements ? static_cast<char*>(dl.data) : first;
   const int64_t offset = offset_in_elements ? static_cast<int64_t>(dl.byte_offset / item) : 0;
   auto st = std::make_shared<StorageImpl>();
-  st->data_ptr = wrap_foreign_memory(base, Device{}, std::move(release));
+  st->data_ptr = wrap_foreign_memory(base, device, std::move(release));
   st->nbytes = empty_tensor ? static_cast<size_t>(offset * item) : static_cast<size_t>((offset + extent) * item);
   return Tensor(std::make_shared<TensorImpl>(std::move(st), dtype, std::move(sizes), std::move(strides), offset));
 }
@@ -170,6 +197,8 @@ Tensor reimport_own_export(Managed* managed) {
 }  // namespace
 
 void set_foreign_deleter_runner(ForeignDeleterRunner runner) { g_deleter_runner.store(runner); }
+
+void set_cuda_device_count_fn(CudaDeviceCountFn fn) { g_cuda_device_count.store(fn); }
 
 DLDevice to_dlpack_device(Device d) {
   if (d.type == DeviceType::CUDA) return DLDevice{kDLCUDA, d.index < 0 ? 0 : d.index};

@@ -102,3 +102,50 @@ TEST(DLPack, ExportSharesStorageAndOwnExportComesBackAsTheSameView) {
   EXPECT_EQ(legacy->dl_tensor.strides[0], 2);
   legacy->deleter(legacy);
 }
+
+// Note [DLPack CUDA import]: with a CUDA device count registered, a kDLCUDA tensor is imported zero-copy onto
+// cuda:<device_id> (the memory is never touched here: no device needed); bad ids, read-only data and other
+// CUDA memory kinds are refused without taking ownership. Without the registration: "no CUDA backend".
+TEST(DLPack, CudaImportIsZeroCopyOnTheProducersDevice) {
+  set_cuda_device_count_fn([] { return 2; });
+  struct Reset {
+    ~Reset() { set_cuda_device_count_fn(nullptr); }
+  } reset;
+  FakeProducer p;
+  p.managed.dl_tensor.device = {kDLCUDA, 1};
+  {
+    Tensor t = from_dlpack_versioned(&p.managed);
+    EXPECT_EQ(t.device(), (Device{DeviceType::CUDA, 1}));
+    EXPECT_EQ(t.impl()->storage()->data_ptr.device, (Device{DeviceType::CUDA, 1}));
+    EXPECT_EQ(t.sizes(), (Shape{3, 4}));
+    EXPECT_EQ(t.strides(), (Shape{8, 2}));
+    EXPECT_EQ(t.storage_offset(), 3);
+    EXPECT_EQ(t.data_ptr(), p.buffer.data() + 3);
+    EXPECT_EQ(p.deleter_calls, 0);
+  }
+  EXPECT_EQ(p.deleter_calls, 1);
+
+  FakeProducer bad_id, read_only, pinned;
+  bad_id.managed.dl_tensor.device = {kDLCUDA, 2};
+  read_only.managed.dl_tensor.device = {kDLCUDA, 0};
+  read_only.managed.flags = DLPACK_FLAG_BITMASK_READ_ONLY;
+  pinned.managed.dl_tensor.device = {kDLCUDAHost, 0};
+  auto message = [](FakeProducer& f) {
+    try {
+      from_dlpack_versioned(&f.managed);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_NE(message(bad_id).find("sees 2 CUDA device(s)"), std::string::npos) << message(bad_id);
+  EXPECT_NE(message(read_only).find("read-only"), std::string::npos) << message(read_only);
+  EXPECT_NE(message(pinned).find("not supported"), std::string::npos) << message(pinned);
+  for (auto* f : {&bad_id, &read_only, &pinned}) EXPECT_EQ(f->deleter_calls, 0);
+
+  set_cuda_device_count_fn(nullptr);
+  FakeProducer no_backend;
+  no_backend.managed.dl_tensor.device = {kDLCUDA, 0};
+  EXPECT_NE(message(no_backend).find("no CUDA backend"), std::string::npos) << message(no_backend);
+  EXPECT_EQ(no_backend.deleter_calls, 0);
+}

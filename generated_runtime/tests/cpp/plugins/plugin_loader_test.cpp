@@ -93,3 +93,32 @@ TEST(PluginLoader, PluginOpsAreDispatcherOpsAndOverridesRollBack) {
   EXPECT_EQ(Dispatcher::get().ops().size(), n);
   EXPECT_EQ(Dispatcher::get().find_or_null("vbt_override_probe"), nullptr);
 }
+
+#ifdef VBT_PLUGINS_TEST_AUTOGRAD
+#include "vbt/autograd/autograd.h"
+
+// Note [Run-time ops in the autograd layer]: a plugin op on an input that requires grad records a node;
+// backward through it raises NotImplemented naming the op instead of silently losing the history.
+TEST(PluginLoader, PluginOpOutputsKeepHistoryAndBackwardNamesTheOp) {
+  autograd::install();
+  plugins::load_library(plugin("vbt_example_axpby"));
+  Tensor x = empty({3}, ScalarType::Float32), y = empty({3}, ScalarType::Float32);
+  for (int i = 0; i < 3; ++i) x.data<float>()[i] = y.data<float>()[i] = float(i);
+  autograd::set_requires_grad(x, true);
+  Tensor r = call_tensor_op("vbt_example_axpby", {x, y, 2.0, 1.0});
+  EXPECT_FLOAT_EQ(r.data<float>()[2], 6.f);
+  ASSERT_TRUE(autograd::requires_grad(r));
+  ASSERT_NE(autograd::grad_fn(r), nullptr);
+  EXPECT_NE(autograd::grad_fn(r)->name().find("vbt_example_axpby"), std::string::npos);
+  try {
+    autograd::backward({call_tensor_op("sum", {r})}, {}, false, false);
+    ADD_FAILURE() << "backward through a plugin op without a derivative must raise";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::NotImplemented);
+    EXPECT_NE(std::string(e.what()).find("derivative for 'vbt_example_axpby' is not implemented"), std::string::npos)
+        << e.what();
+  }
+  // No input requires grad: no history.
+  EXPECT_FALSE(autograd::requires_grad(call_tensor_op("vbt_example_axpby", {y, y, 1.0, 1.0})));
+}
+#endif

@@ -185,26 +185,7 @@ def test_exported_memory_outlives_vt_tensor():
 
 # ---- a hand-made CUDA managed tensor: the device type is read from the metadata -----------------------
 
-class _DLDevice(ctypes.Structure):
-    _fields_ = [("device_type", ctypes.c_int), ("device_id", ctypes.c_int32)]
-
-
-class _DLDataType(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
-
-
-class _DLTensor(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("device", _DLDevice), ("ndim", ctypes.c_int32), ("dtype", _DLDataType),
-                ("shape", ctypes.POINTER(ctypes.c_int64)), ("strides", ctypes.POINTER(ctypes.c_int64)),
-                ("byte_offset", ctypes.c_uint64)]
-
-
-class _DLManagedTensor(ctypes.Structure):
-    pass
-
-
-_Deleter = ctypes.CFUNCTYPE(None, ctypes.POINTER(_DLManagedTensor))
-_DLManagedTensor._fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", _Deleter)]
+from dlpack_structs import _Deleter, _DLDataType, _DLDevice, _DLManagedTensor, _DLTensor  # noqa: F401
 
 
 def test_cuda_device_metadata_is_rejected_cleanly_without_taking_ownership():
@@ -212,7 +193,8 @@ def test_cuda_device_metadata_is_rejected_cleanly_without_taking_ownership():
     shape = (ctypes.c_int64 * 1)(4)
     m = _DLManagedTensor()
     m.dl_tensor.data = 0x1000
-    m.dl_tensor.device = _DLDevice(2, 0)  # kDLCUDA
+    # kDLCUDA on a device no process has: refused by a CPU-only build (no CUDA backend) and by a CUDA build alike
+    m.dl_tensor.device = _DLDevice(2, 4096)
     m.dl_tensor.ndim = 1
     m.dl_tensor.dtype = _DLDataType(2, 32, 1)
     m.dl_tensor.shape = shape

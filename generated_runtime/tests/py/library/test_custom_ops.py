@@ -133,3 +133,24 @@ def test_custom_op_backward_matches_torch():
     (tx ** 3).sum().backward()
     torch.testing.assert_close(_torch(vx.grad), tx.grad)
     torch.testing.assert_close(_torch(y.detach()), x ** 3)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vibetensor.torch.autograd") is None,
+                    reason="vibetensor.torch.autograd is not part of this build")
+def test_register_autograd_signature_and_targets():
+    # torch.library.register_autograd(op, backward, /, *, setup_context=None, lib=None); the module-level
+    # function takes a custom op by name as well (plugin ops: tests/py/plugins/test_plugin_autograd.py)
+    @library.custom_op("vttest::twice_ag")
+    def twice_ag(x: vt.Tensor) -> vt.Tensor:
+        return x * 2
+
+    vt.library.register_autograd("vttest::twice_ag", lambda ctx, g: g * 2)
+    x = _vt(torch.randn(4)).requires_grad_()
+    twice_ag(x).sum().backward()
+    torch.testing.assert_close(_torch(x.grad), torch.full((4,), 2.0))
+    with pytest.raises(TypeError):
+        vt.library.register_autograd(op="vttest::twice_ag", backward=lambda ctx, g: g)  # positional-only
+    with pytest.raises(RuntimeError, match="'add' is a built-in op"):
+        vt.library.register_autograd("add", lambda ctx, g: g)
+    with pytest.raises(RuntimeError, match="unknown op 'nobody::nothing'"):
+        vt.library.register_autograd("nobody::nothing", lambda ctx, g: g)

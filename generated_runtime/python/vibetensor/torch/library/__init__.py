@@ -5,6 +5,9 @@
 * ``custom_op("mylib::scale", mutates_args=())`` turns an annotated function into a new op (schema
   inferred from the annotations, or given with ``schema=``); ``op.register_kernel("cpu")`` adds a
   per-device implementation; ``op.register_autograd(backward, setup_context=...)`` attaches a backward.
+* ``register_autograd(op, backward, setup_context=...)`` also takes an op of a loaded C plugin (its name or
+  ``vt.ops.<name>``): the backward runs in the dispatcher's Python layer, so gradients flow through the
+  plugin's kernel however it is called. Without one, backward through a plugin op raises NotImplementedError.
 * ``Library(ns, "DEF" | "FRAGMENT" | "IMPL")`` with ``define(schema)`` and ``impl(name, fn, key)``;
   ``impl`` on a built-in op (``Library("aten", "IMPL").impl("add", fn, "CPU")``) overrides it: every call of
   that op on that device, from Python or from inside other kernels, runs ``fn`` (inside ``fn`` the op
@@ -30,6 +33,9 @@ __all__ = ["Library", "custom_op", "define", "impl", "register_kernel", "registe
 _lock = threading.RLock()
 _custom_ops = {}          # "ns::name" -> CustomOpDef
 _builtin_overrides = {}   # built-in op name -> {device: fn}
+_plugin_autograd = {}     # plugin op name -> autograd.Function subclass (register_autograd on a plugin op)
+_library_ops = {}         # plugin library path (as given to load_library) -> names of the ops it defined
+_layer_fns = {}           # op name -> the function installed in the Python layer (_install_builtin_override)
 
 _SCHEMA_RE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*\((.*)\)\s*->\s*(.+?)\s*$")
 _TYPES = {"Tensor", "Tensor?", "int", "int?", "float", "float?", "bool", "bool?", "Scalar", "Scalar?", "str", "str?",
@@ -289,10 +295,21 @@ def _builtin_schema(name):
     return None
 
 
+def _grad_needed(args):
+    if not _C._ag_is_grad_enabled():
+        return False
+    def req(x):
+        return isinstance(x, _C.Tensor) and bool(getattr(x, "requires_grad", False))
+    return any(req(a) or (isinstance(a, (list, tuple)) and any(req(x) for x in a)) for a in args)
+
+
 def _install_builtin_override(name):
-    impls = _builtin_overrides.get(name)
-    if not impls:
+    """(Re)installs the Python-layer function of a dispatcher op: the overrides of ``impl`` and, for a plugin
+    op, the backward of ``register_autograd`` (Note [Python override layer] in plugins_bindings.cpp)."""
+    impls = _builtin_overrides.get(name) or {}
+    if not impls and name not in _plugin_autograd:
         _C._set_python_override(name, None)
+        _layer_fns.pop(name, None)
         return
     schema = _builtin_schema(name)
     kwonly = [a[0] for a in schema.args if a[2]]
@@ -302,7 +319,7 @@ def _install_builtin_override(name):
     # value and the result is written into `out` here, as an out= overload would.
     out_index = next((i for i, a in enumerate(schema.args) if a[0] == "out"), None)
 
-    def dispatch(device, args):
+    def run_impl(device, args):
         f = impls.get(device) or impls.get("default")
         if f is None:
             return NotImplemented
@@ -320,7 +337,22 @@ def _install_builtin_override(name):
             _C.call("copy_", out, result)
             return out
         return result
+
+    def dispatch(device, args):
+        # Looked up per call: a registration dropped by unload_library / Library._destroy stops applying.
+        fn = _plugin_autograd.get(name)
+        if fn is not None and _grad_needed(args):
+            return fn.apply(device, *args)
+        return run_impl(device, args)
+
+    def forward_below(device, args):
+        # Inside the Python layer (switched off while it runs) with grad mode off: an impl() override, else
+        # the op's own kernel through the dispatcher.
+        r = run_impl(device, args)
+        return _C.call(name, *args) if r is NotImplemented else r
+    dispatch.forward_below = forward_below
     _C._set_python_override(name, dispatch)
+    _layer_fns[name] = dispatch
 
 
 def impl(qualname, types="default", func=None, *, lib=None):
@@ -358,9 +390,70 @@ def register_kernel(op, device_types, func=None):
     return op.register_kernel(device_types, func)
 
 
-def register_autograd(op, backward, *, setup_context=None):
-    op = _custom_ops[op] if isinstance(op, str) else op
-    op.register_autograd(backward, setup_context=setup_context)
+def register_autograd(op, backward, /, *, setup_context=None, lib=None):
+    """``torch.library.register_autograd``: ``backward(ctx, *grads)`` returns one gradient per input of the op
+    (a tensor or None; a single value for a one-input op), ``setup_context(ctx, inputs, output)`` saves what the
+    backward needs (``ctx.save_for_backward``). ``op`` is a custom op (CustomOpDef or "ns::name") or an op of a
+    loaded C plugin (its name or ``vt.ops.<name>``): gradients then flow through the plugin's kernel, whichever
+    way it is called (``vt.ops.<name>``, ``_C.call``, from C++). Without a registered backward, backward through
+    a plugin op raises NotImplementedError naming it. ``lib``: a Library whose ``_destroy()`` drops the
+    registration; unloading the plugin drops it too."""
+    if isinstance(op, CustomOpDef):
+        return op.register_autograd(backward, setup_context=setup_context)
+    name = op.name if isinstance(op, _PluginOp) else op
+    if not isinstance(name, str):
+        raise TypeError(f"register_autograd: expected a custom op, a plugin op or an op name, got {type(op).__name__}")
+    if name in _custom_ops:
+        return _custom_ops[name].register_autograd(backward, setup_context=setup_context)
+    if not callable(backward):
+        raise TypeError("register_autograd: backward must be callable")
+    if setup_context is not None and not callable(setup_context):
+        raise TypeError("register_autograd: setup_context must be callable or None")
+    if not _C._has_ext_op(name):
+        if _builtin_schema(name) is not None:
+            raise RuntimeError(f"register_autograd: {name!r} is a built-in op (it has its own derivative); only "
+                               "custom ops and plugin ops take a registered backward")
+        raise RuntimeError(f"register_autograd: unknown op {name!r} (load its plugin or define the custom op first)")
+    with _lock:
+        nargs = len(_builtin_schema(name).args)
+        _plugin_autograd[name] = _plugin_autograd_function(name, backward, setup_context, nargs)
+        if lib is not None:
+            lib._autograd.append(name)
+        _install_builtin_override(name)
+
+
+def _plugin_autograd_function(name, backward, setup_context, nargs):
+    """An autograd.Function running plugin op ``name`` (the kernel below the Python layer) with the registered
+    backward. Its first argument is the call's device (it gets no gradient)."""
+    ag = _autograd()
+    Function = getattr(ag, "Function", None) if ag else None
+    if Function is None:
+        raise NotImplementedError(f"register_autograd({name!r}): vibetensor.torch.autograd is not available in "
+                                  "this build")
+
+    def forward(ctx, device, *args):
+        ctx.needs_input_grad = ctx.needs_input_grad[1:]  # indexed by the op's arguments, as in torch
+        out = _layer_fns[name].forward_below(device, list(args))
+        if setup_context is not None:
+            setup_context(ctx, args, out)
+        return out
+
+    def backward_(ctx, *grads):
+        g = backward(ctx, *grads)
+        g = tuple(g) if isinstance(g, (tuple, list)) else (g,)
+        if len(g) > nargs:
+            raise RuntimeError(f"{name}: the registered backward returned {len(g)} gradients, but the op has "
+                               f"{nargs} inputs")
+        return (None,) + g + (None,) * (nargs - len(g))
+
+    return type(name, (Function,), {"forward": staticmethod(forward), "backward": staticmethod(backward_)})
+
+
+def _drop_plugin_autograd(names):
+    with _lock:
+        for n in names:
+            if _plugin_autograd.pop(n, None) is not None and _C._has_ext_op(n):
+                _install_builtin_override(n)
 
 
 class Library:
@@ -373,7 +466,7 @@ class Library:
         if kind == "DEF" and any(q.startswith(ns + "::") for q in _custom_ops):
             raise RuntimeError(f"Library: namespace {ns!r} already has a DEF library; use FRAGMENT")
         self.ns, self.kind, self.dispatch_key = ns, kind, dispatch_key
-        self._defined, self._impls = [], []
+        self._defined, self._impls, self._autograd = [], [], []
 
     def define(self, schema, alias_analysis="", *, tags=()):
         if self.kind == "IMPL":
@@ -399,7 +492,8 @@ class Library:
                     _install_builtin_override(name)
             for q in self._defined:
                 _custom_ops.pop(q, None)
-            self._impls, self._defined = [], []
+            _drop_plugin_autograd(self._autograd)
+            self._impls, self._defined, self._autograd = [], [], []
 
 
 # ---- vt.ops ------------------------------------------------------------------------------------------
@@ -408,13 +502,25 @@ def load_library(path):
     """Loads a C plugin (vbt_plugin.h) and returns the names of the ops it defined. Raises RuntimeError
     when the library is rejected (missing entry point, ABI version mismatch, failed init, duplicate op
     name); nothing it registered stays registered."""
-    return list(_C._load_library(os.fspath(path)))
+    path = os.fspath(path)
+    names = list(_C._load_library(path))
+    with _lock:
+        _library_ops[path] = names
+    return names
 
 
 def unload_library(path):
     """Rolls back everything the plugin at ``path`` registered: its ops leave the dispatcher (and vt.ops),
-    built-in kernels it overrode are restored. Returns False when it was not loaded."""
-    return bool(_C._unload_library(os.fspath(path)))
+    built-in kernels it overrode are restored, backwards and overrides attached to its ops from Python
+    (register_autograd, impl) are dropped. Returns False when it was not loaded."""
+    path = os.fspath(path)
+    with _lock:
+        names = _library_ops.pop(path, [])
+        for n in names:
+            had_impl = _builtin_overrides.pop(n, None) is not None
+            if (_plugin_autograd.pop(n, None) is not None or had_impl) and _C._has_ext_op(n):
+                _install_builtin_override(n)  # removes the Python-layer function while the op still exists
+    return bool(_C._unload_library(path))
 
 
 class _PluginOp:

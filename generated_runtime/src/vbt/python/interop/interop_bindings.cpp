@@ -15,6 +15,15 @@
 
 #include "vbt/interop/dlpack_convert.h"
 #include "vbt/interop/safetensors.h"
+#ifdef VBT_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "vbt/cuda/cuda_error.h"
+#include "vbt/cuda/device_guard.h"
+#include "vbt/cuda/stream.h"
+#endif
 
 namespace nb = nanobind;
 using namespace vbt;
@@ -90,6 +99,50 @@ void run_with_gil(void (*fn)(void*), void* arg) {
   PyGILState_Release(s);
 }
 
+#ifdef VBT_WITH_CUDA
+// Note [DLPack CUDA streams]: the DLPack stream handshake. A consumer passes its stream to the producer's
+// __dlpack__(stream=...) as an integer: 1 the legacy default stream, 2 the per-thread default stream, any
+// other value a cudaStream_t; -1 asks for no synchronisation (handled in Python). The producer makes that
+// stream wait for the work queued so far on its own current stream (an event recorded on it), so the
+// consumer may use the data on its stream at once.
+int cuda_device_count_or_zero() {
+  try {
+    return vbt::cuda::device_count();
+  } catch (const std::exception&) {
+    return 0;  // no driver: CUDA tensors then fail the device-id check
+  }
+}
+
+cudaStream_t stream_from_dlpack(int64_t s) {
+  if (s == 1) return cudaStreamLegacy;
+  if (s == 2) return cudaStreamPerThread;
+  return reinterpret_cast<cudaStream_t>(static_cast<intptr_t>(s));
+}
+
+// The integer vibetensor passes as consumer: its current stream on `device` (1 for the legacy default one).
+int64_t dlpack_consumer_stream(int device) {
+  cudaStream_t h = vbt::cuda::current_stream(device).handle();
+  return h == nullptr ? 1 : static_cast<int64_t>(reinterpret_cast<intptr_t>(h));
+}
+
+// Producer side: `consumer` (a DLPack stream integer, not -1) waits for vibetensor's current stream on `device`.
+void dlpack_producer_sync(int device, int64_t consumer) {
+  VBT_CHECK_VALUE(consumer != 0, "__dlpack__: stream=0 is ambiguous for CUDA and not allowed by the DLPack "
+                  "protocol (use 1 for the legacy default stream, 2 for the per-thread default stream)");
+  VBT_CHECK_VALUE(consumer > 0, "__dlpack__: invalid CUDA stream ", consumer);
+  cudaStream_t producer = vbt::cuda::current_stream(device).handle();
+  cudaStream_t target = stream_from_dlpack(consumer);
+  if (target == producer || (producer == nullptr && target == cudaStreamLegacy)) return;  // already in order
+  vbt::cuda::DeviceGuard guard(device);
+  cudaEvent_t ev = nullptr;
+  VBT_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+  cudaError_t e = cudaEventRecord(ev, producer);
+  if (e == cudaSuccess) e = cudaStreamWaitEvent(target, ev, 0);
+  cudaEventDestroy(ev);  // released once the wait completes
+  VBT_CUDA_CHECK(e);
+}
+#endif
+
 nb::object contents_to_py(interop::SafeTensorsContents&& c) {
   nb::list names, tensors;
   for (auto& [name, t] : c.tensors) {
@@ -142,6 +195,14 @@ void vbt_bind_interop(nb::module_& m) {
     return nb::make_tuple(static_cast<int>(d.device_type), static_cast<int>(d.device_id));
   });
   m.def("_dlpack_max_version", [] { return nb::make_tuple(DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION); });
+#ifdef VBT_WITH_CUDA
+  interop::set_cuda_device_count_fn(&cuda_device_count_or_zero);  // Note [DLPack CUDA import]
+  m.def("_dlpack_cuda", [] { return true; });
+  m.def("_dlpack_consumer_stream", &dlpack_consumer_stream, nb::arg("device"));
+  m.def("_dlpack_producer_sync", &dlpack_producer_sync, nb::arg("device"), nb::arg("stream"));
+#else
+  m.def("_dlpack_cuda", [] { return false; });
+#endif
 
   m.def("_safetensors_load_file", [](const std::string& path) {
     interop::SafeTensorsContents c;
