@@ -68,6 +68,7 @@ if(VBT_CUDA_ENABLED AND TARGET vbt_core)
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/cuda_ops.cpp
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/elementwise.cu
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/reduce_gemm.cu
+    ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/scan_index.cu
   )
   target_link_libraries(vbt_cuda_ops PUBLIC vbt_core vbt_cuda)
   set_target_properties(vbt_cuda_ops PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON)

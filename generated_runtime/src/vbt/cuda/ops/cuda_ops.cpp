@@ -1,6 +1,6 @@
 // Host side of the CUDA op kernels (include/vbt/cuda/ops.h): argument handling, dtype rules (the same
 // helpers as the CPU: result_type, broadcast_shapes, can_cast), loop geometry, and the registration of
-// every CUDA kernel with the dispatcher. Device code: elementwise.cu, reduce_gemm.cu (loops.h).
+// every CUDA kernel with the dispatcher. Device code: elementwise.cu, reduce_gemm.cu, scan_index.cu (loops.h).
 //
 // Geometry: the CPU TensorIterator allocates its temporaries on the CPU, so CUDA kernels build the same
 // geometry here (broadcast shape, byte strides innermost first, dims ordered by the output's strides,
@@ -1010,6 +1010,497 @@ Value k_stack(const Args& a) {
   return vbt::cuda::k_cat(ca);
 }
 
+// ================================================================ scans, arg-reductions, scatters (scan_index.cu)
+// The reduced dims of `in` moved last and made contiguous: a [rows, cols] matrix, and the result's shape.
+struct Rows {
+  Tensor x;
+  int64_t rows = 1, cols = 1;
+  Shape out_shape;
+};
+Rows rows_of(const Tensor& in, const std::vector<bool>& red, bool keepdim) {
+  Rows r;
+  Shape perm;
+  for (int64_t d = 0; d < in.dim(); ++d)
+    if (!red[d]) { perm.push_back(d); r.rows *= in.sizes()[d]; r.out_shape.push_back(in.sizes()[d]); }
+    else if (keepdim) r.out_shape.push_back(1);
+  for (int64_t d = 0; d < in.dim(); ++d)
+    if (red[d]) { perm.push_back(d); r.cols *= in.sizes()[d]; }
+  Tensor x = in.dim() > 0 ? call_tensor_op("permute", {in, perm}) : in;
+  r.x = x.is_contiguous() ? x : clone_cuda(x, x.dtype());
+  return r;
+}
+
+// argmax/argmin (flattened when dim is None) and max_dim/min_dim (values and indices).
+template <bool IsMax> Tensor arg_extreme(const char* op, const Tensor& in, const std::vector<bool>& red, bool keepdim,
+                                         Tensor* values, int64_t dim_for_msg) {
+  Rows r = rows_of(in, red, keepdim);
+  if (r.cols == 0 && r.rows > 0) {
+    if (values)
+      throw_error(ErrorKind::Index, op, "(): Expected reduction dim ", dim_for_msg,
+                  " to have non-zero size (input shape ", shape_str(in.sizes()), ")");
+    throw_error(ErrorKind::Index, op, "(): Expected reduction dim ", dim_for_msg, " to have non-zero size.");
+  }
+  Tensor idx = empty(r.out_shape, ScalarType::Int64, in.device());
+  if (values) *values = empty(r.out_shape, in.dtype(), in.device());
+  if (r.rows == 0) return idx;
+  DeviceGuard guard(in.device().index);
+  check_launch(launch_arg_rows(IsMax, int(in.dtype()), r.x.data_ptr(), static_cast<int64_t*>(idx.data_ptr()),
+                               values ? values->data_ptr() : nullptr, r.rows, r.cols, stream_of(in.device())),
+               op, in.dtype());
+  return idx;
+}
+template <bool IsMax> Value k_argext(const Args& a) {
+  const char* op = IsMax ? "argmax" : "argmin";
+  const Tensor& in = a.tensor(0);
+  const bool keepdim = a.boolean(2);
+  if (a.is_none(1)) {
+    VBT_CHECK(in.numel() > 0, op, "(): Expected reduction dim to be specified for input.numel() == 0.");
+    return arg_extreme<IsMax>(op, in, std::vector<bool>(size_t(in.dim()), true), keepdim, nullptr, 0);
+  }
+  const int64_t dim = a.integer(1);
+  const int64_t w = wrap_dim(dim, in.dim(), op);
+  std::vector<bool> red(size_t(in.dim()), false);
+  if (in.dim() > 0) red[w] = true;
+  return arg_extreme<IsMax>(op, in, red, keepdim, nullptr, dim);
+}
+template <bool IsMax> Value k_max_min_dim(const Args& a) {
+  const char* op = IsMax ? "max" : "min";
+  const Tensor& in = a.tensor(0);
+  const int64_t dim = a.integer(1);
+  const int64_t w = wrap_dim(dim, in.dim(), op);
+  std::vector<bool> red(size_t(in.dim()), false);
+  if (in.dim() > 0) red[w] = true;
+  Tensor vals;
+  Tensor idx = arg_extreme<IsMax>(op, in, red, a.boolean(2), &vals, dim);
+  return TensorList{vals, idx};
+}
+
+Tensor row_reduce(const char* op, RowRed code, const Tensor& x, const std::vector<bool>& red, bool keepdim, double p) {
+  Rows r = rows_of(x, red, keepdim);
+  Tensor out = empty(r.out_shape, x.dtype(), x.device());
+  if (r.rows == 0) return out;
+  DeviceGuard guard(x.device().index);
+  check_launch(launch_row_reduce(code, int(x.dtype()), r.x.data_ptr(), out.data_ptr(), r.rows, r.cols, p,
+                                 stream_of(x.device())), op, x.dtype());
+  return out;
+}
+// prod: integers (and bool) multiply in int64 unless dtype= says otherwise; an empty product is 1.
+Value k_prod(const Args& a) {
+  Tensor x = a.tensor(0);
+  const ScalarType dt = !a.is_none(3) ? a.dtype(3) : is_integral(x.dtype(), true) ? ScalarType::Int64 : x.dtype();
+  x = operand(x, x.device(), dt);
+  return row_reduce("prod", RowRed::Prod, x, reduced_dims(x, a, 1, "prod"), a.boolean(2), 0.0);
+}
+// norm: p = inf, -inf, 0, 1, 2 or any other p, accumulated in double like the CPU kernel.
+Value k_norm(const Args& a) {
+  Tensor x = a.tensor(0);
+  const ScalarType dt = a.dtype_or(4, x.dtype());
+  VBT_CHECK(is_floating(dt), "norm(): input dtype should be floating point, but got ", dtype_name(dt));
+  x = operand(x, x.device(), dt);
+  const double pw = a.real(1);
+  RowRed code = std::isinf(pw) ? (pw > 0 ? RowRed::NormInf : RowRed::NormNegInf)
+                : pw == 0     ? RowRed::Norm0
+                : pw == 1     ? RowRed::Norm1
+                : pw == 2     ? RowRed::Norm2
+                              : RowRed::NormP;
+  return row_reduce("norm", code, x, reduced_dims(x, a, 2, "norm"), a.boolean(3), pw);
+}
+
+// The scratch memory of a chunked scan (undefined when the rows are short enough for one thread each).
+Tensor scan_workspace(int64_t rows, int64_t cols, const Device& dev) {
+  const int64_t bytes = scan_workspace_bytes(rows, cols);
+  return bytes > 0 ? empty({bytes / 8}, ScalarType::Int64, dev) : Tensor();
+}
+// cumsum/cumprod: the dim moved last, one scan per row; integers (and bool) accumulate to int64.
+template <bool IsProd> Value k_cum(const Args& a) {
+  const char* op = IsProd ? "cumprod" : "cumsum";
+  Tensor x = a.tensor(0);
+  const int64_t dim = wrap_dim(a.integer(1), x.dim(), op);
+  const ScalarType dt = !a.is_none(2) ? a.dtype(2) : is_integral(x.dtype(), true) ? ScalarType::Int64 : x.dtype();
+  x = operand(x, x.device(), dt);
+  const bool last = x.dim() == 0 || dim == x.dim() - 1;
+  Tensor m = x.dim() == 0 ? call_tensor_op("view", {x, Shape{1}})
+             : last       ? x
+                          : call_tensor_op("movedim", {x, Shape{dim}, Shape{-1}});
+  if (!m.is_contiguous()) m = clone_cuda(m, dt);
+  Tensor out = empty(m.sizes(), dt, x.device());
+  const int64_t cols = m.sizes().back(), rows = cols == 0 ? 0 : m.numel() / cols;
+  Tensor ws = scan_workspace(rows, cols, x.device());
+  DeviceGuard guard(x.device().index);
+  check_launch(launch_scan_rows(IsProd, int(dt), m.data_ptr(), out.data_ptr(), rows, cols,
+                                ws.defined() ? ws.data_ptr() : nullptr, stream_of(x.device())), op, dt);
+  if (x.dim() == 0) return call_tensor_op("view", {out, Shape{}});
+  if (!last) out = clone_cuda(call_tensor_op("movedim", {out, Shape{-1}, Shape{dim}}), dt);
+  return out;
+}
+
+// ---- shape ops that copy
+Value k_flip(const Args& a) {
+  const Tensor& t = a.tensor(0);
+  Shape strides(t.strides().begin(), t.strides().end());
+  int64_t off = t.storage_offset();
+  std::vector<bool> seen(size_t(std::max<int64_t>(t.dim(), 1)), false);
+  for (int64_t d : a.int_list(1)) {
+    const int64_t w = wrap_dim(d, t.dim(), "flip");
+    VBT_CHECK(!seen[w], "flip: dim ", w, " appears multiple times in the list of dims");
+    seen[w] = true;
+    if (t.dim() == 0) continue;
+    if (t.sizes()[w] > 0) off += (t.sizes()[w] - 1) * strides[w];
+    strides[w] = -strides[w];
+  }
+  if (t.numel() == 0) return clone_cuda(t, t.dtype());
+  return clone_cuda(make_view(t, t.sizes(), strides, off), t.dtype());
+}
+Value k_roll(const Args& a) {
+  const Tensor& t = a.tensor(0);
+  const Shape &shifts = a.int_list(1), &dims = a.int_list(2);
+  if (dims.empty()) {
+    VBT_CHECK(shifts.size() == 1, "roll: `shifts` required to be of size 1 when `dims` is empty, got ", shape_str(shifts));
+    Tensor flat = call_tensor_op("reshape", {t, Shape{-1}});
+    Args ra{flat, shifts, Shape{0}};
+    Tensor r = std::get<Tensor>(vbt::cuda::k_roll(ra));
+    return call_tensor_op("reshape", {r, t.sizes()});
+  }
+  VBT_CHECK(shifts.size() == dims.size(), "roll: shifts and dimensions must align. shifts: ", shifts.size(), ", dims: ",
+            dims.size());
+  Tensor cur = t;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    const int64_t d = wrap_dim(dims[i], t.dim(), "roll");
+    if (t.dim() == 0) continue;
+    const int64_t n = t.sizes()[d];
+    if (n == 0) continue;
+    const int64_t s = ((shifts[i] % n) + n) % n;
+    if (s == 0) continue;
+    Args ca{TensorList{call_tensor_op("narrow", {cur, d, n - s, s}), call_tensor_op("narrow", {cur, d, int64_t(0), n - s})},
+            d};
+    cur = std::get<Tensor>(vbt::cuda::k_cat(ca));
+  }
+  return cur.is_same(t) ? clone_cuda(t, t.dtype()) : cur;
+}
+Value k_repeat(const Args& a) {
+  const Tensor& t = a.tensor(0);
+  const Shape& reps = a.int_list(1);
+  const int64_t n = static_cast<int64_t>(reps.size());
+  VBT_CHECK(n >= t.dim(), "repeat: Number of dimensions of repeat dims (", n,
+            ") can not be smaller than number of dimensions of tensor (", t.dim(), ")");
+  for (int64_t r : reps) VBT_CHECK(r >= 0, "repeat: Trying to create tensor with negative dimension ", r, ": ", shape_str(reps));
+  Shape padded(size_t(n - t.dim()), 1);
+  padded.insert(padded.end(), t.sizes().begin(), t.sizes().end());
+  Shape inter, expanded, final_shape;
+  for (int64_t d = 0; d < n; ++d) {  // [.., 1, s, ..] expanded to [.., r, s, ..], then merged to r * s
+    inter.push_back(1);
+    inter.push_back(padded[d]);
+    expanded.push_back(reps[d]);
+    expanded.push_back(padded[d]);
+    final_shape.push_back(reps[d] * padded[d]);
+  }
+  Tensor e = call_tensor_op("expand", {call_tensor_op("reshape", {t, inter}), expanded});
+  return call_tensor_op("view", {clone_cuda(e, t.dtype()), final_shape});
+}
+
+// ---- scatter / scatter_add / index_add / masked_select / index / index_put_
+// An index tensor as int64 on `dev` (any strides); the CPU kernels' dtype rule.
+Tensor index_long(const char* op, const Tensor& idx, const Device& dev, const char* arg) {
+  const ScalarType dt = idx.dtype();
+  VBT_CHECK(dt == ScalarType::Int64 || dt == ScalarType::Int32 || dt == ScalarType::Int16 || dt == ScalarType::Int8 ||
+                dt == ScalarType::UInt8,
+            op, "(): Expected dtype int32/int64 for ", arg, " but got ", dtype_name(dt));
+  Tensor x = is_cuda(idx) ? idx : to_device(idx, dev);
+  return operand(x, dev, ScalarType::Int64);
+}
+// IndexError unless every index v satisfies -size <= v < size (one min/max reduction, read back).
+void check_bounds(const char* op, const Tensor& idx, int64_t size, int64_t dim) {
+  if (idx.numel() == 0) return;
+  std::vector<bool> all(size_t(idx.dim()), true);
+  const int64_t lo = scalar_of(reduce(op, Red::Min, idx, all, false, ScalarType::Int64));
+  const int64_t hi = scalar_of(reduce(op, Red::Max, idx, all, false, ScalarType::Int64));
+  const int64_t bad = lo < -size ? lo : hi;
+  VBT_CHECK_INDEX(lo >= -size && hi < size, op, "(): index ", bad, " is out of bounds for dimension ", dim,
+                  " with size ", size);
+}
+void run_scatter(const char* op, bool add, ScatterArgs& sa, const Tensor& out, const Tensor& idx, const Tensor& src) {
+  sa.idx = static_cast<const int64_t*>(idx.data_ptr());
+  sa.src = src.data_ptr();
+  sa.out = out.data_ptr();
+  DeviceGuard guard(out.device().index);
+  check_launch(launch_scatter_lines(add, int(out.dtype()), sa, stream_of(out.device())), op, out.dtype());
+}
+void check_ndim(const char* op, int64_t nd) {
+  VBT_CHECK(nd <= kMaxDims, op, ": at most ", kMaxDims, " dimensions are supported on CUDA, got ", nd);
+}
+
+Tensor scatter_impl(const Args& a, bool add, const char* op) {
+  const Tensor &self = a.tensor(0), &index = a.tensor(2), &src0 = a.tensor(3);
+  const int64_t dim = wrap_dim(a.integer(1), self.dim(), op);
+  const Device dev = self.device();
+  const bool value_mode = src0.dim() == 0 && src0.impl()->wrapped_number;
+  if (!value_mode)
+    VBT_CHECK(src0.dtype() == self.dtype(), op, "(): Expected self.dtype to be equal to src.dtype (",
+              dtype_name(self.dtype()), " vs ", dtype_name(src0.dtype()), ")");
+  Tensor src = operand(src0, dev, self.dtype());
+  VBT_CHECK(index.dim() == self.dim() || (index.dim() <= 1 && self.dim() <= 1), op,
+            "(): Index tensor must have the same number of dimensions as input tensor (index shape ",
+            shape_str(index.sizes()), ", input shape ", shape_str(self.sizes()), ")");
+  for (int64_t d = 0; d < index.dim(); ++d) {
+    if (d != dim && d < self.dim())
+      VBT_CHECK(index.sizes()[d] <= self.sizes()[d], op, "(): Size does not match at dimension ", d, " expected index ",
+                shape_str(index.sizes()), " to be smaller than self ", shape_str(self.sizes()), " apart from dimension ",
+                dim);
+    if (!value_mode)
+      VBT_CHECK(d < src.dim() && index.sizes()[d] <= src.sizes()[d], op, "(): Expected index ",
+                shape_str(index.sizes()), " to be smaller than src ", shape_str(src.sizes()));
+  }
+  Tensor idx = index_long(op, index, dev, "index");
+  check_bounds(op, idx, self.dim() ? self.sizes()[dim] : 1, dim);
+  Tensor out = clone_cuda(self, self.dtype());
+  if (idx.numel() == 0) return out;
+  const int64_t nd = std::max<int64_t>(index.dim(), 1);
+  check_ndim(op, nd);
+  ScatterArgs sa;
+  sa.ndim = int(nd);
+  sa.dim = int(dim);
+  for (int64_t d = 0; d < nd; ++d) {
+    sa.sizes[d] = index.dim() ? index.sizes()[d] : 1;
+    sa.idx_st[d] = index.dim() ? idx.strides()[d] : 0;
+    sa.src_st[d] = d < src.dim() ? src.strides()[d] : 0;
+    sa.out_st[d] = d < out.dim() ? out.strides()[d] : 0;
+  }
+  sa.out_size = self.dim() ? self.sizes()[dim] : 1;
+  run_scatter(op, add, sa, out, idx, src);
+  return out;
+}
+Value k_scatter(const Args& a) { return scatter_impl(a, false, "scatter"); }
+Value k_scatter_add(const Args& a) { return scatter_impl(a, true, "scatter_add"); }
+
+// index_add: out = self; out.select(dim, index[i]) += alpha * source.select(dim, i), in index order.
+Value k_index_add(const Args& a) {
+  const char* op = "index_add";
+  const Tensor &self = a.tensor(0), &index = a.tensor(2), &source = a.tensor(3);
+  const int64_t dim = wrap_dim(a.integer(1), self.dim(), op);
+  VBT_CHECK_INDEX(index.dim() <= 1, "index_add(): Index is supposed to be a vector, got shape ", shape_str(index.sizes()));
+  VBT_CHECK(source.dtype() == self.dtype(), "index_add(): self (", dtype_name(self.dtype()), ") and source (",
+            dtype_name(source.dtype()), ") must have the same scalar type");
+  Shape expect(self.sizes().begin(), self.sizes().end());
+  if (self.dim()) expect[dim] = index.numel();
+  VBT_CHECK(source.sizes() == expect || (self.dim() == 0 && source.numel() == 1), "index_add(): source shape ",
+            shape_str(source.sizes()), " does not match ", shape_str(expect), " (self ", shape_str(self.sizes()),
+            " with dim ", dim, " replaced by the number of indices)");
+  const Scalar alpha = a.scalar(4);
+  VBT_CHECK(!(alpha.is_floating() && !is_floating(self.dtype())), "For integral input tensors, argument alpha must not "
+            "be a floating point number.");
+  const Device dev = self.device();
+  Tensor idx = index_long(op, index, dev, "index");
+  const int64_t size = self.dim() ? self.sizes()[dim] : 1;
+  check_bounds(op, idx, size, dim);
+  Tensor out = clone_cuda(self, self.dtype());
+  const int64_t n = idx.numel();
+  if (n == 0 || out.numel() == 0) return out;
+  Tensor src = operand(source, dev, self.dtype());
+  ScatterArgs sa;
+  if (self.dim() == 0) {  // the single element gets alpha * source once per index
+    sa.ndim = 1;
+    sa.sizes[0] = n;
+    sa.idx_st[0] = idx.dim() ? idx.strides()[0] : 0;
+    sa.src_st[0] = 0;
+    sa.out_st[0] = 0;
+  } else {
+    check_ndim(op, self.dim());
+    sa.ndim = int(self.dim());
+    for (int64_t d = 0; d < self.dim(); ++d) {
+      sa.sizes[d] = src.sizes()[d];
+      sa.idx_st[d] = d == dim && idx.dim() ? idx.strides()[0] : 0;
+      sa.src_st[d] = src.strides()[d];
+      sa.out_st[d] = out.strides()[d];
+    }
+  }
+  sa.dim = int(dim);
+  sa.out_size = size;
+  sa.alpha = alpha.to_double();
+  sa.ialpha = alpha.is_floating() ? int64_t(alpha.to_double()) : alpha.to_int();
+  if (self.dtype() == ScalarType::Bool) sa.ialpha = alpha.to_bool() ? 1 : 0;
+  run_scatter(op, true, sa, out, idx, src);
+  return out;
+}
+
+// The inclusive prefix count (int64) of a contiguous bool tensor's elements, and the total. n > 0.
+std::pair<Tensor, int64_t> prefix_count(const char* op, const Tensor& m) {
+  const int64_t n = m.numel();
+  const Device dev = m.device();
+  Tensor m64 = clone_cuda(m, ScalarType::Int64);
+  Tensor pos = empty({n}, ScalarType::Int64, dev);
+  Tensor ws = scan_workspace(1, n, dev);
+  {
+    DeviceGuard guard(dev.index);
+    check_launch(launch_scan_rows(false, int(ScalarType::Int64), m64.data_ptr(), pos.data_ptr(), 1, n,
+                                  ws.defined() ? ws.data_ptr() : nullptr, stream_of(dev)), op, ScalarType::Int64);
+  }
+  return {pos, scalar_of(call_tensor_op("select", {pos, int64_t(0), n - 1}))};
+}
+// masked_select: the selected elements of self (broadcast with mask) in row-major order, as a 1-D tensor.
+Value k_masked_select(const Args& a) {
+  const char* op = "masked_select";
+  const Tensor &self = a.tensor(0), &mask = a.tensor(1);
+  VBT_CHECK(mask.dtype() == ScalarType::Bool, "masked_select: expected BoolTensor for mask, got ", dtype_name(mask.dtype()));
+  const Device dev = is_cuda(self) ? self.device() : mask.device();
+  const Shape b = broadcast_shapes(self.sizes(), mask.sizes(), op);
+  Tensor s = clone_cuda(call_tensor_op("expand", {operand(self, dev, self.dtype()), b}), self.dtype());
+  Tensor m = clone_cuda(call_tensor_op("expand", {operand(mask, dev, ScalarType::Bool), b}), ScalarType::Bool);
+  const int64_t n = m.numel();
+  if (n == 0) return empty({0}, self.dtype(), dev);
+  auto [pos, cnt] = prefix_count(op, m);
+  Tensor out = empty({cnt}, self.dtype(), dev);
+  DeviceGuard guard(dev.index);
+  check_launch(launch_masked_compact(int(itemsize(self.dtype())), s.data_ptr(), static_cast<const bool*>(m.data_ptr()),
+                                     static_cast<const int64_t*>(pos.data_ptr()), out.data_ptr(), n, stream_of(dev)),
+               op, self.dtype());
+  return out;
+}
+// nonzero: [count, ndim] int64 coordinates of the elements that are not zero (NaN counts), row-major order.
+Value k_nonzero(const Args& a) {
+  const char* op = "nonzero";
+  const Tensor& self = a.tensor(0);
+  const Device dev = self.device();
+  const int64_t nd = self.dim(), n = self.numel();
+  check_ndim(op, nd);
+  if (n == 0) return empty({0, nd}, ScalarType::Int64, dev);
+  Tensor m = clone_cuda(self, ScalarType::Bool);  // contiguous; x != 0 like the CPU's cast to bool
+  auto [pos, cnt] = prefix_count(op, m);
+  Tensor out = empty({cnt, nd}, ScalarType::Int64, dev);
+  NonzeroArgs na;
+  na.ndim = int(nd);
+  for (int64_t d = 0; d < nd; ++d) na.sizes[d] = self.sizes()[d];
+  DeviceGuard guard(dev.index);
+  check_launch(launch_nonzero(static_cast<const bool*>(m.data_ptr()), static_cast<const int64_t*>(pos.data_ptr()),
+                              static_cast<int64_t*>(out.data_ptr()), n, na, stream_of(dev)), op, self.dtype());
+  return out;
+}
+
+// Advanced indexing (index / index_put_): the element offset in self of each index tuple, as a contiguous
+// int64 tensor of the broadcast index shape, plus the geometry of the non-indexed ("rest") dims.
+struct AdvPlan {
+  std::vector<int64_t> dims, rest_dims;
+  Shape ishape, rest_sizes, rest_strides;
+  bool adjacent = true;
+  Tensor offsets;
+};
+AdvPlan plan_adv(const char* op, const Tensor& self, const TensorList& indices, const Shape& dims) {
+  VBT_CHECK(indices.size() == dims.size() && !indices.empty(), op, ": indices and dims must match");
+  AdvPlan p;
+  std::vector<bool> used(size_t(self.dim()), false);
+  for (size_t i = 0; i < dims.size(); ++i) {
+    VBT_CHECK_INDEX(dims[i] >= 0 && dims[i] < self.dim(), op, ": too many indices for tensor of dimension ", self.dim());
+    VBT_CHECK_INDEX(!used[dims[i]], op, ": dim ", dims[i], " indexed twice");
+    used[dims[i]] = true;
+    p.dims.push_back(dims[i]);
+    if (i > 0 && dims[i] != dims[i - 1] + 1) p.adjacent = false;
+    p.ishape = i == 0 ? indices[i].sizes() : broadcast_shapes(p.ishape, indices[i].sizes(), op);
+  }
+  const Device dev = self.device();
+  Tensor off = empty(p.ishape, ScalarType::Int64, dev);
+  fill(off, Scalar(int64_t(0)));
+  for (size_t k = 0; k < dims.size(); ++k) {
+    const int64_t d = p.dims[k], size = self.sizes()[d];
+    Tensor iv = index_long(op, indices[k], dev, "indices");
+    check_bounds(op, iv, size, d);
+    Tensor sz = empty({}, ScalarType::Int64, dev), st = empty({}, ScalarType::Int64, dev);
+    fill(sz, Scalar(size));
+    fill(st, Scalar(self.strides()[d]));
+    // remainder (Python sign rule) maps -size <= v < 0 to v + size
+    Tensor w = ew(op, Ew::Remainder, {iv, sz}, ScalarType::Int64, ScalarType::Int64);
+    off = ew(op, Ew::Add, {off, ew(op, Ew::Mul, {w, st}, ScalarType::Int64, ScalarType::Int64)}, ScalarType::Int64,
+             ScalarType::Int64);
+  }
+  p.offsets = off.is_contiguous() ? off : clone_cuda(off, ScalarType::Int64);
+  for (int64_t d = 0; d < self.dim(); ++d)
+    if (!used[d]) {
+      p.rest_dims.push_back(d);
+      p.rest_sizes.push_back(self.sizes()[d]);
+      p.rest_strides.push_back(self.strides()[d]);
+    }
+  return p;
+}
+// PyTorch's layout rule: [index dims..., rest dims...], moved to the first indexed dim's place when the
+// indexed dims are adjacent. Returns the permutation of [index dims, rest dims] (empty: none needed).
+Shape place_perm(const AdvPlan& p) {
+  if (!p.adjacent || p.dims[0] == 0) return {};
+  int64_t before = 0;
+  for (int64_t d : p.rest_dims) before += d < p.dims[0];
+  const int64_t ni = static_cast<int64_t>(p.ishape.size()), nr = static_cast<int64_t>(p.rest_dims.size());
+  Shape perm;
+  for (int64_t i = 0; i < before; ++i) perm.push_back(ni + i);
+  for (int64_t i = 0; i < ni; ++i) perm.push_back(i);
+  for (int64_t i = before; i < nr; ++i) perm.push_back(ni + i);
+  return perm;
+}
+// index: out[i..., r...] = self[offset[i...] + rest offset of r] through the gather loop (GatherIdx with a
+// one-element stride), then placed by PyTorch's rule.
+Value k_index(const Args& a) {
+  const Tensor& self = a.tensor(0);
+  AdvPlan p = plan_adv("index", self, a.tensor_list(1), a.int_list(2));
+  Shape out_shape = p.ishape;
+  out_shape.insert(out_shape.end(), p.rest_sizes.begin(), p.rest_sizes.end());
+  Tensor out = empty(out_shape, self.dtype(), self.device());
+  if (out.numel() > 0) {
+    const size_t ni = p.ishape.size();
+    Shape src_st(ni, 0), idx_st(out_shape.size(), 0);
+    src_st.insert(src_st.end(), p.rest_strides.begin(), p.rest_strides.end());
+    Shape cst = contiguous_strides(p.ishape);
+    for (size_t i = 0; i < ni; ++i) idx_st[i] = cst[i];
+    Tensor src = strided_view(self, out_shape, src_st);
+    Tensor iv = strided_view(p.offsets, out_shape, idx_st);
+    EwScalars sc;
+    sc.n = itemsize(self.dtype());
+    run_loop("index", Ew::GatherIdx, out, {src, iv}, self.dtype(), sc);
+  }
+  Shape perm = place_perm(p);
+  return perm.empty() ? out : call_tensor_op("permute", {out, perm});
+}
+// index_put_: self[offset[i] + rest offset of r] = values[i, r] (accumulate: +=), one thread per rest
+// position walking the index tuples in order, so duplicates resolve as on the CPU (last write / every add).
+Value k_index_put_(const Args& a) {
+  const char* op = "index_put_";
+  const Tensor& self = a.tensor(0);
+  AdvPlan p = plan_adv(op, self, a.tensor_list(1), a.int_list(2));
+  const bool accumulate = a.boolean(4);
+  Shape res_shape = p.ishape;
+  res_shape.insert(res_shape.end(), p.rest_sizes.begin(), p.rest_sizes.end());
+  Shape perm = place_perm(p);
+  Shape placed = res_shape;
+  for (size_t i = 0; i < perm.size(); ++i) placed[i] = res_shape[perm[i]];
+  const Tensor& values = a.tensor(3);
+  broadcast_shapes(placed, values.sizes(), op);
+  Tensor v = is_cuda(values) || values.dim() == 0 ? values : to_device(values, self.device());
+  Tensor vb = call_tensor_op("expand", {operand(v, self.device(), self.dtype()), placed});
+  if (!perm.empty()) {  // back to [index dims, rest dims]
+    Shape inv(perm.size());
+    for (size_t i = 0; i < perm.size(); ++i) inv[perm[i]] = int64_t(i);
+    vb = call_tensor_op("permute", {vb, inv});
+  }
+  vb = clone_cuda(vb, self.dtype());  // contiguous [n, rest...]
+  const int64_t n = shape_numel(p.ishape);
+  if (n > 0 && shape_numel(p.rest_sizes) > 0) {
+    check_ndim(op, 1 + int64_t(p.rest_sizes.size()));
+    ScatterArgs sa;
+    sa.ndim = 1 + int(p.rest_sizes.size());
+    sa.dim = 0;
+    sa.sizes[0] = n;
+    sa.idx_st[0] = 1;
+    sa.src_st[0] = shape_numel(p.rest_sizes);
+    sa.out_st[0] = 1;  // the offsets are element offsets already
+    Shape cst = contiguous_strides(p.rest_sizes);
+    for (size_t r = 0; r < p.rest_sizes.size(); ++r) {
+      sa.sizes[r + 1] = p.rest_sizes[r];
+      sa.idx_st[r + 1] = 0;
+      sa.src_st[r + 1] = cst[r];
+      sa.out_st[r + 1] = p.rest_strides[r];
+    }
+    sa.out_size = 0;  // offsets are never negative
+    run_scatter(op, accumulate, sa, self, p.offsets, vb);
+  }
+  self.impl()->bump_version();
+  return self;
+}
+
 Allocator& device_allocator(int16_t index) { return cuda_caching_allocator(index < 0 ? current_device() : index); }
 
 }  // namespace
@@ -1069,6 +1560,13 @@ void register_cuda_ops() {
     reg("var", k_var); reg("std", k_std); reg("logsumexp", k_logsumexp);
     reg("all", k_all_any<true>); reg("any", k_all_any<false>); reg("one_hot", k_one_hot);
     reg("cat", k_cat); reg("stack", k_stack);
+    reg("argmax", k_argext<true>); reg("argmin", k_argext<false>);
+    reg("max_dim", k_max_min_dim<true>); reg("min_dim", k_max_min_dim<false>);
+    reg("prod", k_prod); reg("norm", k_norm); reg("cumsum", k_cum<false>); reg("cumprod", k_cum<true>);
+    reg("flip", k_flip); reg("roll", k_roll); reg("repeat", k_repeat);
+    reg("scatter", k_scatter); reg("scatter_add", k_scatter_add); reg("index_add", k_index_add);
+    reg("masked_select", k_masked_select); reg("index", k_index); reg("index_put_", k_index_put_);
+    reg("nonzero", k_nonzero);
   });
 }
 

@@ -97,4 +97,48 @@ struct GemmArgs {
 };
 cudaError_t launch_gemm(int dtype, const GemmArgs& a, cudaStream_t stream);
 
+// ---- scan_index.cu: one thread per row / line, sequential inside it (CPU accumulators, no atomics).
+// Rows are the last dim of a contiguous [rows, cols] input.
+// argmax/argmin of each row into idx (int64); also the extreme values into vals (the input's dtype) when
+// vals != nullptr. First extreme wins; NaN counts as the extreme. cols must be > 0.
+cudaError_t launch_arg_rows(bool is_max, int dtype, const void* in, int64_t* idx, void* vals, int64_t rows,
+                            int64_t cols, cudaStream_t stream);
+// Row reductions into `rows` outputs of the input's dtype, accumulated in double (floating types) or int64.
+// Prod: numeric dtypes; the norms: floating dtypes (NormP uses p).
+enum class RowRed : int { Prod = 0, NormInf, NormNegInf, Norm0, Norm1, Norm2, NormP };
+cudaError_t launch_row_reduce(RowRed op, int dtype, const void* in, void* out, int64_t rows, int64_t cols, double p,
+                              cudaStream_t stream);
+// Inclusive cumulative sum (prod = false) or product of each row; out is contiguous [rows, cols]; numeric dtypes.
+// Long rows are scanned in parallel chunks and need `workspace`: device memory of scan_workspace_bytes(rows,
+// cols) bytes (0: none needed, workspace may be nullptr), 8-byte aligned.
+int64_t scan_workspace_bytes(int64_t rows, int64_t cols);
+cudaError_t launch_scan_rows(bool prod, int dtype, const void* in, void* out, int64_t rows, int64_t cols,
+                             void* workspace, cudaStream_t stream);
+// out[pos with dim = idx[pos]] = src[pos] (add: += alpha * src[pos]) for every position pos of `sizes`
+// (the index's shape); strides in elements, idx int64 with -out_size <= idx < out_size (checked by the host).
+struct ScatterArgs {
+  int ndim = 0, dim = 0;
+  int64_t sizes[kMaxDims] = {};
+  int64_t idx_st[kMaxDims] = {}, src_st[kMaxDims] = {}, out_st[kMaxDims] = {};
+  const int64_t* idx = nullptr;
+  const void* src = nullptr;
+  void* out = nullptr;
+  int64_t out_size = 0;  // out's size along dim
+  double alpha = 1.0;
+  int64_t ialpha = 1;
+};
+cudaError_t launch_scatter_lines(bool add, int dtype, const ScatterArgs& a, cudaStream_t stream);
+// masked_select's compaction over n contiguous elements of elem_size bytes: out[pos[i] - 1] = src[i] where
+// mask[i]; pos is the inclusive prefix count of mask (int64).
+cudaError_t launch_masked_compact(int elem_size, const void* src, const bool* mask, const int64_t* pos, void* out,
+                                  int64_t n, cudaStream_t stream);
+// nonzero's coordinates: for each i < n with mask[i] (contiguous, row-major over sizes), the ndim coordinates of i
+// go to row pos[i] - 1 of the contiguous int64 out [count, ndim].
+struct NonzeroArgs {
+  int ndim = 0;
+  int64_t sizes[kMaxDims] = {};
+};
+cudaError_t launch_nonzero(const bool* mask, const int64_t* pos, int64_t* out, int64_t n, const NonzeroArgs& a,
+                           cudaStream_t stream);
+
 }  // namespace vbt::cuda::ops
