@@ -10,7 +10,7 @@
 # Build: cmake + ninja with CXX=/usr/bin/g++ (the image's /opt gcc links libstdc++ statically, which breaks _C
 # once torch is imported) and the naive CBLAS shim of tests/cpp/cuda/cblas_shim (no OpenBLAS there).
 # Env: STEP_LIMIT_S (default 150) per test step; PARITY_OPS (default "core"), PARITY_DTYPES (default
-# "float32 int64 bool"); TRAIN_WORKLOADS (default "reversal,minigpt"), TRAIN_STEPS (default 60).
+# "float32 int64 bool"), PARITY_BACKWARD (default false: gradients too); TRAIN_WORKLOADS (default "reversal,minigpt"), TRAIN_STEPS (default 60).
 set -u
 OUT=${1:?usage: gpu_session.sh OUTDIR}
 mkdir -p "$OUT"
@@ -53,6 +53,7 @@ timeout "$LIMIT" python3 tests/gpu/gate_on_gpu.py training "$SITE" "$OUT/trainin
 echo "training rc=$? in $(( $(date +%s) - T2 ))s: $(head -1 "$OUT/training/summary.txt" 2>/dev/null)" | tee -a "$summary"
 T3=$(date +%s)
 timeout "$LIMIT" python3 tests/gpu/gate_on_gpu.py parity "$SITE" "$OUT/parity" --opt "ops=${PARITY_OPS:-core}" \
-  --opt "dtypes=${PARITY_DTYPES:-float32 int64 bool}" --opt op_timeout_s=20 >"$OUT/parity.txt" 2>&1
+  --opt "dtypes=${PARITY_DTYPES:-float32 int64 bool}" --opt op_timeout_s=20 --opt "backward=${PARITY_BACKWARD:-false}" \
+  >"$OUT/parity.txt" 2>&1
 echo "parity rc=$? in $(( $(date +%s) - T3 ))s: $(head -2 "$OUT/parity/summary.txt" 2>/dev/null | tail -1 | cut -c1-300)" | tee -a "$summary"
 cat "$summary"
