@@ -151,7 +151,8 @@ Value k_div(const Args& a) {
     using M = opmath_t<T>;
     if (floor) binary_loop<T, T>(it, [](M p, M q) { return floor_divide<M>(p, q); });
     else if constexpr (std::is_integral_v<M>) binary_loop<T, T>(it, [](M p, M q) { return static_cast<M>(p / q); });
-    else binary_loop<T, T>(it, [](M p, M q) { return std::trunc(p / q); });
+    // PyTorch rounds the quotient to the storage type before truncating (half: 4.9997 -> 5.0 -> 5, not 4)
+    else binary_loop<T, T>(it, [](M p, M q) { return std::trunc(static_cast<M>(static_cast<T>(p / q))); });
   });
   return finish_out(it, out);
 }

@@ -37,7 +37,7 @@ Shape infer_size(const Shape& shape, int64_t numel, const char* op) {
 // Walks chunks of old dims that are contiguous with each other and maps new dims onto them.
 bool compute_view_strides(const Shape& sizes, const Shape& strides, const Shape& new_sizes, Shape& out) {
   out.assign(new_sizes.size(), 0);
-  if (shape_numel(sizes) == 0) {
+  if (sizes.empty() || shape_numel(sizes) == 0) {  // one element (0-dim: any all-ones shape) or none: any strides
     out = contiguous_strides(new_sizes);
     return true;
   }
@@ -125,6 +125,8 @@ Value k_reshape(const Args& a) {
   Shape sizes = infer_size(a.int_list(1), t.numel(), "reshape");
   Shape strides;
   if (compute_view_strides(t.sizes(), t.strides(), sizes, strides)) return make_view(t, sizes, strides, t.storage_offset());
+  // not viewable: a contiguous copy, made by the tensor's own device (the CPU copy loop cannot read device memory)
+  if (t.device().type != DeviceType::CPU) return make_view(call_tensor_op("contiguous", {t}), sizes, contiguous_strides(sizes), 0);
   Tensor c = empty(t.sizes(), t.dtype(), t.device());
   copy_into(c, t);
   return make_view(c, sizes, contiguous_strides(sizes), 0);

@@ -260,3 +260,17 @@ def test_inplace_int_with_float_scalar_raises():
     with pytest.raises(RuntimeError):
         v.add_(1.5)
     assert v.tolist() == [1, 2, 3]
+
+
+def test_div_trunc_rounds_the_quotient_to_half_precision_first():
+    # PyTorch: trunc(float16(a / b)); 4.117 / -0.02394 = -171.97 rounds to -172 in float16, so the result is -172
+    # (truncating the float32 quotient first gives -171). Seen as a parity-gate failure on random float16 inputs.
+    rng = np.random.default_rng(0)
+    for tdt, name in ((torch.float16, "float16"), (torch.bfloat16, "bfloat16")):
+        a = torch.tensor(rng.standard_normal(20000) * 10, dtype=torch.float32).to(tdt)
+        b = torch.tensor(rng.standard_normal(20000), dtype=torch.float32).to(tdt)
+        va = vt.tensor(a.float().numpy()).to(getattr(vt, name))
+        vb = vt.tensor(b.float().numpy()).to(getattr(vt, name))
+        got = np.asarray(vt.div(va, vb, rounding_mode="trunc").float().numpy())
+        want = torch.div(a, b, rounding_mode="trunc").float().numpy()
+        np.testing.assert_array_equal(got, want)

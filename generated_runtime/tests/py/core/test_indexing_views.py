@@ -256,3 +256,16 @@ def test_shape_errors():
         v.select(0, 3)
     with pytest.raises(RuntimeError):
         v.reshape(-1, -1)
+
+
+def test_zero_dim_views_to_all_ones_shapes():
+    # a 0-dim tensor views as any all-ones shape (torch allows it; it used to raise "view size is not compatible")
+    for shape in ((1,), (1, 1), (1, 1, 1)):
+        t = torch.tensor(2.5)
+        v = vt.tensor(2.5)
+        w = v.view(*shape)
+        assert tuple(w.shape) == tuple(t.view(*shape).shape)
+        assert w.data_ptr() == v.data_ptr()  # a view, not a copy
+        w.fill_(7.0)
+        assert float(v.item()) == 7.0
+    assert tuple(vt.tensor(1.0).view(1).view(()).shape) == ()
