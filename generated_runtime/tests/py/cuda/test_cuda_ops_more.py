@@ -453,3 +453,35 @@ def test_long_rows():
     i[:, :40:2] = 2
     check(vt.prod(to_vt(i), 1), torch.prod(i, 1))
     check(vt.prod(to_vt(i.to(torch.int32))), torch.prod(i.to(torch.int32)))
+
+
+@pytest.mark.parametrize("name", ["logical_and", "logical_or", "logical_xor"])
+@pytest.mark.parametrize("dt", ["float32", "int64", "uint8", "bool"])
+def test_logical_binary(name, dt):
+    for kind, t, v in variants((3, 4), dt, lo=-1, hi=2):  # small integers: zeros and non-zeros both occur
+        other = make(tuple(t.shape), dt, seed=5, lo=-1, hi=2)
+        check(getattr(vt, name)(v, to_vt(other)), getattr(torch, name)(t, other))
+    # broadcasting and mixed dtypes (the cross_entropy code path: bool masks from comparisons)
+    a, b = make((4, 1), dt, lo=-1, hi=2), make((3,), "float32")
+    check(getattr(vt, name)(to_vt(a), to_vt(b)), getattr(torch, name)(a, b))
+
+
+@pytest.mark.parametrize("dt", ["float32", "float64", "int32"])
+def test_round_half_to_even(dt):
+    t = torch.tensor([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.7, -3.2]).to(TDT[dt]) if dt != "int32" else make((8,), dt)
+    check(vt.round(to_vt(t)), torch.round(t))
+    for kind, t, v in variants((3, 4), dt):
+        check(vt.round(v * 3 if dt != "int32" else v), torch.round(t * 3 if dt != "int32" else t))
+    with pytest.raises(NotImplementedError, match="decimals"):
+        vt.round(to_vt(make((2,), "float32")), decimals=1)
+
+
+def test_zero_dim_reshape_and_flatten():
+    s = make((), "float32")
+    check(to_vt(s).reshape(1, 1), s.reshape(1, 1))
+    check(to_vt(s).view(1), s.view(1))
+    # flatten of a non-viewable (transposed) CUDA tensor copies on the device
+    t = make((3, 4, 5), "float32")
+    v = to_vt(t).transpose(0, 2)
+    check(v.flatten(), t.transpose(0, 2).flatten())
+    check(v.flatten(1), t.transpose(0, 2).flatten(1))

@@ -259,6 +259,14 @@ template <Ew code> Value k_unary_same(const Args& a) {
             "the `~` or `logical_not()` operator instead.");
   return elementwise("unary", code, {x}, x.dtype(), x.dtype(), a.opt_tensor(1));
 }
+// round(Tensor self, *, int decimals=0, Tensor? out=None): half to even, like the CPU kernel (decimals=0 only)
+Value k_round(const Args& a) {
+  const Tensor& x = a.tensor(0);
+  if (a.integer(1) != 0)
+    throw_error(ErrorKind::NotImplemented, "round: decimals != 0 is not implemented for CUDA tensors (got decimals=",
+                a.integer(1), "); round on the CPU or scale by 10**decimals yourself");
+  return elementwise("round", Ew::Round, {x}, x.dtype(), x.dtype(), a.opt_tensor(2));
+}
 Value k_gelu(const Args& a) {
   const Tensor& x = a.tensor(0);
   const std::string& approx = a.str(1);
@@ -1529,6 +1537,9 @@ void register_cuda_ops() {
     reg("eq", k_compare<Ew::Eq>); reg("ne", k_compare<Ew::Ne>); reg("lt", k_compare<Ew::Lt>);
     reg("le", k_compare<Ew::Le>); reg("gt", k_compare<Ew::Gt>); reg("ge", k_compare<Ew::Ge>);
     reg("where", k_where);
+    reg("logical_and", k_compare<Ew::LogicalAnd>); reg("logical_or", k_compare<Ew::LogicalOr>);
+    reg("logical_xor", k_compare<Ew::LogicalXor>);
+    reg("round", k_round);
     reg("neg", k_unary_same<Ew::Neg>); reg("abs", k_unary_same<Ew::Abs>); reg("relu", k_unary_same<Ew::Relu>);
     reg("square", k_unary_same<Ew::Square>);
     reg("exp", k_unary_float<Ew::Exp>); reg("log", k_unary_float<Ew::Log>); reg("sqrt", k_unary_float<Ew::Sqrt>);

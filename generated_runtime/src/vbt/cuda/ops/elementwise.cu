@@ -150,6 +150,9 @@ struct LtOp { template <typename A> __device__ bool operator()(A x, A y) const {
 struct LeOp { template <typename A> __device__ bool operator()(A x, A y) const { return x <= y; } };
 struct GtOp { template <typename A> __device__ bool operator()(A x, A y) const { return x > y; } };
 struct GeOp { template <typename A> __device__ bool operator()(A x, A y) const { return x >= y; } };
+struct LogicalAndOp { template <typename A> __device__ bool operator()(A x, A y) const { return x != A(0) && y != A(0); } };
+struct LogicalOrOp { template <typename A> __device__ bool operator()(A x, A y) const { return x != A(0) || y != A(0); } };
+struct LogicalXorOp { template <typename A> __device__ bool operator()(A x, A y) const { return (x != A(0)) != (y != A(0)); } };
 
 
 // ---- more functors (the generic kernel above runs them all)
@@ -274,6 +277,7 @@ VBT_FLOAT_FN(FracOp, x - truncf(x), x - trunc(x))
 struct SignOp { template <typename A> __device__ A operator()(A x) const { return static_cast<A>((A(0) < x) - (x < A(0))); } };
 struct FloorOp { template <typename A> __device__ A operator()(A x) const { if constexpr (std::is_floating_point_v<A>) return floor(x); else return x; } };
 struct CeilOp { template <typename A> __device__ A operator()(A x) const { if constexpr (std::is_floating_point_v<A>) return ceil(x); else return x; } };
+struct RoundOp { template <typename A> __device__ A operator()(A x) const { if constexpr (std::is_floating_point_v<A>) return rint(x); else return x; } };
 struct TruncOp { template <typename A> __device__ A operator()(A x) const { if constexpr (std::is_floating_point_v<A>) return trunc(x); else return x; } };
 struct IsNanOp { template <typename A> __device__ bool operator()(A x) const { return is_nan(x); } };
 struct IsInfOp {
@@ -433,6 +437,9 @@ cudaError_t launch_elementwise(Ew op, int out_dtype, int in_dtype, const LoopGeo
     case Ew::Le: return compare(in_dtype, g, LeOp{}, s);
     case Ew::Gt: return compare(in_dtype, g, GtOp{}, s);
     case Ew::Ge: return compare(in_dtype, g, GeOp{}, s);
+    case Ew::LogicalAnd: return compare(in_dtype, g, LogicalAndOp{}, s);
+    case Ew::LogicalOr: return compare(in_dtype, g, LogicalOrOp{}, s);
+    case Ew::LogicalXor: return compare(in_dtype, g, LogicalXorOp{}, s);
     case Ew::Exp2: return unary_same<true>(out_dtype, g, Exp2Op{}, s);
     case Ew::Log2: return unary_same<true>(out_dtype, g, Log2Op{}, s);
     case Ew::Log10: return unary_same<true>(out_dtype, g, Log10Op{}, s);
@@ -449,6 +456,7 @@ cudaError_t launch_elementwise(Ew op, int out_dtype, int in_dtype, const LoopGeo
     case Ew::Frac: return unary_same<true>(out_dtype, g, FracOp{}, s);
     case Ew::Sign: return unary_same<false>(out_dtype, g, SignOp{}, s);
     case Ew::Floor: return unary_same<false>(out_dtype, g, FloorOp{}, s);
+    case Ew::Round: return unary_same<false>(out_dtype, g, RoundOp{}, s);
     case Ew::Ceil: return unary_same<false>(out_dtype, g, CeilOp{}, s);
     case Ew::Trunc: return unary_same<false>(out_dtype, g, TruncOp{}, s);
     case Ew::IsNan: return predicate(in_dtype, g, IsNanOp{}, s);

@@ -60,6 +60,10 @@ enum class Ew : int {
   // gather along one dim: out[i] = src[off_src(i) + index[i] * n] (n: byte stride of the gathered dim of the
   // source, operand 1 a view of the source with that dim's stride 0, operand 2 int64 indices)
   GatherIdx,
+  // binary, inputs of the compute dtype, bool output: logical and/or/xor of (x != 0, y != 0)
+  LogicalAnd, LogicalOr, LogicalXor,
+  // unary, same dtype: round half to even (identity on integers)
+  Round,
 };
 
 struct EwScalars {
