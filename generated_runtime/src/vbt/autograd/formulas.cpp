@@ -254,8 +254,6 @@ UNARY_X(acos_bw, neg(div(g, un("sqrt", sub(num(1.0), mul(x, x))))))
 UNARY_X(atan_bw, div(g, add(mul(x, x), num(1.0))))
 UNARY_X(sinh_bw, mul(g, un("cosh", x)))
 UNARY_X(cosh_bw, mul(g, un("sinh", x)))
-UNARY_Y(tanh_bw, mul(g, sub(num(1.0), mul(y, y))))
-UNARY_Y(sigmoid_bw, mul(g, mul(y, sub(num(1.0), y))))
 // Fused CPU loops for hot elementwise backward formulas, used when no graph of the backward is
 // recorded (grad mode off) and x, g are same-shape float32/float64 CPU tensors: one pass instead
 // of ~10 dispatcher ops. fn(x, g) -> dx in double precision; fn32 (optional) is the float32 form,
@@ -290,6 +288,25 @@ Tensor fused_unary_bw(const Tensor& x_, const Tensor& g_, Fn fn, Fn32 fn32 = nul
   return out;
 }
 
+// Backward formulas of the output y: fused loop when possible, else the composed form.
+#define UNARY_Y_FUSED(fname, fused_expr, composed)                                                   \
+  F(fname) {                                                                                         \
+    OUT;                                                                                             \
+    Tensor y = c.result(), g = c.g();                                                                \
+    if (Tensor f = fused_unary_bw(y, g, [](double v, double gv) { return fused_expr; },              \
+                                  [](float v, float gv) { return fused_expr; }); f.defined()) {      \
+      r[0] = f;                                                                                      \
+      return r;                                                                                      \
+    }                                                                                                \
+    r[0] = (composed);                                                                               \
+    return r;                                                                                        \
+  }
+UNARY_Y_FUSED(tanh_bw, gv * (1 - v * v), mul(g, sub(num(1.0), mul(y, y))))
+UNARY_Y_FUSED(sigmoid_bw, gv * (v * (1 - v)), mul(g, mul(y, sub(num(1.0), y))))
+// threshold_backward: 0 where y <= 0 (even for a NaN gradient), the gradient elsewhere (NaN y passes it)
+UNARY_Y_FUSED(relu_bw, vec::select(v <= 0, decltype(v)(0), gv), where(cmp("le", y, num(0.0)), num(0.0), g))
+#undef UNARY_Y_FUSED
+
 F(silu_bw) {
   OUT;
   Tensor x = c.arg(0), g = c.g();
@@ -311,7 +328,6 @@ UNARY_X(erf_bw, mul(mul(g, un("exp", neg(mul(x, x)))), kTwoOverSqrtPi))
 UNARY_X(erfc_bw, mul(mul(g, un("exp", neg(mul(x, x)))), -kTwoOverSqrtPi))
 UNARY_G(neg_bw, neg(g))
 UNARY_X(abs_bw, mul(g, un("sign", x)))
-UNARY_Y(relu_bw, where(cmp("le", y, num(0.0)), num(0.0), g))  // threshold_backward: NaN passes the gradient
 F(zero_bw) { OUT; r[0] = zeros_of(c.meta(0)); return r; }
 UNARY_G(frac_bw, g)
 UNARY_X(square_bw, mul(mul(g, x), 2.0))
