@@ -10,7 +10,8 @@
 # Build: cmake + ninja with CXX=/usr/bin/g++ (the image's /opt gcc links libstdc++ statically, which breaks _C
 # once torch is imported) and the naive CBLAS shim of tests/cpp/cuda/cblas_shim (no OpenBLAS there).
 # Env: STEP_LIMIT_S (default 150) per test step; PARITY_OPS (default "core"), PARITY_DTYPES (default
-# "float32 int64 bool"), PARITY_BACKWARD (default false: gradients too); TRAIN_WORKLOADS (default "reversal,minigpt"), TRAIN_STEPS (default 60).
+# "float32 int64 bool"), PARITY_BACKWARD (default false: gradients too); TRAIN_WORKLOADS (default "reversal,minigpt"),
+# TRAIN_STEPS (default 60), TRAIN_PROFILE (default ci); STEPS (default "pytest training parity": which to run).
 set -u
 OUT=${1:?usage: gpu_session.sh OUTDIR}
 mkdir -p "$OUT"
@@ -43,17 +44,25 @@ tests="$RT/tests/py/cuda"
 for t in plugins/test_cuda_plugin.py interop/test_dlpack_cuda.py plugins/test_plugin_autograd.py; do
   [ -f "$RT/tests/py/$t" ] && tests="$tests $RT/tests/py/$t"
 done
-T1=$(date +%s)
-(cd /tmp && PYTHONPATH=$PYP timeout "$LIMIT" python3 -m pytest -q --noconftest -p no:cacheprovider -rs $tests >"$OUT/pytest.log" 2>&1)
-echo "pytest rc=$? in $(( $(date +%s) - T1 ))s: $(tail -1 "$OUT/pytest.log")" | tee -a "$summary"
-T2=$(date +%s)
-timeout "$LIMIT" python3 tests/gpu/gate_on_gpu.py training "$SITE" "$OUT/training" \
-  --opt "workloads=${TRAIN_WORKLOADS:-reversal,minigpt}" --opt "steps=${TRAIN_STEPS:-60}" --opt window=10 \
-  >"$OUT/training.txt" 2>&1
-echo "training rc=$? in $(( $(date +%s) - T2 ))s: $(head -1 "$OUT/training/summary.txt" 2>/dev/null)" | tee -a "$summary"
-T3=$(date +%s)
-timeout "$LIMIT" python3 tests/gpu/gate_on_gpu.py parity "$SITE" "$OUT/parity" --opt "ops=${PARITY_OPS:-core}" \
-  --opt "dtypes=${PARITY_DTYPES:-float32 int64 bool}" --opt op_timeout_s=20 --opt "backward=${PARITY_BACKWARD:-false}" \
-  >"$OUT/parity.txt" 2>&1
-echo "parity rc=$? in $(( $(date +%s) - T3 ))s: $(head -2 "$OUT/parity/summary.txt" 2>/dev/null | tail -1 | cut -c1-300)" | tee -a "$summary"
+STEPS=${STEPS:-pytest training parity}
+want() { [[ " $STEPS " == *" $1 "* ]]; }
+if want pytest; then
+  T1=$(date +%s)
+  (cd /tmp && PYTHONPATH=$PYP timeout "$LIMIT" python3 -m pytest -q --noconftest -p no:cacheprovider -rs $tests >"$OUT/pytest.log" 2>&1)
+  echo "pytest rc=$? in $(( $(date +%s) - T1 ))s: $(tail -1 "$OUT/pytest.log")" | tee -a "$summary"
+fi
+if want training; then
+  T2=$(date +%s)
+  timeout "$LIMIT" python3 tests/gpu/gate_on_gpu.py training "$SITE" "$OUT/training" \
+    --opt "workloads=${TRAIN_WORKLOADS:-reversal,minigpt}" --opt "steps=${TRAIN_STEPS:-60}" --opt window=10 \
+    --opt "profile=${TRAIN_PROFILE:-ci}" >"$OUT/training.txt" 2>&1
+  echo "training rc=$? in $(( $(date +%s) - T2 ))s: $(head -1 "$OUT/training/summary.txt" 2>/dev/null)" | tee -a "$summary"
+fi
+if want parity; then
+  T3=$(date +%s)
+  timeout "$LIMIT" python3 tests/gpu/gate_on_gpu.py parity "$SITE" "$OUT/parity" --opt "ops=${PARITY_OPS:-core}" \
+    --opt "dtypes=${PARITY_DTYPES:-float32 int64 bool}" --opt op_timeout_s=20 --opt "backward=${PARITY_BACKWARD:-false}" \
+    >"$OUT/parity.txt" 2>&1
+  echo "parity rc=$? in $(( $(date +%s) - T3 ))s: $(head -2 "$OUT/parity/summary.txt" 2>/dev/null | tail -1 | cut -c1-300)" | tee -a "$summary"
+fi
 cat "$summary"
