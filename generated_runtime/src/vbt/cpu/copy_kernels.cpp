@@ -1,5 +1,7 @@
 // Copy family: copy_ (broadcast + cast into an existing tensor), dtype conversion, contiguous,
 // clone, item. The cast loop is the one place instantiated per (src, dst) dtype pair.
+#include <cstring>
+
 #include "cpu_kernels.h"
 
 namespace vbt {
@@ -29,6 +31,22 @@ void copy_into(const Tensor& dst, const Tensor& src) {
       it.for_each([](char** data, const int64_t* st, int64_t n) {
         char* out = data[0];
         const char* in = data[1];
+        if (st[0] == sizeof(D) && st[1] == sizeof(S)) {  // contiguous runs: memcpy, or a loop that vectorises
+          if constexpr (std::is_same_v<D, S>) {
+            std::memmove(out, in, static_cast<size_t>(n) * sizeof(D));
+          } else {
+            D* o = reinterpret_cast<D*>(out);
+            const S* x = reinterpret_cast<const S*>(in);
+            for (int64_t i = 0; i < n; ++i) o[i] = cast_value<D>(x[i]);
+          }
+          return;
+        }
+        if (st[0] == sizeof(D) && st[1] == 0) {  // broadcast of one value
+          D* o = reinterpret_cast<D*>(out);
+          const D v = cast_value<D>(*reinterpret_cast<const S*>(in));
+          for (int64_t i = 0; i < n; ++i) o[i] = v;
+          return;
+        }
         for (int64_t i = 0; i < n; ++i)
           *reinterpret_cast<D*>(out + i * st[0]) = cast_value<D>(*reinterpret_cast<const S*>(in + i * st[1]));
       });

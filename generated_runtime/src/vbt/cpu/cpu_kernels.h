@@ -47,6 +47,7 @@ VBT_KERNEL(k_sum) VBT_KERNEL(k_mean) VBT_KERNEL(k_prod) VBT_KERNEL(k_amax) VBT_K
 VBT_KERNEL(k_max_dim) VBT_KERNEL(k_min_dim) VBT_KERNEL(k_argmax) VBT_KERNEL(k_argmin) VBT_KERNEL(k_var)
 VBT_KERNEL(k_std) VBT_KERNEL(k_norm) VBT_KERNEL(k_logsumexp) VBT_KERNEL(k_all) VBT_KERNEL(k_any)
 VBT_KERNEL(k_cumsum) VBT_KERNEL(k_cumprod) VBT_KERNEL(k_softmax) VBT_KERNEL(k_log_softmax)
+VBT_KERNEL(k_fused_layer_norm)
 // linalg_kernels.cpp
 VBT_KERNEL(k_mm) VBT_KERNEL(k_bmm) VBT_KERNEL(k_matmul) VBT_KERNEL(k_addmm) VBT_KERNEL(k_linear)
 VBT_KERNEL(k_outer) VBT_KERNEL(k_dot) VBT_KERNEL(k_baddbmm)

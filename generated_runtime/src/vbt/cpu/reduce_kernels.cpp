@@ -11,6 +11,7 @@
 // (outputs x reduced elements) exceeds kParallelGrain.
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "cpu_kernels.h"
 #include "vec_math.h"
@@ -121,6 +122,12 @@ void run_reduce(const Tensor& in, const ReducePlan& p, Acc init, Step step, Emit
 //    order as the plain loop (bit-identical to run_reduce).
 // Anything else falls back to run_reduce. Accumulation stays in double/int64, so results are at least as
 // accurate as the plain sequential loop.
+// float32 sums (Identity map) use vec_math.h's AVX2 kernels (float -> double conversion from memory is the
+// bottleneck): every contiguous run of an output adds into the same 32 double lanes (one pairwise combine
+// per output, not per run); outputs with several runs are processed in blocks of 32, run index outermost,
+// so memory is read in order; a single contiguous run (sum of everything) is cut into fixed 64Ki-element
+// chunks summed in parallel and added in chunk order (the result does not depend on the thread count);
+// outer-dim sums add 8 rows per pass over a 16-column register block, in row order (same values).
 constexpr int64_t kLanes = 32;
 
 struct Identity {
@@ -149,6 +156,50 @@ void run_sum(const Tensor& in, const ReducePlan& p, Map map, Emit emit) {
   Shape outer_sizes(p.red_sizes.begin(), p.red_sizes.end() - (nr ? 1 : 0));
   Shape outer_strides(p.red_strides.begin(), p.red_strides.end() - (nr ? 1 : 0));
   const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, p.num_red));
+  constexpr bool kF32 = std::is_same_v<T, float> && std::is_same_v<A, double> && std::is_same_v<Map, Identity>;
+  if constexpr (kF32) {
+    if (nr > 0 && p.red_strides.back() == 1) {
+      if (p.num_out == 1 && outer_red == 1) {
+        // One contiguous run (e.g. sum of everything): fixed chunks summed in parallel, partials added in
+        // chunk order, so the result does not depend on the thread count.
+        constexpr int64_t kChunk = int64_t(1) << 16;
+        const int64_t nchunks = (inner_n + kChunk - 1) / kChunk;
+        std::vector<double> part(static_cast<size_t>(nchunks));
+        parallel_for(0, nchunks, std::max<int64_t>(1, kParallelGrain / kChunk), [&](int64_t b, int64_t e) {
+          for (int64_t c = b; c < e; ++c) {
+            double lanes[vec::kSumLanes] = {};
+            vec::sum_f32_lanes(lanes, base + c * kChunk, std::min(kChunk, inner_n - c * kChunk));
+            part[static_cast<size_t>(c)] = vec::combine_lanes(lanes);
+          }
+        });
+        double acc = 0;
+        for (double v : part) acc += v;
+        emit(0, acc);
+        return;
+      }
+      // Every run of an output feeds the same 32 lanes (no per-run combination), then one pairwise combine.
+      // Several runs per output (e.g. mean over dims (0, 2)): a block of outputs is walked run index outermost,
+      // so the memory of consecutive outputs' runs is read in order; each output still adds its runs in order.
+      constexpr int64_t kOutBlock = 32;
+      parallel_for(0, p.num_out, grain, [&](int64_t b, int64_t e) {
+        double lanes[kOutBlock][vec::kSumLanes];
+        int64_t ooff[kOutBlock];
+        for (int64_t o0 = b; o0 < e; o0 += kOutBlock) {
+          const int64_t len = std::min(kOutBlock, e - o0);
+          for (int64_t j = 0; j < len; ++j) {
+            ooff[j] = offset_of(o0 + j, p.keep_sizes, p.keep_strides);
+            for (int64_t l = 0; l < vec::kSumLanes; ++l) lanes[j][l] = 0.0;
+          }
+          for (int64_t r = 0; r < outer_red; ++r) {
+            const T* rb = base + (outer_red == 1 ? 0 : offset_of(r, outer_sizes, outer_strides));
+            for (int64_t j = 0; j < len; ++j) vec::sum_f32_lanes(lanes[j], rb + ooff[j], inner_n);
+          }
+          for (int64_t j = 0; j < len; ++j) emit(o0 + j, vec::combine_lanes(lanes[j]));
+        }
+      });
+      return;
+    }
+  }
   if (nr == 0 || p.red_strides.back() == 1) {
     parallel_for(0, p.num_out, grain, [&](int64_t b, int64_t e) {
       for (int64_t o = b; o < e; ++o) {
@@ -176,6 +227,10 @@ void run_sum(const Tensor& in, const ReducePlan& p, Map map, Emit emit) {
       for (int64_t j = 0; j < len; ++j) acc[j] = A(0);
       for (int64_t r = 0; r < outer_red; ++r) {
         const T* rb = ob + offset_of(r, outer_sizes, outer_strides);
+        if constexpr (kF32) {
+          vec::add_rows_f32(acc, rb, inner_st, inner_n, len);  // same order as the loop below
+          continue;
+        }
         for (int64_t i = 0; i < inner_n; ++i) {
           const T* row = rb + i * inner_st;
           for (int64_t j = 0; j < len; ++j) acc[j] += map(static_cast<A>(static_cast<opmath_t<T>>(row[j])));
@@ -494,12 +549,14 @@ template <bool IsLog> void softmax_row_f32(const float* x, float* y, int64_t n) 
   const float m = mf;
   vec::exp_f32_array(y, x, n, m);
   const double s = sum_contig<float, double>(y, n, Identity{});
+  // The last pass stays in float (no conversions): softmax scales by 1/s rounded to float (<= ~1.5 ulp);
+  // log_softmax computes (x - m) - log(s): both terms are <= 0 and >= 0, so no cancellation (<= ~1 ulp).
   if constexpr (IsLog) {
-    const double ls = std::log(s);
-    for (int64_t k = 0; k < n; ++k) y[k] = static_cast<float>(static_cast<double>(x[k]) - m - ls);
+    const float ls = static_cast<float>(std::log(s));
+    for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - m) - ls;
   } else {
-    const double inv = 1.0 / s;
-    for (int64_t k = 0; k < n; ++k) y[k] = static_cast<float>(static_cast<double>(y[k]) * inv);
+    const float inv = static_cast<float>(1.0 / s);
+    for (int64_t k = 0; k < n; ++k) y[k] = y[k] * inv;
   }
 }
 
@@ -530,6 +587,72 @@ template <bool IsLog> Value softmax_like(const Args& a, const char* op) {
   return out;
 }
 }  // namespace
+
+// _fused_layer_norm(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None,
+//                   float eps=1e-05) -> Tensor
+// Forward-only layer_norm over the trailing dims (no autograd formula: nn.functional.layer_norm calls it only
+// when no operand requires grad and otherwise composes mean/sub/mul/rsqrt, which autograd differentiates).
+// Per row: mean, then the biased variance of (x - mean) (two passes, no cancellation), rstd = 1/sqrt(var +
+// eps) in double, y = (x - mean) * rstd * w + b. float32 rows use float sums over 4096-element blocks
+// (vec_math.h), float64 rows double sums.
+Value k_fused_layer_norm(const Args& a) {
+  const char* op = "_fused_layer_norm";
+  Tensor in = a.tensor(0);
+  const Shape& ns = a.int_list(1);
+  Tensor w = a.opt_tensor(2), b = a.opt_tensor(3);
+  const double eps = a.real(4);
+  const int64_t nd = static_cast<int64_t>(ns.size());
+  VBT_CHECK(nd >= 1 && nd <= in.dim(), op, ": normalized_shape ", shape_str(ns), " does not fit input shape ",
+            shape_str(in.sizes()));
+  for (int64_t d = 0; d < nd; ++d)
+    VBT_CHECK(in.sizes()[in.dim() - nd + d] == ns[d], op, ": input shape ", shape_str(in.sizes()),
+              " does not end with normalized_shape ", shape_str(ns));
+  VBT_CHECK(in.dtype() == ScalarType::Float32 || in.dtype() == ScalarType::Float64, op,
+            ": expected a float32 or float64 input, got ", dtype_name(in.dtype()));
+  for (const Tensor* t : {&w, &b})
+    if (t->defined())
+      VBT_CHECK(t->dtype() == in.dtype() && t->sizes() == ns, op, ": weight/bias must have shape ", shape_str(ns),
+                " and dtype ", dtype_name(in.dtype()), ", got ", shape_str(t->sizes()), " ", dtype_name(t->dtype()));
+  in = contiguous_or_self(in);
+  if (w.defined()) w = contiguous_or_self(w);
+  if (b.defined()) b = contiguous_or_self(b);
+  const int64_t n = shape_numel(ns), rows = n ? in.numel() / n : 0;
+  Tensor out = empty(in.sizes(), in.dtype());
+  if (rows == 0 || n == 0) return out;
+  VBT_DISPATCH_FLOATING(in.dtype(), op, [&]<typename T>() {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      const T* x = in.data<T>();
+      T* y = out.data<T>();
+      const T* wp = w.defined() ? w.data<T>() : nullptr;
+      const T* bp = b.defined() ? b.data<T>() : nullptr;
+      parallel_for(0, rows, std::max<int64_t>(1, kParallelGrain / n), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const T* xr = x + r * n;
+          T* yr = y + r * n;
+          if constexpr (std::is_same_v<T, float>) {
+            const double mean = vec::sum_f32_blocked(xr, n, 0.0f, false) / static_cast<double>(n);
+            const float mf = static_cast<float>(mean);
+            const double var = vec::sum_f32_blocked(xr, n, mf, true) / static_cast<double>(n);
+            const float rstd = static_cast<float>(1.0 / std::sqrt(var + eps));
+            vec::layer_norm_row_f32(yr, xr, n, mf, rstd, wp, bp);
+          } else {
+            const double mean = sum_contig<double, double>(xr, n, Identity{}) / static_cast<double>(n);
+            double ss = 0;
+            for (int64_t i = 0; i < n; ++i) ss += (xr[i] - mean) * (xr[i] - mean);
+            const double rstd = 1.0 / std::sqrt(ss / static_cast<double>(n) + eps);
+            for (int64_t i = 0; i < n; ++i) {
+              double v = (xr[i] - mean) * rstd;
+              if (wp) v *= wp[i];
+              if (bp) v += bp[i];
+              yr[i] = v;
+            }
+          }
+        }
+      });
+    }
+  });
+  return out;
+}
 
 // cumsum/cumprod(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor
 Value k_cumsum(const Args& a) { return cum_like<false>(a, "cumsum"); }

@@ -90,6 +90,8 @@ const std::vector<OpDef>& op_table() {
       cpu_out("cumprod", "cumprod(Tensor self, int dim, *, ScalarType? dtype=None, Tensor? out=None) -> Tensor", k_cumprod, OutMode::DtypeFromOut),
       cpu_out("softmax", "softmax(Tensor self, int dim, ScalarType? dtype=None, *, Tensor? out=None) -> Tensor", k_softmax, OutMode::Exact),
       cpu_out("log_softmax", "log_softmax(Tensor self, int dim, ScalarType? dtype=None, *, Tensor? out=None) -> Tensor", k_log_softmax, OutMode::Exact),
+      // forward-only fused layer_norm (nn.functional.layer_norm uses it when no operand requires grad)
+      cpu("_fused_layer_norm", "_fused_layer_norm(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1e-05) -> Tensor", k_fused_layer_norm),
       // ---- linear algebra
       cpu_out("mm", "mm(Tensor self, Tensor mat2, *, Tensor? out=None) -> Tensor", k_mm, OutMode::Exact),
       cpu_out("bmm", "bmm(Tensor self, Tensor mat2, *, Tensor? out=None) -> Tensor", k_bmm, OutMode::Exact),
