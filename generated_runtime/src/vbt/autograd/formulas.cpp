@@ -258,15 +258,15 @@ UNARY_X(cosh_bw, mul(g, un("sinh", x)))
 // recorded (grad mode off) and x, g are same-shape float32/float64 CPU tensors: one pass instead
 // of ~10 dispatcher ops. fn(x, g) -> dx in double precision; fn32 (optional) is the float32 form,
 // written with the runtime's branch-free float math (cpu/vec_math.h) so the loop vectorises instead
-// of calling libm per element.
-template <typename Fn, typename Fn32 = std::nullptr_t>
-Tensor fused_unary_bw(const Tensor& x_, const Tensor& g_, Fn fn, Fn32 fn32 = nullptr) {
+// of calling libm per element; arr32 (optional) the same over a contiguous float32 chunk.
+template <typename Fn, typename Fn32 = std::nullptr_t, typename Arr32 = std::nullptr_t>
+Tensor fused_unary_bw(const Tensor& x_, const Tensor& g_, Fn fn, Fn32 fn32 = nullptr, Arr32 arr32 = nullptr) {
   if (GradMode::is_enabled() || x_.sizes() != g_.sizes() || x_.dtype() != g_.dtype() ||
       x_.device().type != DeviceType::CPU || g_.device().type != DeviceType::CPU || !is_floating(x_.dtype()))
     return Tensor();
   if (x_.dtype() == ScalarType::Float16 || x_.dtype() == ScalarType::BFloat16) {
     // reduced precision: compute in float32 (PyTorch's opmath), round once
-    Tensor r = fused_unary_bw(cast(x_, ScalarType::Float32), cast(g_, ScalarType::Float32), fn, fn32);
+    Tensor r = fused_unary_bw(cast(x_, ScalarType::Float32), cast(g_, ScalarType::Float32), fn, fn32, arr32);
     return r.defined() ? cast(r, x_.dtype()) : r;
   }
   if (x_.dtype() != ScalarType::Float32 && x_.dtype() != ScalarType::Float64) return Tensor();
@@ -276,7 +276,9 @@ Tensor fused_unary_bw(const Tensor& x_, const Tensor& g_, Fn fn, Fn32 fn32 = nul
   auto run = [&](auto* xp, auto* gp, auto* op_) {
     using T = std::remove_reference_t<decltype(*op_)>;
     parallel_for(0, x.numel(), kParallelGrain, [&](int64_t b, int64_t e) {
-      if constexpr (std::is_same_v<T, float> && !std::is_same_v<Fn32, std::nullptr_t>) {
+      if constexpr (std::is_same_v<T, float> && !std::is_same_v<Arr32, std::nullptr_t>) {
+        arr32(op_ + b, xp + b, gp + b, e - b);  // a whole-array float32 form (e.g. an AVX2+FMA build)
+      } else if constexpr (std::is_same_v<T, float> && !std::is_same_v<Fn32, std::nullptr_t>) {
         for (int64_t i = b; i < e; ++i) op_[i] = fn32(xp[i], gp[i]);
       } else {
         for (int64_t i = b; i < e; ++i) op_[i] = static_cast<T>(fn(static_cast<double>(xp[i]), static_cast<double>(gp[i])));
@@ -347,14 +349,8 @@ F(gelu_bw) {
           double cdf = 0.5 * (1.0 + std::erf(v * kInvSqrt2));
           double pdf = std::exp(-0.5 * v * v) * kInvSqrt2Pi;
           return gv * (cdf + v * pdf);
-        }, [](float v, float gv) {
-          // cdf = erfc(-x/sqrt2)/2 from erfc of |x|/sqrt2 (no 1 + erf cancellation for x < 0), ~2e-7 relative
-          const double xd = static_cast<double>(v);
-          const double c = vec::erfc_pos(std::fabs(xd) * kInvSqrt2);
-          const double cdf = 0.5 * vec::select(xd < 0, c, 2.0 - c);
-          const double pdf = static_cast<double>(vec::exp_f32(static_cast<float>(-0.5 * xd * xd))) * kInvSqrt2Pi;
-          return static_cast<float>(static_cast<double>(gv) * (cdf + xd * pdf));
-        });
+        }, [](float v, float gv) { return gv * vec::gelu_erf_grad_f32(v); },  // float math, ~1e-6 relative
+        [](float* o, const float* v, const float* gv, int64_t n) { vec::gelu_erf_backward_f32_array(o, v, gv, n); });
   if (fused.defined()) {
     r[0] = fused;
     return r;
