@@ -130,30 +130,6 @@ inline float gelu_erf_grad_f32(float x) {
   return 0.5f * w + x * (0.39894228040143267794f * q.e);
 }
 
-// (Kept for the autograd formulas of ledger entry 13 until they use gelu_erf_grad_f32.)
-// erfc(y) for y >= 0 (or +inf/NaN), as a double with ~2e-7 relative error: the Chebyshev-fitted form
-// erfc(y) ~= t * exp(-y^2 + P(t)), t = 1 / (1 + y/2) (P of degree 9, fractional error < 1.2e-7, Numerical
-// Recipes' erfcc). P and -y^2 + P are evaluated in double; the exponential is exp_f32 of the float part
-// times (1 + the small remainder), so the error does not grow with y^2.
-inline double erfc_pos(double y) {
-  const double t = 1.0 / (1.0 + 0.5 * y);
-  double p = 0.17087277;
-  p = p * t - 0.82215223;
-  p = p * t + 1.48851587;
-  p = p * t - 1.13520398;
-  p = p * t + 0.27886807;
-  p = p * t - 0.18628806;
-  p = p * t + 0.09678418;
-  p = p * t + 0.37409196;
-  p = p * t + 1.00002368;
-  p = p * t - 1.26551223;
-  const double e = p - y * y;
-  const float hi = static_cast<float>(e);
-  const double lo = e - static_cast<double>(hi);
-  const double lo_ok = select(hi > -104.0f, lo, 0.0);  // e = -inf gives lo = NaN; exp_f32(hi) is 0 there
-  return t * static_cast<double>(exp_f32(hi)) * (1.0 + lo_ok);
-}
-
 // Array forms. On x86-64 Linux with GCC they are compiled twice (baseline and AVX2, no FMA, so both give
 // bit-identical results) and the loader picks the one the CPU supports: the build stays portable.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
