@@ -18,6 +18,7 @@ from pathlib import Path
 import git as gitpython
 
 from harness import gitops
+from harness.interfaces import HarnessError
 
 
 @dataclass
@@ -42,10 +43,18 @@ class Slot:
         repo = gitpython.Repo(self.repo_root)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         repo.git.worktree("add", "--detach", "--force", str(self.path), "HEAD")
+        if tree_source is None and self._head_runtime_tree() == base_tree:
+            return self.path  # the checkout already is the base (the usual case: ledger head == committed runtime)
         gitops.materialize(tree_source or self.repo_root, base_tree, self.path)
         gitops.git(self.path, "add", "-A", "--", gitops.RUNTIME)
         gitops.git(self.path, "commit", "-q", "--allow-empty", "--no-verify", "-m", f"vt-agent base {base_tree}")
         return self.path
+
+    def _head_runtime_tree(self) -> str | None:
+        try:
+            return gitops.git(self.path, "rev-parse", f"HEAD:{gitops.RUNTIME}").strip()
+        except HarnessError:  # no runtime folder at HEAD (a fresh repository): materialise as usual
+            return None
 
     def release(self) -> None:
         """Remove the worktree. Deleting thousands of files costs about a second, which every command would wait
