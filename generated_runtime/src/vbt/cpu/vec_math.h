@@ -26,6 +26,22 @@ inline double select(bool c, double a, double b) {
   return std::bit_cast<double>((std::bit_cast<int64_t>(a) & m) | (std::bit_cast<int64_t>(b) & ~m));
 }
 
+// exp(r) * 2^n for the reduced argument |r| <= ~ln2/2 (+ a small correction): the degree-6 minimax polynomial,
+// then the scale applied in two halves (each a normal power of two, so subnormal results come out right).
+inline float exp_reduced_f32(float r, int32_t n) {
+  const float z = r * r;
+  float p = 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * z + r + 1.0f;
+  const int32_t n1 = n >> 1, n2 = n - n1;
+  const float s1 = std::bit_cast<float>((n1 + 127) << 23), s2 = std::bit_cast<float>((n2 + 127) << 23);
+  return p * s1 * s2;
+}
+
 inline float exp_f32(float x) {
   constexpr float kHi = 88.72283935546875f, kLo = -103.97208404541015625f;
   constexpr float kLog2e = 1.44269504088896341f, kC1 = 0.693359375f, kC2 = -2.12194440e-4f;
@@ -37,17 +53,7 @@ inline float exp_f32(float x) {
   const int32_t n = std::bit_cast<int32_t>(t) - std::bit_cast<int32_t>(kShift);
   float r = xc - fn * kC1;
   r = r - fn * kC2;
-  const float z = r * r;
-  float p = 1.9875691500E-4f;
-  p = p * r + 1.3981999507E-3f;
-  p = p * r + 8.3334519073E-3f;
-  p = p * r + 4.1665795894E-2f;
-  p = p * r + 1.6666665459E-1f;
-  p = p * r + 5.0000001201E-1f;
-  p = p * z + r + 1.0f;
-  const int32_t n1 = n >> 1, n2 = n - n1;  // each half stays a normal power of two
-  const float s1 = std::bit_cast<float>((n1 + 127) << 23), s2 = std::bit_cast<float>((n2 + 127) << 23);
-  float y = p * s1 * s2;
+  float y = exp_reduced_f32(r, n);
   y = select(x > kHi, __builtin_inff(), y);
   y = select(x < kLo, 0.0f, y);
   return select(x != x, x, y);
@@ -66,17 +72,7 @@ inline float exp_hilo_f32(float hi, float lo) {
   float r = hi - fn * kC1;  // exact when hi has few low bits (see gelu_erf_f32) and n * kC1 is exact
   r = r - fn * kC2;
   r = r + lo;
-  const float z = r * r;
-  float p = 1.9875691500E-4f;
-  p = p * r + 1.3981999507E-3f;
-  p = p * r + 8.3334519073E-3f;
-  p = p * r + 4.1665795894E-2f;
-  p = p * r + 1.6666665459E-1f;
-  p = p * r + 5.0000001201E-1f;
-  p = p * z + r + 1.0f;
-  const int32_t n1 = n >> 1, n2 = n - n1;
-  const float s1 = std::bit_cast<float>((n1 + 127) << 23), s2 = std::bit_cast<float>((n2 + 127) << 23);
-  return p * s1 * s2;
+  return exp_reduced_f32(r, n);
 }
 
 // The pieces of gelu and its derivative for a = |x| (clamped at 14.5): c = erfc(a/sqrt2) and e = exp(-a^2/2),
