@@ -333,7 +333,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if is_causal:
         if attn_mask is not None:
             raise RuntimeError("scaled_dot_product_attention: explicit attn_mask should not be set when is_causal=True")
-        keep = call("tril", call("ones", [L, S], dtype=D.bool), 0)
+        keep = call("tril", call("ones", [L, S], dtype=D.bool, device=query.device), 0)  # on the inputs' device
         scores = call("masked_fill", scores, call("logical_not", keep), float("-inf"))
     elif attn_mask is not None:
         if attn_mask.dtype is D.bool:
