@@ -81,8 +81,9 @@ Value k_add(const Args& a) {
             "add: For integral input tensors, argument alpha must not be a floating point number.");
   VBT_DISPATCH_ALL(it.common_dtype(), "add", [&]<typename T>() {
     using M = opmath_t<T>;
-    if constexpr (std::is_same_v<T, bool>) {
-      binary_loop<T, T>(it, [](bool x, bool y) { return x || y; });
+    if constexpr (std::is_same_v<T, bool>) {  // x + alpha * y in bool: x || (alpha && y)
+      const bool al = alpha.to_double() != 0.0;
+      binary_loop<T, T>(it, [al](bool x, bool y) { return x || (al && y); });
     } else {
       M al = alpha.to<M>();
       if (al == M(1)) binary_loop<T, T>(it, [](M x, M y) { return x + y; });

@@ -467,7 +467,7 @@ Value k_take_along_dim(const Args& a) {
   const Tensor &self = a.tensor(0), &indices = a.tensor(1);
   if (a.is_none(2)) {
     Tensor flat = op("reshape", {self, Shape{-1}});
-    return k_gather(Args{flat, int64_t(0), op("reshape", {indices, Shape{-1}})});
+    return op("gather", {flat, int64_t(0), op("reshape", {indices, Shape{-1}})});  // any device: through the dispatcher
   }
   VBT_CHECK(self.dim() == indices.dim(), "take_along_dim: input and indices should have the same number of dimensions, "
             "but got ", self.dim(), " dimensions for input, and ", indices.dim(), " dimensions for indices");
@@ -478,7 +478,7 @@ Value k_take_along_dim(const Args& a) {
   Shape se = b, ie = b;
   se[dim] = self.sizes()[dim];
   ie[dim] = indices.sizes()[dim];
-  return k_gather(Args{op("expand", {self, se}), dim, op("expand", {indices, ie})});
+  return op("gather", {op("expand", {self, se}), dim, op("expand", {indices, ie})});
 }
 
 }  // namespace vbt

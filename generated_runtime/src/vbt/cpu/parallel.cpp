@@ -31,9 +31,13 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function
   if (n <= 0) return;
   int threads = get_num_threads();
 #ifdef _OPENMP
-  if (threads > 1 && n >= grain && !omp_in_parallel()) {
-    int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / grain);
-    if (chunks < 2) chunks = 2;
+  // One chunk per `grain` items, at most one per thread; parallel only when that makes two or more (as
+  // at::parallel_for). A range of at most one grain (a tiny tensor, the single 64Ki-element chunk of a small sum)
+  // runs on the calling thread and never pays for waking the pool: tens of microseconds when the workers sleep
+  // (OMP_WAIT_POLICY=PASSIVE), where a 4-element sum took 75 us at 2 threads when one chunk was split in two.
+  const int64_t chunks = threads > 1 ? std::min<int64_t>(threads, (n + std::max<int64_t>(grain, 1) - 1) /
+                                                                     std::max<int64_t>(grain, 1)) : 1;
+  if (chunks >= 2 && !omp_in_parallel()) {
     std::exception_ptr error;
     std::mutex mu;
 #pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)

@@ -16,6 +16,10 @@ OpDef cpu_out(const char* name, const char* schema, Kernel k, OutMode m) {
   return OpDef{name, schema, k, nullptr, nullptr, m};
 }
 OpDef any(const char* name, const char* schema, Kernel k) { return OpDef{name, schema, nullptr, nullptr, k}; }
+// a device-independent composite whose out= the dispatcher handles
+OpDef any_out(const char* name, const char* schema, Kernel k, OutMode m) {
+  return OpDef{name, schema, nullptr, nullptr, k, m};
+}
 #define UNARY(name) cpu(#name, #name "(Tensor self, *, Tensor? out=None) -> Tensor", k_##name)
 #define BINARY(name) cpu(#name, #name "(Tensor self, Tensor other, *, Tensor? out=None) -> Tensor", k_##name)
 }  // namespace
@@ -99,7 +103,7 @@ const std::vector<OpDef>& op_table() {
       cpu_out("addmm", "addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, Tensor? out=None) -> Tensor", k_addmm, OutMode::Exact),
       cpu_out("baddbmm", "baddbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1, Tensor? out=None) -> Tensor", k_baddbmm, OutMode::Exact),
       cpu_out("linear", "linear(Tensor input, Tensor weight, Tensor? bias=None, *, Tensor? out=None) -> Tensor", k_linear, OutMode::Exact),
-      cpu_out("outer", "outer(Tensor self, Tensor vec2, *, Tensor? out=None) -> Tensor", k_outer, OutMode::Cast),
+      any_out("outer", "outer(Tensor self, Tensor vec2, *, Tensor? out=None) -> Tensor", k_outer, OutMode::Cast),
       cpu_out("dot", "dot(Tensor self, Tensor tensor, *, Tensor? out=None) -> Tensor", k_dot, OutMode::Exact),
       // ---- indexing
       cpu_out("index_select", "index_select(Tensor self, int dim, Tensor index, *, Tensor? out=None) -> Tensor", k_index_select, OutMode::Exact),
@@ -114,7 +118,7 @@ const std::vector<OpDef>& op_table() {
       cpu_out("nonzero", "nonzero(Tensor self, *, Tensor? out=None) -> Tensor", k_nonzero, OutMode::Exact),
       cpu("one_hot", "one_hot(Tensor self, int num_classes=-1) -> Tensor", k_one_hot),
       cpu("embedding", "embedding(Tensor weight, Tensor indices) -> Tensor", k_embedding),
-      cpu_out("take_along_dim", "take_along_dim(Tensor self, Tensor indices, int? dim=None, *, Tensor? out=None) -> Tensor", k_take_along_dim, OutMode::Exact),
+      any_out("take_along_dim", "take_along_dim(Tensor self, Tensor indices, int? dim=None, *, Tensor? out=None) -> Tensor", k_take_along_dim, OutMode::Exact),
       // ---- shape ops that copy
       cpu("cat", "cat(Tensor[] tensors, int dim=0) -> Tensor", k_cat),
       cpu("stack", "stack(Tensor[] tensors, int dim=0) -> Tensor", k_stack),

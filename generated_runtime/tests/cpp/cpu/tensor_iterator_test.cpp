@@ -1,6 +1,13 @@
-// TensorIterator: broadcasting, promotion, coalescing, zero-size and out= checks.
+// TensorIterator: broadcasting, promotion, coalescing, zero-size and out= checks; parallel_for's chunking.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "vbt/cpu/parallel.h"
 #include "vbt/cpu/tensor_iterator.h"
 #include "vbt/dispatch/dispatcher.h"
 
@@ -66,4 +73,40 @@ TEST(TensorIterator, InplaceCannotBroadcastOutput) {
   Tensor a = call_tensor_op("zeros", {Shape{3}});
   Tensor b = call_tensor_op("zeros", {Shape{2, 3}});
   EXPECT_THROW(call_op("add", {a, b, Scalar(int64_t(1)), a}), Error);
+}
+
+// parallel_for: a range of at most one grain runs on the calling thread in one piece (it used to be split in two
+// and run on two threads, waking the pool for a 4-element sum); larger ranges are cut into pieces of at least
+// the grain that cover the range exactly once.
+TEST(ParallelFor, OneGrainRunsOnTheCallingThreadLargerRangesSplitByGrain) {
+  const int saved = vbt::get_num_threads();
+  vbt::set_num_threads(2);
+  const auto caller = std::this_thread::get_id();
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> pieces;
+  std::vector<std::thread::id> who;
+  auto record = [&](int64_t b, int64_t e) {
+    std::lock_guard<std::mutex> g(mu);
+    pieces.emplace_back(b, e);
+    who.push_back(std::this_thread::get_id());
+  };
+  for (int64_t n : {1, 7, 100}) {
+    pieces.clear();
+    who.clear();
+    vbt::parallel_for(0, n, 100, record);
+    ASSERT_EQ(pieces.size(), 1u) << n;
+    EXPECT_EQ(pieces[0], std::make_pair(int64_t(0), n));
+    EXPECT_EQ(who[0], caller);
+  }
+  pieces.clear();
+  vbt::parallel_for(0, 1000, 100, record);
+  std::sort(pieces.begin(), pieces.end());
+  int64_t next = 0;
+  for (auto [b, e] : pieces) {
+    EXPECT_EQ(b, next);
+    EXPECT_GE(e - b, 100);
+    next = e;
+  }
+  EXPECT_EQ(next, 1000);
+  vbt::set_num_threads(saved);
 }

@@ -274,3 +274,13 @@ def test_div_trunc_rounds_the_quotient_to_half_precision_first():
         got = np.asarray(vt.div(va, vb, rounding_mode="trunc").float().numpy())
         want = torch.div(a, b, rounding_mode="trunc").float().numpy()
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("alpha", [0, 1, 2, True, False])
+def test_bool_add_with_alpha(alpha):
+    # x + alpha * y on bool tensors is x | (alpha & y): alpha = 0 / False leaves x (broadcast), it used to give x | y
+    a = torch.tensor([[True], [False], [False]])
+    b = torch.tensor([True, False, True, False])
+    got = vt.add(vt.tensor(a.numpy()), vt.tensor(b.numpy()), alpha=alpha)
+    assert got.dtype == vt.bool
+    assert np.array_equal(np.asarray(got.numpy()), torch.add(a, b, alpha=alpha).numpy())
