@@ -485,3 +485,30 @@ def test_zero_dim_reshape_and_flatten():
     v = to_vt(t).transpose(0, 2)
     check(v.flatten(), t.transpose(0, 2).flatten())
     check(v.flatten(1), t.transpose(0, 2).flatten(1))
+
+
+def test_bool_add_and_mul_are_logical():
+    a, b = make((3, 1), "bool", seed=1), make((4,), "bool", seed=2)
+    check(to_vt(a) + to_vt(b), a + b)
+    check(to_vt(a) * to_vt(b), a * b)
+    for alpha in (0, 2):
+        check(vt.add(to_vt(a), to_vt(b), alpha=alpha), torch.add(a, b, alpha=alpha))
+
+
+@pytest.mark.parametrize("dt", ["float32", "int64"])
+def test_outer_and_take_along_dim(dt):
+    x, y = make((5,), dt, seed=3), make((4,), dt, seed=4)
+    check(vt.outer(to_vt(x), to_vt(y)), torch.outer(x, y))
+    t = make((4, 6), dt, seed=5)
+    idx = torch.randint(0, 6, (4, 3), generator=torch.Generator().manual_seed(6))
+    check(vt.take_along_dim(to_vt(t), to_vt(idx), dim=1), torch.take_along_dim(t, idx, dim=1))
+    flat_idx = torch.randint(0, 24, (7,), generator=torch.Generator().manual_seed(7))
+    check(vt.take_along_dim(to_vt(t), to_vt(flat_idx)), torch.take_along_dim(t, flat_idx))
+    col = torch.randint(0, 4, (2, 1), generator=torch.Generator().manual_seed(8))  # broadcast over the other dim
+    check(vt.take_along_dim(to_vt(t), to_vt(col), dim=0), torch.take_along_dim(t, col, dim=0))
+
+
+def test_causal_attention_on_cuda():
+    q, k, v = (make((2, 3, 5, 8), "float32", seed=s) for s in (9, 10, 11))
+    got = vt.nn.functional.scaled_dot_product_attention(to_vt(q), to_vt(k), to_vt(v), is_causal=True)
+    check(got, torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))

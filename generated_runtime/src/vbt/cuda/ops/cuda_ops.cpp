@@ -283,11 +283,18 @@ template <Ew code> Value k_add_sub(const Args& a) {
             "floating point number.");
   VBT_CHECK(!(code == Ew::Sub && dt == ScalarType::Bool), "Subtraction, the `-` operator, with two bool tensors is "
             "not supported. Use the `^` or `logical_xor()` operator instead.");
+  if (code == Ew::Add && dt == ScalarType::Bool) {  // bool + bool is logical or (x + alpha * y, alpha != 0)
+    if (alpha.to_double() != 0.0) return elementwise("add", Ew::LogicalOr, {x, y}, dt, dt, a.opt_tensor(3));
+    Tensor none = elementwise("add", Ew::Ne, {y, y}, dt, dt, Tensor());  // alpha = 0: x broadcast with y
+    return elementwise("add", Ew::LogicalOr, {x, none}, dt, dt, a.opt_tensor(3));
+  }
   EwScalars sc{alpha.to_double(), alpha.to_int()};
   return elementwise(code == Ew::Add ? "add" : "sub", code, {x, y}, dt, dt, a.opt_tensor(3), sc);
 }
 Value k_mul(const Args& a) {
   ScalarType dt = promoted({a.tensor(0), a.tensor(1)});
+  if (dt == ScalarType::Bool)  // bool * bool is logical and
+    return elementwise("mul", Ew::LogicalAnd, {a.tensor(0), a.tensor(1)}, dt, dt, a.opt_tensor(2));
   return elementwise("mul", Ew::Mul, {a.tensor(0), a.tensor(1)}, dt, dt, a.opt_tensor(2));
 }
 Value k_div(const Args& a) {
