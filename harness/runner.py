@@ -612,6 +612,13 @@ def _trusted_root_at(runner: Runner, today_root: Path, tree: str) -> Path:
     return root
 
 
+def gates_with_recorded_seeds(gates: list[GateConfig], seeds: dict) -> list[GateConfig]:
+    """The spec's gates with each recorded seed pinned (Note [Replay with the recorded seeds], replay_agent.py);
+    a seed the spec itself pins is kept."""
+    return [GateConfig(g.name, {**g.options, "seed": seeds[g.name]})
+            if g.name in seeds and "seed" not in (g.options or {}) else g for g in gates]
+
+
 def replay_spec(runner: Runner, spec: Spec, progress: bool = True) -> Outcome:
     """Offline ``run SPEC --agent replay``: re-gate every recorded proposal of an accepted spec on the ledger state
     it was made on, and compare today's verdict with the recorded one (a recorded failure must fail again)."""
@@ -644,8 +651,8 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True) -> Outcome:
                 judged = results.get(rec.entry_seq, rec.parent_tree)
                 runner.trusted_root = _trusted_root_at(runner, today_root, judged)
                 try:
-                    r = runner.evaluate(spec, spec.gates, slot, rec.proposal, log, i, 0, prog,
-                                        trusted_submitter=rec.agent == "external")
+                    r = runner.evaluate(spec, gates_with_recorded_seeds(spec.gates, rec.gate_seeds), slot,
+                                        rec.proposal, log, i, 0, prog, trusted_submitter=rec.agent == "external")
                 finally:
                     shutil.rmtree(runner.trusted_root, ignore_errors=True)
                     runner.trusted_root = today_root

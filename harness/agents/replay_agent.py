@@ -12,7 +12,7 @@ proposal on the ledger state it was made on and compare today's verdict with the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.interfaces import AgentError, AgentRequest, AgentResponse, Proposal, Usage
@@ -32,15 +32,21 @@ class Recording:
     recorded_verdict: str  # "pass" | "fail" | "rejected" | "error"
     run_id: str | None
     agent: str = ""  # the backend that made it ("external" for submit)
+    # Note [Replay with the recorded seeds]: gates that draw random inputs (parity) record their seed in the
+    # verdict's metrics; the replay re-runs them with it, so a verdict that depended on the inputs (a bug that shows
+    # on 1% of random float16 inputs) is reproduced exactly instead of by chance.
+    gate_seeds: dict = field(default_factory=dict)  # gate name -> seed used when the verdict was recorded
 
 
-def _logged_proposals(run_dir: Path) -> tuple[list, dict]:
-    """([((attempt, candidate), Proposal)], {(attempt, candidate): verdict}) from a run's events."""
+def _logged_proposals(run_dir: Path) -> tuple[list, dict, dict]:
+    """([((attempt, candidate), Proposal)], {(attempt, candidate): verdict}, {(attempt, candidate): {gate: seed}})
+    from a run's events."""
     verdicts: dict = {}
+    seeds: dict = {}
     props: list = []
     events_path = run_dir / "events.jsonl"
     if not events_path.is_file():
-        return props, verdicts
+        return props, verdicts, seeds
     for line in events_path.read_text(encoding="utf-8").splitlines():
         try:
             ev = json.loads(line)
@@ -55,7 +61,14 @@ def _logged_proposals(run_dir: Path) -> tuple[list, dict]:
                 props.append((key, Proposal(ev.get("kind", "diff"), text)))
         elif ev.get("type") == "attempt_end":
             verdicts[key] = ev.get("status", "fail")
-    return props, verdicts
+            seeds[key] = _seeds(ev.get("gates"))
+    return props, verdicts, seeds
+
+
+def _seeds(gates) -> dict:
+    """{gate name: seed} of recorded gate results (list of GateResult dicts) whose metrics name a seed."""
+    return {g["name"]: g["metrics"]["seed"] for g in gates or []
+            if isinstance(g, dict) and isinstance((g.get("metrics") or {}).get("seed"), int)}
 
 
 def recordings(root: Path, spec_id: str) -> list[Recording]:
@@ -69,14 +82,14 @@ def recordings(root: Path, spec_id: str) -> list[Recording]:
         entry_runs.add(str(run_id))
         from_log: list[Recording] = []
         if run_id:
-            props, verdicts = _logged_proposals(root / "logs" / "runs" / str(run_id))
+            props, verdicts, seeds = _logged_proposals(root / "logs" / "runs" / str(run_id))
             for (a, c), prop in props:
                 from_log.append(Recording(spec_id, e.seq, e.parent_tree, a, c, prop, verdicts.get((a, c), "error"),
-                                          run_id, e.meta.get("agent", "")))
+                                          run_id, e.meta.get("agent", ""), seeds.get((a, c), {})))
         if not any(r.recorded_verdict == "pass" for r in from_log):
             from_log.append(Recording(spec_id, e.seq, e.parent_tree, len(from_log) + 1, 0,
                                       Proposal("diff", e.patch_bytes().decode("utf-8", errors="surrogateescape")),
-                                      "pass", run_id, e.meta.get("agent", "")))
+                                      "pass", run_id, e.meta.get("agent", ""), _seeds(e.meta.get("gates"))))
         out += from_log
     # runs of this spec that ended without an entry
     heads = {EMPTY_TREE: 0, **{e.result_tree: e.seq for e in entries}}
@@ -92,13 +105,13 @@ def recordings(root: Path, spec_id: str) -> list[Recording]:
         base = summary.get("base_tree")
         if base not in heads:
             continue  # an older run (no recorded base), or a base the ledger no longer has
-        props, verdicts = _logged_proposals(run_json.parent)
+        props, verdicts, seeds = _logged_proposals(run_json.parent)
         for (a, c), prop in props:
             verdict = verdicts.get((a, c))
             if verdict in (None, "pass"):
                 continue  # never gated, or gated but not landed (e.g. interrupted): nothing to compare with
             out.append(Recording(spec_id, heads[base] + 1, base, a, c, prop, verdict, run_id,
-                                 summary.get("agent", "")))
+                                 summary.get("agent", ""), seeds.get((a, c), {})))
     out.sort(key=lambda r: (str(r.run_id or ""), r.attempt, r.candidate))
     return out
 

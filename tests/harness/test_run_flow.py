@@ -209,3 +209,27 @@ def test_replay_judges_each_recording_with_the_tests_of_its_ledger_state(repo: P
     assert replayed.status == "ok", replayed.reason
     assert [(d["entry_seq"], d["recorded"], d["today"]) for d in replayed.details] == [(1, "pass", "pass"),
                                                                                        (2, "pass", "pass")]
+
+
+def test_replay_pins_the_recorded_gate_seeds(repo: Path):
+    """Note [Replay with the recorded seeds]: a gate that drew random inputs is re-run with the seed its verdict was
+    recorded with (from the run's events, or the ledger entry's gates), unless the spec pins one itself."""
+    from harness.agents.replay_agent import recordings
+    from harness.interfaces import GateConfig
+    from harness.runner import gates_with_recorded_seeds
+
+    runner, spec, out = run(repo, [toy_runtime_diff("return a - b"), toy_runtime_diff("return a + b")])
+    assert out.status == "accepted"
+    events = Path(out.run_dir) / "events.jsonl"
+    lines = []
+    for line in events.read_text().splitlines():  # as if the failing attempt's pytest gate had drawn seed 1234
+        e = json.loads(line)
+        if e["type"] == "attempt_end" and e["attempt"] == 1:
+            e["gates"][-1]["metrics"]["seed"] = 1234
+        lines.append(json.dumps(e))
+    events.write_text("\n".join(lines) + "\n")
+    recs = recordings(repo, "01-toy")
+    assert [(r.recorded_verdict, r.gate_seeds) for r in recs] == [("fail", {"pytest": 1234}), ("pass", {})]
+    gates = gates_with_recorded_seeds([GateConfig("build"), GateConfig("pytest", {"paths": ["x"]}),
+                                       GateConfig("parity", {"seed": 7})], {"pytest": 1234, "parity": 99})
+    assert [g.options for g in gates] == [{}, {"paths": ["x"], "seed": 1234}, {"seed": 7}]
