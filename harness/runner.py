@@ -359,8 +359,6 @@ class Runner:
             status, reason = "error", str(exc)
         except KeyboardInterrupt:
             status, reason = "interrupted", "interrupted by the user (Ctrl-C); the ledger and tree are unchanged"
-            from validators import sandbox
-            sandbox.stop_all_gates()  # other candidates' gates: their processes go before the worktrees do
         finally:
             for s in slots:
                 s.release()
@@ -422,7 +420,9 @@ class Runner:
         pool = cf.ThreadPoolExecutor(len(slots))
         try:
             return list(pool.map(one, slots))
-        except KeyboardInterrupt:  # stop the other candidates' gates first, or shutdown would wait for them
+        except KeyboardInterrupt:
+            # Ctrl-C reaches the main thread only: a gate run there stops itself (validators.sandbox.run_sandboxed);
+            # the other candidates' gates are stopped here, before shutdown would wait for them
             from validators import sandbox
             sandbox.stop_all_gates()
             raise
@@ -646,8 +646,10 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True) -> Outcome:
                 prog.update(0, attempt=i, phase=f"rebuilding ledger state before entry {rec.entry_seq}")
                 slot.prepare(rec.parent_tree)
                 # Note [Replay judges with the tests of its time]: the acceptance tests (protected files, the
-                # training workloads) the recorded verdict was given with are those of the entry's result tree
-                # (the parent's for a run that made no entry), not today's, which may test later features.
+                # training workloads) the recorded verdict was given with are those of the entry's result tree,
+                # not today's, which may test later features. A run that made no entry is counted as the entry
+                # that followed on its base (replay_agent.recordings): it is judged by that entry's tests, what
+                # the working tree held around then, or by its base's when no entry followed.
                 judged = results.get(rec.entry_seq, rec.parent_tree)
                 runner.trusted_root = _trusted_root_at(runner, today_root, judged)
                 try:
@@ -674,8 +676,6 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True) -> Outcome:
             reason = f"{len(details)} recorded proposal(s) re-gated; every verdict matches the recording"
     except KeyboardInterrupt:
         status, reason = "interrupted", "interrupted by the user (Ctrl-C)"
-        from validators import sandbox
-        sandbox.stop_all_gates()
     finally:
         slot.release()
         shutil.rmtree(runner.state_root / ".vt" / "work" / log.run_id, ignore_errors=True)

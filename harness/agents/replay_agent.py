@@ -4,7 +4,8 @@ Recordings of a spec come from the ledger (each accepted entry) and, where the e
 run's ``proposal`` events (failed attempts included, each with the verdict it got then). Runs of the spec that ended
 without an entry (a rejected submit, say) add their stored proposals, on the ledger state recorded as their
 ``base_tree`` (Note [Stored submit proposals] in runner.py); runs older than that record are skipped. An accepted
-submit's recording is its ledger patch. Recordings are in the order the runs were made. ``propose`` hands them out in order; when they are exhausted it raises AgentError.
+submit's recording is its ledger patch. Recordings are in the order the runs were made. ``propose`` hands them out
+in order; when they are exhausted it raises AgentError.
 
 Offline ``vt-agent run SPEC --agent replay`` uses ``recordings`` directly (harness.replay) to re-gate each recorded
 proposal on the ledger state it was made on and compare today's verdict with the recorded one.
