@@ -13,19 +13,21 @@ GRID = np.concatenate([np.linspace(-30, 30, 120001), np.random.default_rng(0).st
 SPECIAL = np.array([np.inf, -np.inf, np.nan], np.float32)
 
 
+def _fn(T, name):
+    return {"gelu": T.nn.functional.gelu, "silu": T.nn.functional.silu, "relu": T.relu, "tanh": T.tanh,
+            "sigmoid": T.sigmoid}[name]
+
+
+def _grad(T, name, x, g):
+    X = T.tensor(x).requires_grad_()
+    _fn(T, name)(X).backward(T.tensor(g))
+    return np.asarray(X.grad.detach().numpy(), dtype=np.float64)
+
+
 def _grads(name, x, g):
-    out = {}
-    for T, dt in ((torch, None), (vt, None)):
-        X = T.tensor(x).requires_grad_()
-        fn = {"gelu": T.nn.functional.gelu, "silu": T.nn.functional.silu, "relu": T.relu, "tanh": T.tanh,
-              "sigmoid": T.sigmoid}[name]
-        fn(X).backward(T.tensor(g))
-        out[T.__name__] = np.asarray(X.grad.detach().numpy(), dtype=np.float64)
-    X64 = torch.tensor(x.astype(np.float64), requires_grad=True)
-    fn = {"gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu, "relu": torch.relu,
-          "tanh": torch.tanh, "sigmoid": torch.sigmoid}[name]
-    fn(X64).backward(torch.tensor(g.astype(np.float64)))
-    return out["vibetensor.torch"], out["torch"], X64.grad.numpy()
+    """(vibetensor float32, torch float32, torch float64) gradients of name at x for upstream gradient g."""
+    return _grad(vt, name, x, g), _grad(torch, name, x, g), _grad(torch, name, x.astype(np.float64),
+                                                                   g.astype(np.float64))
 
 
 @pytest.mark.parametrize("name", ["gelu", "silu", "relu", "tanh", "sigmoid"])
