@@ -7,7 +7,7 @@ import importlib
 import importlib.util
 import os
 
-SUBSYSTEMS = ("autograd", "nn", "optim", "cuda", "library", "utils", "safetensors", "plugins")
+SUBSYSTEMS = ("autograd", "nn", "optim", "cuda", "library", "utils", "safetensors", "plugins", "distributed")
 loaded = []
 
 
