@@ -10,6 +10,14 @@ here with numpy, never with the framework's own random generator:
 Models have no buffers and no dropout, so two runs that start from the same weights and see the same batches
 differ only in the framework's arithmetic.
 
+Data parallelism (Note [Data-parallel workloads]): started by a launcher that sets torchrun's variables (``python -m
+vibetensor.torch.distributed.run --nproc-per-node N`` or ``torchrun``), a workload trains on N ranks: every rank
+builds the same weights (and rank 0's are broadcast anyway, as DistributedDataParallel does), takes its 1/N of each
+global batch (``shard_rows``), and averages the gradients over the ranks after backward (``average_gradients``: one
+flat all-reduce). Because every loss is a mean over equal shards, N ranks compute the gradient of the same global
+batch as one process does, so their loss curves agree with a one-process run up to summation order. The printed
+loss is the mean over the ranks and the throughput counts the whole global batch.
+
 Units: step times in seconds (wall clock, measured around forward + backward + optimizer step and the ``.item()``
 that waits for the device); throughput in items per second (tokens or images).
 """
@@ -110,12 +118,18 @@ class StepRecord:
 def train(T: Any, job: TrainingJob, steps: int, on_step: Callable[[StepRecord], bool | None]) -> None:
     """Run ``steps`` optimizer steps. ``on_step`` sees every step; returning True stops the loop early."""
     job.model.train()
+    _, world = data_parallel_rank(T)
+    if world > 1:
+        broadcast_parameters(T, job.model)
     for step in range(steps):
         batch = job.batch(step)  # made before the timer: data preparation is not the framework's work
         start = time.perf_counter()
         loss = job.loss(batch)
         job.optimizer.zero_grad()
         loss.backward()
+        if world > 1:
+            average_gradients(T, job.model, world)
+            loss = mean_over_ranks(T, loss.detach(), world)
         if job.clip_grad_norm is not None:
             T.nn.utils.clip_grad_norm_(job.model.parameters(), job.clip_grad_norm)
         job.optimizer.step()
@@ -140,6 +154,8 @@ def base_arg_parser(description: str, profiles: dict[str, Any]) -> argparse.Argu
     parser.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--log-every", type=int, default=1, help="print every k-th step (default 1)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="global batch size (default: the profile's); split over the ranks when data parallel")
     parser.add_argument("--save", default=None, help="write a SafeTensors checkpoint of the weights after training")
     parser.add_argument("--load", default=None,
                         help="start from the weights of a SafeTensors checkpoint of the same workload and profile")
@@ -152,9 +168,11 @@ def run_from_args(T: Any, job: TrainingJob, args: argparse.Namespace) -> list[St
         raise SystemExit("--steps must be at least 1")
     records: list[StepRecord] = []
 
+    rank, world = data_parallel_rank(T)
+
     def log(record: StepRecord) -> None:
         records.append(record)
-        if record.step % max(args.log_every, 1) == 0 or record.step == args.steps - 1:
+        if rank == 0 and (record.step % max(args.log_every, 1) == 0 or record.step == args.steps - 1):
             print(format_step(record, job.item_unit), flush=True)
 
     if getattr(args, "load", None):
@@ -162,16 +180,103 @@ def run_from_args(T: Any, job: TrainingJob, args: argparse.Namespace) -> list[St
         if config != config_json(job.config):
             raise ValueError(f"{args.load}: checkpoint config {config} differs from profile {args.profile!r}'s")
         load_weights(T, job.model, weights, job.device)
-        print(f"loaded weights from {args.load}", flush=True)
-    print(f"{T.__name__} | {count_parameters(job.model):,} parameters | profile {args.profile}", flush=True)
+        if rank == 0:
+            print(f"loaded weights from {args.load}", flush=True)
+    if rank == 0:
+        ranks = f" | {world} ranks (data parallel)" if world > 1 else ""
+        print(f"{T.__name__} | {count_parameters(job.model):,} parameters | profile {args.profile}{ranks}", flush=True)
     train(T, job, args.steps, log)
     timed = [r.step_time_s for r in records[1:]] or [records[0].step_time_s]  # step 0 includes warm-up
     median = float(np.median(timed))
-    print(f"median step {median * 1e3:.1f} ms | {job.items_per_step / median:,.0f} {job.item_unit}/s", flush=True)
-    if getattr(args, "save", None):
+    if rank == 0:
+        print(f"median step {median * 1e3:.1f} ms | {job.items_per_step / median:,.0f} {job.item_unit}/s", flush=True)
+    if getattr(args, "save", None) and rank == 0:
         save_checkpoint(args.save, job.model, job.workload, job.config, **job.checkpoint_extra)
         print(f"saved {args.save}", flush=True)
     return records
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data parallelism (see Note [Data-parallel workloads] at the top)
+
+
+def setup_distributed(T: Any, device: str) -> str:
+    """Join the process group when a launcher started this process (WORLD_SIZE > 1); returns the device to use.
+
+    On CUDA each rank takes device LOCAL_RANK and the ``nccl`` backend; on the CPU the ``gloo`` backend.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return device
+    dist = T.distributed
+    if device.startswith("cuda"):
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        T.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return device
+
+
+def with_batch(cfg: Any, batch: int | None) -> Any:
+    """The profile's config with another global batch size (None: unchanged)."""
+    if batch is None:
+        return cfg
+    if batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {batch}")
+    return dataclasses.replace(cfg, batch=batch)
+
+
+def data_parallel_rank(T: Any) -> tuple[int, int]:
+    """(rank, world size) of the default process group, or (0, 1) without one."""
+    dist = getattr(T, "distributed", None)
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard_rows(T: Any, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """This rank's equal share of the leading (batch) dimension of each array."""
+    rank, world = data_parallel_rank(T)
+    if world == 1:
+        return arrays
+    out = []
+    for array in arrays:
+        if array.shape[0] % world:
+            raise ValueError(f"the global batch of {array.shape[0]} does not split evenly over {world} ranks")
+        rows = array.shape[0] // world
+        out.append(np.ascontiguousarray(array[rank * rows:(rank + 1) * rows]))
+    return tuple(out)
+
+
+def broadcast_parameters(T: Any, model: Any) -> None:
+    """Rank 0's weights on every rank (they are equal already when every rank built them from the same seed)."""
+    with T.no_grad():
+        for param in model.parameters():
+            T.distributed.broadcast(param.detach(), 0)
+
+
+def average_gradients(T: Any, model: Any, world: int) -> None:
+    """Replace every gradient by its mean over the ranks: one all-reduce of all gradients flattened together."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    with T.no_grad():
+        flat = T.cat([g.reshape(-1) for g in grads])
+        T.distributed.all_reduce(flat)
+        flat.mul_(1.0 / world)
+        offset = 0
+        for g in grads:
+            n = g.numel()
+            g.copy_(flat[offset:offset + n].reshape(g.shape))
+            offset += n
+
+
+def mean_over_ranks(T: Any, value: Any, world: int) -> Any:
+    """The mean of a tensor over the ranks (a fresh tensor; ``value`` is unchanged)."""
+    total = value.clone()
+    T.distributed.all_reduce(total)
+    return total / world
 
 
 # ---------------------------------------------------------------------------------------------------------------

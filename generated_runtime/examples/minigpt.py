@@ -140,16 +140,16 @@ def make_optimizer(T: Any, model: Any, cfg: Config) -> Any:
     return T.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
-def prepare(T: Any, profile: str, seed: int, device: str = "cpu") -> common.TrainingJob:
+def prepare(T: Any, profile: str, seed: int, device: str = "cpu", batch: int | None = None) -> common.TrainingJob:
     data, vocab = load_corpus()
-    cfg = dataclasses.replace(PROFILES[profile], vocab=len(vocab))
+    cfg = dataclasses.replace(common.with_batch(PROFILES[profile], batch), vocab=len(vocab))
     model = build(T, cfg)
     common.init_parameters(T, model, seed)
     if device != "cpu":
         model = model.to(device)
 
     def batch(step):
-        x, y = make_batch(data, cfg, seed, step)
+        x, y = common.shard_rows(T, *make_batch(data, cfg, seed, step))
         return common.to_device(T, x, device), common.to_device(T, y, device)
 
     def loss(batch):
@@ -231,7 +231,8 @@ def main() -> None:
             print(sample_text(T, Path(args.sample_from), args.length, args.prompt, args.seed, args.temperature,
                               args.top_k, args.device))
             return
-        common.run_from_args(T, prepare(T, args.profile, args.seed, args.device), args)
+        device = common.setup_distributed(T, args.device)
+        common.run_from_args(T, prepare(T, args.profile, args.seed, device, batch=args.batch), args)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"minigpt: {exc}") from exc
 

@@ -99,8 +99,8 @@ def make_batch(cfg: Config, seed: int, step: int) -> tuple[np.ndarray, np.ndarra
     return x, np.ascontiguousarray(x[:, ::-1])
 
 
-def prepare(T: Any, profile: str, seed: int, device: str = "cpu") -> common.TrainingJob:
-    cfg = PROFILES[profile]
+def prepare(T: Any, profile: str, seed: int, device: str = "cpu", batch: int | None = None) -> common.TrainingJob:
+    cfg = common.with_batch(PROFILES[profile], batch)
     model = build(T, cfg)
     common.init_parameters(T, model, seed)
     if device != "cpu":
@@ -109,7 +109,7 @@ def prepare(T: Any, profile: str, seed: int, device: str = "cpu") -> common.Trai
     positions = common.to_device(T, np.arange(cfg.seq_len, dtype=np.int64), device)
 
     def batch(step):
-        x, y = make_batch(cfg, seed, step)
+        x, y = common.shard_rows(T, *make_batch(cfg, seed, step))
         return common.to_device(T, x, device), common.to_device(T, y, device)
 
     def loss(batch):
@@ -125,7 +125,8 @@ def main() -> None:
     args = common.base_arg_parser(__doc__.splitlines()[0], PROFILES).parse_args()
     T = common.load_framework(args.framework)
     try:
-        common.run_from_args(T, prepare(T, args.profile, args.seed, args.device), args)
+        device = common.setup_distributed(T, args.device)
+        common.run_from_args(T, prepare(T, args.profile, args.seed, device, batch=args.batch), args)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"reversal: {exc}") from exc
 

@@ -172,8 +172,9 @@ def normalise(images_uint8: np.ndarray) -> np.ndarray:
     return (images_uint8.astype(np.float32) / 255.0 - 0.5).astype(np.float32)
 
 
-def prepare(T: Any, profile: str, seed: int, device: str = "cpu", cifar_dir: str | None = None) -> common.TrainingJob:
-    cfg = PROFILES[profile]
+def prepare(T: Any, profile: str, seed: int, device: str = "cpu", cifar_dir: str | None = None,
+            batch: int | None = None) -> common.TrainingJob:
+    cfg = common.with_batch(PROFILES[profile], batch)
     model = build(T, cfg)
     common.init_parameters(T, model, seed)
     if device != "cpu":
@@ -187,6 +188,7 @@ def prepare(T: Any, profile: str, seed: int, device: str = "cpu", cifar_dir: str
         else:
             index = common.numpy_rng(seed, 3, step).integers(0, len(dataset[1]), size=cfg.batch)
             images, labels = dataset[0][index], dataset[1][index]
+        images, labels = common.shard_rows(T, images, labels)
         return common.to_device(T, normalise(images), device), common.to_device(T, labels, device)
 
     def loss(batch):
@@ -204,7 +206,8 @@ def main() -> None:
     args = parser.parse_args()
     T = common.load_framework(args.framework)
     try:
-        common.run_from_args(T, prepare(T, args.profile, args.seed, args.device, args.cifar_dir), args)
+        device = common.setup_distributed(T, args.device)
+        common.run_from_args(T, prepare(T, args.profile, args.seed, device, args.cifar_dir, batch=args.batch), args)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"vit: {exc}") from exc
 
