@@ -7,11 +7,13 @@
 #   2. the training gate with device cuda (tests/gpu/gate_on_gpu.py): vibetensor on the GPU against torch on the
 #      GPU, same weights and batches -> OUTDIR/training/
 #   3. the parity gate with device cuda -> OUTDIR/parity/
+#   4. dp (only when named in STEPS): data-parallel training on DP_GPUS GPUs (tests/gpu/dp_check.py) -> OUTDIR/dp/
 # Build: cmake + ninja with CXX=/usr/bin/g++ (the image's /opt gcc links libstdc++ statically, which breaks _C
 # once torch is imported) and the naive CBLAS shim of tests/cpp/cuda/cblas_shim (no OpenBLAS there).
 # Env: STEP_LIMIT_S (default 150) per test step; PARITY_OPS (default "core"), PARITY_DTYPES (default
 # "float32 int64 bool"), PARITY_BACKWARD (default false: gradients too); TRAIN_WORKLOADS (default "reversal,minigpt"),
-# TRAIN_STEPS (default 60), TRAIN_PROFILE (default ci); STEPS (default "pytest training parity": which to run).
+# TRAIN_STEPS (default 60), TRAIN_PROFILE (default ci); DP_WORKLOADS (default "reversal,minigpt"), DP_PROFILE
+# (default paper), DP_STEPS (default 30), DP_GPUS (default 2); STEPS (default "pytest training parity": which to run).
 set -u
 OUT=${1:?usage: gpu_session.sh OUTDIR}
 mkdir -p "$OUT"
@@ -41,7 +43,7 @@ export VBT_PLUGIN_DIR=$B/vbt_plugins
 PYP=$SITE
 python3 -c "import pytest" 2>/dev/null || PYP=$SITE:$RT/tests/py/cuda/build/pylib
 tests="$RT/tests/py/cuda"
-for t in plugins/test_cuda_plugin.py interop/test_dlpack_cuda.py plugins/test_plugin_autograd.py; do
+for t in plugins/test_cuda_plugin.py interop/test_dlpack_cuda.py plugins/test_plugin_autograd.py distributed/test_distributed.py; do
   [ -f "$RT/tests/py/$t" ] && tests="$tests $RT/tests/py/$t"
 done
 STEPS=${STEPS:-pytest training parity}
@@ -64,5 +66,12 @@ if want parity; then
     --opt "dtypes=${PARITY_DTYPES:-float32 int64 bool}" --opt op_timeout_s=20 --opt "backward=${PARITY_BACKWARD:-false}" \
     >"$OUT/parity.txt" 2>&1
   echo "parity rc=$? in $(( $(date +%s) - T3 ))s: $(head -2 "$OUT/parity/summary.txt" 2>/dev/null | tail -1 | cut -c1-300)" | tee -a "$summary"
+fi
+if want dp; then
+  T4=$(date +%s)
+  timeout "$LIMIT" python3 tests/gpu/dp_check.py "$SITE" "$OUT/dp" --workloads "${DP_WORKLOADS:-reversal,minigpt}" \
+    --profile "${DP_PROFILE:-paper}" --steps "${DP_STEPS:-30}" --gpus "${DP_GPUS:-2}" >"$OUT/dp.txt" 2>&1
+  echo "dp rc=$? in $(( $(date +%s) - T4 ))s" | tee -a "$summary"
+  cat "$OUT/dp.txt" | tee -a "$summary"
 fi
 cat "$summary"
