@@ -38,8 +38,8 @@ from ._functions import (  # noqa: E402,F401
     max, min, var, std, var_mean, std_mean, norm, amax, amin, logsumexp, all, any, softmax, log_softmax, where, cat,
     stack, hstack, vstack, split, reshape, permute, squeeze, flip, tile, movedim, flatten, nonzero, argwhere,
     count_nonzero, clamp_min, clamp_max, floor_divide, true_divide, numel, is_tensor, is_nonzero, broadcast_shapes,
-    broadcast_tensors, broadcast_to, chunk, unbind, transpose, einsum, sort, argsort, topk, allclose, isclose, equal,
-    result_type, can_cast,
+    broadcast_tensors, broadcast_to, chunk, unbind, transpose, einsum, sort, argsort, msort, topk, kthvalue, allclose,
+    isclose, equal, result_type, can_cast,
 )
 from ._functional import (  # noqa: E402,F401
     layer_norm, rms_norm, dropout, scaled_dot_product_attention, one_hot,

@@ -206,16 +206,24 @@ def einsum(*args):
     raise NotImplementedError("vibetensor: einsum is not implemented")
 
 
-def sort(*args, **kwargs):
-    raise NotImplementedError("vibetensor: sort is not implemented")
+def sort(input, dim=-1, descending=False, *, stable=False, out=None):
+    return _T._sort(input, dim, descending, stable=stable, out=out)
 
 
-def argsort(*args, **kwargs):
-    raise NotImplementedError("vibetensor: argsort is not implemented")
+def argsort(input, dim=-1, descending=False, *, stable=False):
+    return _T._argsort(input, dim, descending, stable=stable)
 
 
-def topk(*args, **kwargs):
-    raise NotImplementedError("vibetensor: topk is not implemented")
+def msort(input, *, out=None):
+    return write_out("sort", out, _T._msort(input))
+
+
+def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):  # noqa: A002
+    return _T._topk(input, k, dim, largest, sorted, out=out)
+
+
+def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
+    return _T._kthvalue(input, k, dim, keepdim, out=out)
 
 
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):

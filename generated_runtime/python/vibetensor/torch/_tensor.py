@@ -30,6 +30,9 @@ repr_suffix_hooks = []
 
 ReturnMax = collections.namedtuple("max", ["values", "indices"])
 ReturnMin = collections.namedtuple("min", ["values", "indices"])
+ReturnSort = collections.namedtuple("sort", ["values", "indices"])
+ReturnTopk = collections.namedtuple("topk", ["values", "indices"])
+ReturnKthvalue = collections.namedtuple("kthvalue", ["values", "indices"])
 
 
 def _shape_args(args, what="size"):
@@ -98,16 +101,21 @@ del _name, _info
 
 # Factories that are ops but not methods
 for _n in ("empty", "zeros", "ones", "full", "arange", "linspace", "eye", "rand", "randn", "randint", "randperm",
-           "index", "one_hot", "embedding", "cat", "stack", "where", "to_dtype", "max_dim", "min_dim", "split_with_sizes"):
+           "index", "one_hot", "embedding", "cat", "stack", "where", "to_dtype", "max_dim", "min_dim", "split_with_sizes",
+           "view_dtype"):
     if _n in Tensor.__dict__:
         delattr(Tensor, _n)
 
 
 # ---- views and shape methods with torch's varargs signatures -------------------------------------
 
-def _view(self, *shape):
-    if len(shape) == 1 and isinstance(shape[0], (D.dtype, str, type)) and not isinstance(shape[0], Size):
-        raise NotImplementedError("vibetensor: Tensor.view(dtype) (bit reinterpretation) is not supported")
+def _view(self, *shape, dtype=None):
+    if dtype is None and len(shape) == 1 and isinstance(shape[0], D.dtype):
+        dtype, shape = shape[0], ()
+    if dtype is not None:  # view(dtype): the same bytes as another dtype; never differentiable (as in torch)
+        if shape:
+            raise TypeError("view() received an invalid combination of arguments: a dtype and a size")
+        return call("view_dtype", self.detach() if self.requires_grad else self, dtype)
     return call("view", self, _shape_args(shape))
 
 
@@ -307,6 +315,69 @@ def _any(self, dim=None, keepdim=False):
     return call("any", self, dim, keepdim)
 
 
+# ---- sorting and selection: (values, indices) named tuples; out=(values, indices) ------------------
+# The native ops have no backward formula. When the input requires grad, values are re-read from the input
+# with gather at the returned indices, so they get gather's backward (the gradient is scattered into the
+# selected positions: PyTorch's sort/topk/kthvalue backward).
+
+def _select_grad(self, dim, values, indices):
+    if self.ndim == 0:
+        return call("clone", self) if values.numel() else values
+    return call("gather", self, dim, indices)
+
+
+def _pair_out(name, out, values, indices, cls):
+    if out is None:
+        return cls(values, indices)
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TypeError(f"{name}(): argument 'out' must be a tuple of 2 Tensors")
+    _C._write_out(name, out[0], values)
+    _C._write_out(name, out[1], indices)
+    return cls(out[0], out[1])
+
+
+def _sort(self, dim=-1, descending=False, *, stable=False, out=None):
+    if self.requires_grad:
+        v, i = call("sort", self.detach(), dim, descending, stable=_pybool(stable))
+        v = _select_grad(self, dim, v, i)
+    else:
+        v, i = call("sort", self, dim, descending, stable=_pybool(stable))
+    return _pair_out("sort", out, v, i, ReturnSort)
+
+
+def _argsort(self, dim=-1, descending=False, *, stable=False):
+    return call("argsort", self, dim, descending, stable=_pybool(stable))
+
+
+def _msort(self):
+    return _sort(self, 0).values
+
+
+def _topk(self, k, dim=-1, largest=True, sorted=True, *, out=None):  # noqa: A002
+    if self.requires_grad:
+        v, i = call("topk", self.detach(), k, dim, largest, sorted)
+        v = _select_grad(self, dim, v, i)
+    else:
+        v, i = call("topk", self, k, dim, largest, sorted)
+    return _pair_out("topk", out, v, i, ReturnTopk)
+
+
+def _kthvalue(self, k, dim=-1, keepdim=False, *, out=None):
+    if self.requires_grad:
+        v, i = call("kthvalue", self.detach(), k, dim, True)
+        v = _select_grad(self, dim, v, i)
+        if not keepdim and self.ndim > 0:
+            v, i = call("squeeze", v, [dim]), call("squeeze", i, [dim])
+    else:
+        v, i = call("kthvalue", self, k, dim, keepdim)
+    return _pair_out("kthvalue", out, v, i, ReturnKthvalue)
+
+
+Tensor.sort = _sort
+Tensor.argsort = _argsort
+Tensor.msort = _msort
+Tensor.topk = _topk
+Tensor.kthvalue = _kthvalue
 Tensor.max = _max
 Tensor.min = _min
 Tensor.var = _var

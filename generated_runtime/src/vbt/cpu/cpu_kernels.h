@@ -59,11 +59,14 @@ VBT_KERNEL(k_take_along_dim)
 // shape_kernels.cpp
 VBT_KERNEL(k_cat) VBT_KERNEL(k_stack) VBT_KERNEL(k_flip) VBT_KERNEL(k_roll) VBT_KERNEL(k_tril)
 VBT_KERNEL(k_triu) VBT_KERNEL(k_repeat)
+// sort_kernels.cpp
+VBT_KERNEL(k_sort) VBT_KERNEL(k_argsort) VBT_KERNEL(k_topk) VBT_KERNEL(k_kthvalue)
 // src/vbt/ops/view_ops.cpp (device-independent)
 VBT_KERNEL(k_view) VBT_KERNEL(k_reshape) VBT_KERNEL(k_permute) VBT_KERNEL(k_transpose) VBT_KERNEL(k_t)
 VBT_KERNEL(k_expand) VBT_KERNEL(k_narrow) VBT_KERNEL(k_slice) VBT_KERNEL(k_select) VBT_KERNEL(k_squeeze)
 VBT_KERNEL(k_unsqueeze) VBT_KERNEL(k_flatten) VBT_KERNEL(k_unflatten) VBT_KERNEL(k_as_strided)
 VBT_KERNEL(k_split) VBT_KERNEL(k_split_with_sizes) VBT_KERNEL(k_chunk) VBT_KERNEL(k_unbind) VBT_KERNEL(k_diagonal) VBT_KERNEL(k_movedim)
+VBT_KERNEL(k_view_dtype)
 #undef VBT_KERNEL
 
 }  // namespace vbt

@@ -96,6 +96,11 @@ const std::vector<OpDef>& op_table() {
       cpu_out("log_softmax", "log_softmax(Tensor self, int dim, ScalarType? dtype=None, *, Tensor? out=None) -> Tensor", k_log_softmax, OutMode::Exact),
       // forward-only fused layer_norm (nn.functional.layer_norm uses it when no operand requires grad)
       cpu("_fused_layer_norm", "_fused_layer_norm(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1e-05) -> Tensor", k_fused_layer_norm),
+      // ---- sorting and selection along one dim (Note [Sort order] in sort_kernels.cpp)
+      cpu("sort", "sort(Tensor self, int dim=-1, bool descending=False, *, bool stable=False) -> Tensor[]", k_sort),
+      cpu("argsort", "argsort(Tensor self, int dim=-1, bool descending=False, *, bool stable=False) -> Tensor", k_argsort),
+      cpu("topk", "topk(Tensor self, int k, int dim=-1, bool largest=True, bool sorted=True) -> Tensor[]", k_topk),
+      cpu("kthvalue", "kthvalue(Tensor self, int k, int dim=-1, bool keepdim=False) -> Tensor[]", k_kthvalue),
       // ---- linear algebra
       cpu_out("mm", "mm(Tensor self, Tensor mat2, *, Tensor? out=None) -> Tensor", k_mm, OutMode::Exact),
       cpu_out("bmm", "bmm(Tensor self, Tensor mat2, *, Tensor? out=None) -> Tensor", k_bmm, OutMode::Exact),
@@ -148,6 +153,8 @@ const std::vector<OpDef>& op_table() {
       any("unbind", "unbind(Tensor self, int dim=0) -> Tensor[]", k_unbind),
       any("diagonal", "diagonal(Tensor self, int offset=0, int dim1=0, int dim2=1) -> Tensor", k_diagonal),
       any("movedim", "movedim(Tensor self, int[] source, int[] destination) -> Tensor", k_movedim),
+      // the same bytes as another dtype (torch's Tensor.view(dtype)); shares the storage like a view
+      any("view_dtype", "view_dtype(Tensor self, ScalarType dtype) -> Tensor", k_view_dtype),
   };
   return table;
 }

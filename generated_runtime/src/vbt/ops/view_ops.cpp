@@ -386,4 +386,41 @@ Value k_movedim(const Args& a) {
   return permute_impl(t, perm, "movedim");
 }
 
+// view_dtype(Tensor self, ScalarType dtype) -> Tensor   (torch's Tensor.view(dtype))
+// The same bytes read as another dtype: a new TensorImpl over the same storage (shared version counter).
+// Same element size: the geometry is unchanged. Otherwise, as in PyTorch, the last dim must have stride 1
+// and is split (smaller elements: size and every other stride and the offset scale up by the ratio) or
+// merged (larger elements: its size, the other strides and the offset must be divisible by the ratio).
+Value k_view_dtype(const Args& a) {
+  const Tensor& t = a.tensor(0);
+  const ScalarType dt = a.dtype(1);
+  const int64_t from = itemsize(t.dtype()), to = itemsize(dt);
+  Shape sizes = t.sizes(), strides = t.strides();
+  int64_t offset = t.storage_offset();
+  if (from != to) {
+    const std::string what = std::string(" to view ") + dtype_name(t.dtype()) + " as " + dtype_name(dt) +
+                             " (different element sizes)";
+    VBT_CHECK(t.dim() > 0, "self.dim() cannot be 0", what);
+    VBT_CHECK(strides.back() == 1, "self.stride(-1) must be 1", what, ", but got ", strides.back());
+    const int64_t last = t.dim() - 1;
+    if (to < from) {
+      const int64_t r = from / to;
+      sizes[last] *= r;
+      for (int64_t d = 0; d < last; ++d) strides[d] *= r;
+      offset *= r;
+    } else {
+      const int64_t r = to / from;
+      VBT_CHECK(sizes[last] % r == 0, "self.size(-1) must be divisible by ", r, what, ", but got ", sizes[last]);
+      VBT_CHECK(offset % r == 0, "self.storage_offset() must be divisible by ", r, what, ", but got ", offset);
+      for (int64_t d = 0; d < last; ++d)
+        VBT_CHECK(strides[d] % r == 0, "self.stride(", d, ") must be divisible by ", r, what, ", but got ",
+                  strides[d]);
+      sizes[last] /= r;
+      for (int64_t d = 0; d < last; ++d) strides[d] /= r;
+      offset /= r;
+    }
+  }
+  return Tensor(std::make_shared<TensorImpl>(t.impl()->storage(), dt, std::move(sizes), std::move(strides), offset));
+}
+
 }  // namespace vbt
