@@ -62,15 +62,18 @@ if(VBT_CUDA_ENABLED)
 endif()
 
 # The CUDA op kernels (need vbt_core: the dispatcher, the op table, the CPU helpers): the generic
-# elementwise kernel, reductions, softmax, the tiled GEMM, and their registration (include/vbt/cuda/ops.h).
+# elementwise kernel, reductions, softmax, the tiled GEMM, cuBLAS loaded at run time for float matmuls, and
+# their registration (include/vbt/cuda/ops.h).
 if(VBT_CUDA_ENABLED AND TARGET vbt_core)
   add_library(vbt_cuda_ops STATIC
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/cuda_ops.cpp
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/elementwise.cu
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/reduce_gemm.cu
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/scan_index.cu
+    ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/cublas_gemm.cpp
   )
-  target_link_libraries(vbt_cuda_ops PUBLIC vbt_core vbt_cuda)
+  # cuBLAS is never linked: cublas_gemm.cpp dlopens it at run time (Note [cuBLAS at run time]), hence libdl.
+  target_link_libraries(vbt_cuda_ops PUBLIC vbt_core vbt_cuda ${CMAKE_DL_LIBS})
   set_target_properties(vbt_cuda_ops PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON)
   target_compile_options(vbt_cuda_ops PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
   target_compile_definitions(vbt_cuda_ops PUBLIC VBT_WITH_CUDA_OPS=1)

@@ -3,6 +3,9 @@
 // Ops with a CUDA kernel: see register_cuda_ops() in src/vbt/cuda/ops/cuda_ops.cpp. Only compiled with
 // CUDA enabled. Registration needs no GPU; running a kernel without one raises RuntimeError.
 #pragma once
+#include <string>
+#include <vector>
+
 #include "vbt/core/tensor_impl.h"
 
 namespace vbt::cuda {
@@ -10,5 +13,16 @@ namespace vbt::cuda {
 void register_cuda_ops();  // idempotent
 // A copy of t on `device` (cpu or cuda[:N]), contiguous, same dtype; t itself when already there.
 Tensor to_device(const Tensor& t, Device device);
+
+// Float matrix products (mm, bmm, matmul, addmm, baddbmm, linear, dot) run on cuBLAS when it can be loaded at
+// run time, else on the built-in tiled kernel (Note [cuBLAS at run time] in src/vbt/cuda/ops/cublas_gemm.cpp).
+std::string matmul_backend();  // "cublas" or "kernel": where the next float matmul goes (tries to load cuBLAS)
+bool cublas_enabled();         // default: on, unless the environment has VBT_CUBLAS=0
+void set_cublas_enabled(bool on);  // off: always the built-in kernel
+// Candidate library files to try before the loader's search path (Python passes the pip wheels' files).
+void set_cublas_search_paths(const std::vector<std::string>& paths);
+std::string cublas_library();     // the loaded library's path, "" when none is loaded
+std::string cublas_load_error();  // why none is loaded ("" when one is)
+std::string cublas_version();     // "major.minor.patch" of the loaded library, "" when none
 
 }  // namespace vbt::cuda

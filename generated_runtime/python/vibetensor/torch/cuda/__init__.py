@@ -16,6 +16,7 @@ from .memory import (OutOfMemoryError, empty_cache, max_memory_allocated, max_me
                      reset_peak_memory_stats, set_per_process_memory_fraction)
 from .streams import Event, Stream, StreamContext, current_stream, default_stream, set_stream, stream
 from .graphs import CUDAGraph, graph
+from ._blas import cublas_info, matmul_backend, set_matmul_backend  # vibetensor-specific: cuBLAS or built-in GEMM
 from . import _testing  # the host-backend testing hook (see _testing.py)
 from . import _tensors  # installs the device-copy hook: .to("cuda") / .cuda() / .cpu()
 
@@ -25,4 +26,6 @@ __all__ = [
     "is_initialized", "max_memory_allocated", "max_memory_reserved", "mem_get_info", "memory_allocated",
     "memory_reserved", "memory_snapshot", "memory_stats", "reset_max_memory_allocated", "reset_peak_memory_stats",
     "set_device", "set_per_process_memory_fraction", "set_stream", "stream", "synchronize",
+    # vibetensor-specific (_blas.py): which GEMM CUDA matmuls use
+    "cublas_info", "matmul_backend", "set_matmul_backend",
 ]

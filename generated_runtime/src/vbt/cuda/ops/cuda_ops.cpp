@@ -11,10 +11,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <mutex>
 #include <numeric>
 
 #include "../../cpu/cpu_kernels.h"
+#include "cublas_gemm.h"
 #include "loops.h"
 #include "vbt/cpu/tensor_iterator.h"
 #include "vbt/cuda/cuda_error.h"
@@ -275,6 +277,48 @@ Value k_gelu(const Args& a) {
   return elementwise("gelu", approx == "tanh" ? Ew::GeluTanh : Ew::Gelu, {x}, dt, dt, a.opt_tensor(2));
 }
 
+// softplus(Tensor self, Scalar beta=1, Scalar threshold=20, *, Tensor? out=None): integers promote to float
+Value k_softplus(const Args& a) {
+  const Tensor& x = a.tensor(0);
+  ScalarType dt = is_floating(x.dtype()) ? x.dtype() : default_float_dtype();
+  EwScalars sc;
+  sc.alpha = a.real(1);
+  sc.beta = a.real(2);
+  return elementwise("softplus", Ew::Softplus, {x}, dt, dt, a.opt_tensor(3), sc);
+}
+// nan_to_num(Tensor self, float? nan=None, float? posinf=None, float? neginf=None, *, Tensor? out=None):
+// infinities default to the dtype's largest / lowest finite value (identity on integers and bool)
+Value k_nan_to_num(const Args& a) {
+  const Tensor& x = a.tensor(0);
+  const ScalarType dt = x.dtype();
+  const double lim = dt == ScalarType::Float16 ? 65504.0
+                     : dt == ScalarType::BFloat16 ? 3.3895313892515355e38
+                     : dt == ScalarType::Float32 ? double(std::numeric_limits<float>::max())
+                                                 : std::numeric_limits<double>::max();
+  EwScalars sc;
+  sc.alpha = a.is_none(1) ? 0.0 : a.real(1);
+  sc.beta = a.is_none(2) ? lim : a.real(2);
+  sc.gamma = a.is_none(3) ? -lim : a.real(3);
+  return elementwise("nan_to_num", Ew::NanToNum, {x}, dt, dt, a.opt_tensor(4), sc);
+}
+// bitwise_and/or/xor(Tensor self, Tensor other, *, Tensor? out=None) and bitwise_not(Tensor self, *, Tensor? out=None):
+// bool and integer dtypes (the promoted dtype), like the CPU kernels
+void check_integral(const char* op, ScalarType dt) {
+  if (!is_integral(dt, /*include_bool=*/true))
+    throw_error(ErrorKind::Runtime, op, ": not implemented for '", dtype_name(dt), "'");
+}
+template <Ew code> Value k_bitwise(const Args& a) {
+  const char* op = code == Ew::BitAnd ? "bitwise_and" : code == Ew::BitOr ? "bitwise_or" : "bitwise_xor";
+  ScalarType dt = promoted({a.tensor(0), a.tensor(1)});
+  check_integral(op, dt);
+  return elementwise(op, code, {a.tensor(0), a.tensor(1)}, dt, dt, a.opt_tensor(2));
+}
+Value k_bitwise_not(const Args& a) {
+  const Tensor& x = a.tensor(0);
+  check_integral("bitwise_not", x.dtype());
+  return elementwise("bitwise_not", Ew::BitNot, {x}, x.dtype(), x.dtype(), a.opt_tensor(1));
+}
+
 template <Ew code> Value k_add_sub(const Args& a) {
   const Tensor &x = a.tensor(0), &y = a.tensor(1);
   ScalarType dt = promoted({x, y});
@@ -486,18 +530,32 @@ void check_mm_dtypes(const char* op, const Tensor& x, const Tensor& y) {
             " != ", dtype_name(y.dtype()));
   if (!is_floating(x.dtype())) VBT_NOT_IMPLEMENTED(op, ": not implemented for '", dtype_name(x.dtype()), "' on CUDA");
 }
+GemmArgs gemm_args(const Tensor& x, const Tensor& y, const Tensor& out) {
+  return GemmArgs{x.sizes()[0], x.sizes()[1], y.sizes()[2], x.sizes()[2],
+                  x.data_ptr(), x.strides()[0], x.strides()[1], x.strides()[2],
+                  y.data_ptr(), y.strides()[0], y.strides()[1], y.strides()[2],
+                  out.data_ptr(), out.strides()[0], out.strides()[1], out.strides()[2]};
+}
+// A [B, r, c] operand as cuBLAS takes it: itself when its matrices are row- or column-major (any batch stride,
+// broadcast included), else a contiguous copy.
+Tensor blas_operand(const Tensor& t) {
+  if (cublas_layout_ok(t.sizes()[1], t.sizes()[2], t.strides()[1], t.strides()[2])) return t;
+  return clone_cuda(t, t.dtype());
+}
 Tensor bmm3(const char* op, const Tensor& x, const Tensor& y) {  // [B,M,K] @ [B,K,N]
   Tensor out = empty({x.sizes()[0], x.sizes()[1], y.sizes()[2]}, x.dtype(), x.device());
-  GemmArgs g{x.sizes()[0], x.sizes()[1], y.sizes()[2], x.sizes()[2],
-             x.data_ptr(), x.strides()[0], x.strides()[1], x.strides()[2],
-             y.data_ptr(), y.strides()[0], y.strides()[1], y.strides()[2],
-             out.data_ptr(), out.strides()[0], out.strides()[1], out.strides()[2]};
-  if (g.K == 0) {
+  if (out.numel() == 0) return out;
+  if (x.sizes()[2] == 0) {
     fill(out, Scalar(int64_t(0)));
     return out;
   }
   DeviceGuard guard(x.device().index);
-  check_launch(launch_gemm(int(x.dtype()), g, stream_of(x.device())), op, x.dtype());
+  const cudaStream_t stream = stream_of(x.device());
+  if (cublas_ready()) {  // cuBLAS (CublasNote in cublas_gemm.cpp); the tiled kernel when it declines
+    Tensor xb = blas_operand(x), yb = blas_operand(y);
+    if (cublas_gemm(int(x.dtype()), gemm_args(xb, yb, out), x.device().index, stream)) return out;
+  }
+  check_launch(launch_gemm(int(x.dtype()), gemm_args(x, y, out), stream), op, x.dtype());
   return out;
 }
 Tensor unsq(const Tensor& t, int64_t d) { return call_tensor_op("unsqueeze", {t, d}); }
@@ -703,6 +761,27 @@ Value k_randn(const Args& a) {
   sc.beta = 1.0;
   if (t.numel()) run_loop("randn", Ew::Normal, t, {}, t.dtype(), sc);
   return t;
+}
+// randint(int low, int high, int[] size, *, Generator? generator=None, ScalarType? dtype=None, Device? device=None):
+// low + (draw mod (high - low)) per element from the counter-based generator (RandomNote)
+Value k_randint(const Args& a) {
+  const int64_t low = a.integer(0), high = a.integer(1);
+  VBT_CHECK(high > low, "randint: random_ expects 'from' to be less than 'to', but got from=", low, " >= to=", high);
+  for (int64_t s : a.int_list(2)) VBT_CHECK(s >= 0, "randint: negative dimension ", s);
+  Tensor t = empty_cuda(a.int_list(2), a.dtype_or(4, ScalarType::Int64), factory_device(a, 5));
+  EwScalars sc = random_scalars(a, 3);
+  sc.ialpha = low;
+  sc.ibeta = static_cast<int64_t>(static_cast<uint64_t>(high) - static_cast<uint64_t>(low));
+  if (t.numel()) run_loop("randint", Ew::Randint, t, {}, t.dtype(), sc);
+  return t;
+}
+// randperm(int n, *, Generator? generator=None, ScalarType? dtype=None, Device? device=None): drawn on the host by the
+// CPU kernel (a sequential Fisher-Yates shuffle from the same Generator, so CPU and CUDA give the same permutation
+// for a seed) and copied to the device.
+Value k_randperm(const Args& a) {
+  Args host{a[0], a[1], a[2], Value(Device{DeviceType::CPU, -1})};
+  Tensor p = std::get<Tensor>(::vbt::k_randperm(host));
+  return to_device(p, factory_device(a, 3));
 }
 Value k_normal_(const Args& a) {
   const Tensor& t = a.tensor(0);
@@ -1553,7 +1632,9 @@ void register_cuda_ops() {
     reg("sigmoid", k_unary_float<Ew::Sigmoid>); reg("tanh", k_unary_float<Ew::Tanh>);
     reg("silu", k_unary_float<Ew::Silu>); reg("sin", k_unary_float<Ew::Sin>); reg("cos", k_unary_float<Ew::Cos>);
     reg("rsqrt", k_unary_float<Ew::Rsqrt>); reg("reciprocal", k_unary_float<Ew::Reciprocal>);
-    reg("gelu", k_gelu);
+    reg("gelu", k_gelu); reg("softplus", k_softplus); reg("nan_to_num", k_nan_to_num);
+    reg("bitwise_and", k_bitwise<Ew::BitAnd>); reg("bitwise_or", k_bitwise<Ew::BitOr>);
+    reg("bitwise_xor", k_bitwise<Ew::BitXor>); reg("bitwise_not", k_bitwise_not);
     reg("sum", k_sum); reg("mean", k_mean); reg("amax", k_minmax<Red::Max>); reg("amin", k_minmax<Red::Min>);
     reg("softmax", k_softmax<false>); reg("log_softmax", k_softmax<true>);
     reg("mm", k_mm); reg("bmm", k_bmm); reg("matmul", k_matmul);
@@ -1570,7 +1651,8 @@ void register_cuda_ops() {
     reg("clamp", k_clamp); reg("lerp", k_lerp); reg("addcmul", k_addc<Ew::Addcmul>); reg("addcdiv", k_addc<Ew::Addcdiv>);
     reg("masked_fill", k_masked_fill);
     reg("arange", k_arange); reg("linspace", k_linspace); reg("eye", k_eye);
-    reg("rand", k_rand); reg("randn", k_randn); reg("normal_", k_normal_); reg("uniform_", k_uniform_);
+    reg("rand", k_rand); reg("randn", k_randn); reg("randint", k_randint); reg("randperm", k_randperm);
+    reg("normal_", k_normal_); reg("uniform_", k_uniform_);
     reg("bernoulli", k_bernoulli);
     reg("tril", k_tri<false>); reg("triu", k_tri<true>);
     reg("index_select", k_index_select); reg("gather", k_gather); reg("embedding", k_embedding);

@@ -61,5 +61,16 @@ template <typename F> cudaError_t dispatch_all(int dt, F&& f) {
   if (dt == 0) return f(Tag<bool>{});
   return dispatch_numeric(dt, f);
 }
+template <typename F> cudaError_t dispatch_integral(int dt, F&& f) {  // bool and the integer dtypes
+  switch (dt) {
+    case 0: return f(Tag<bool>{});
+    case 1: return f(Tag<uint8_t>{});
+    case 2: return f(Tag<int8_t>{});
+    case 3: return f(Tag<int16_t>{});
+    case 4: return f(Tag<int32_t>{});
+    case 5: return f(Tag<int64_t>{});
+  }
+  return cudaErrorInvalidValue;
+}
 
 }  // namespace vbt::cuda::ops

@@ -92,7 +92,11 @@ VBT_FLOAT_FN(LogOp, logf(x), log(x))
 VBT_FLOAT_FN(SqrtOp, sqrtf(x), sqrt(x))
 VBT_FLOAT_FN(SigmoidOp, 1.0f / (1.0f + expf(-x)), 1.0 / (1.0 + exp(-x)))
 VBT_FLOAT_FN(TanhOp, tanhf(x), tanh(x))
-VBT_FLOAT_FN(GeluOp, 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)), 0.5 * x * (1.0 + erf(x * 0.70710678118654752)))
+// gelu(x) = x * Phi(x) = 0.5 * x * erfc(-x / sqrt(2)): erfc has no cancellation for negative x, and
+// erfc(+inf) == 0 exactly, so gelu(-inf) is -inf * 0 = NaN as in torch (an H200 run of 1 + erff(x / sqrt(2))
+// gave +inf there); the explicit test keeps that so whatever the library function returns at infinity.
+VBT_FLOAT_FN(GeluOp, isinf(x) ? (x > 0.0f ? x : __int_as_float(0x7fc00000)) : 0.5f * x * erfcf(x * -0.70710678118654752f),
+             isinf(x) ? (x > 0.0 ? x : __longlong_as_double(0x7ff8000000000000LL)) : 0.5 * x * erfc(x * -0.70710678118654752))
 VBT_FLOAT_FN(GeluTanhOp, 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x))),
              0.5 * x * (1.0 + tanh(0.79788456080286536 * (x + 0.044715 * x * x * x))))
 VBT_FLOAT_FN(SiluOp, x / (1.0f + expf(-x)), x / (1.0 + exp(-x)))
@@ -155,6 +159,38 @@ struct LogicalOrOp { template <typename A> __device__ bool operator()(A x, A y) 
 struct LogicalXorOp { template <typename A> __device__ bool operator()(A x, A y) const { return (x != A(0)) != (y != A(0)); } };
 
 
+// softplus as the CPU kernel and torch compute it: linear above the threshold (in units of x * beta)
+struct SoftplusOp {
+  double beta, threshold;
+  __device__ float operator()(float x) const {
+    const float b = static_cast<float>(beta), xb = x * b;
+    return xb > static_cast<float>(threshold) ? x : log1pf(expf(xb)) / b;
+  }
+  __device__ double operator()(double x) const {
+    const double xb = x * beta;
+    return xb > threshold ? x : log1p(exp(xb)) / beta;
+  }
+};
+struct BitAndOp { template <typename A> __device__ A operator()(A x, A y) const { return static_cast<A>(x & y); } };
+struct BitOrOp { template <typename A> __device__ A operator()(A x, A y) const { return static_cast<A>(x | y); } };
+struct BitXorOp { template <typename A> __device__ A operator()(A x, A y) const { return static_cast<A>(x ^ y); } };
+struct BitNotOp {
+  template <typename A> __device__ A operator()(A x) const {
+    if constexpr (std::is_same_v<A, bool>) return !x;
+    else return static_cast<A>(~x);
+  }
+};
+struct NanToNumOp {  // replacements given as doubles, converted to the compute type (as the CPU kernel does)
+  double nan, posinf, neginf;
+  template <typename A> __device__ A operator()(A x) const {
+    if constexpr (std::is_floating_point_v<A>) {
+      if (x != x) return static_cast<A>(nan);
+      if (isinf(x)) return static_cast<A>(x > A(0) ? posinf : neginf);
+    }
+    return x;
+  }
+};
+
 // ---- more functors (the generic kernel above runs them all)
 template <typename T, typename Op> struct TernaryF {
   Op op;
@@ -207,6 +243,12 @@ struct NormalOp {
     const uint64_t c = 2 * (offset + uint64_t(i));
     const double u1 = 1.0 - u01(seed, c), u2 = u01(seed, c + 1);  // u1 in (0, 1]
     return mean + sd * sqrt(-2.0 * log(u1)) * cospi(2.0 * u2);
+  }
+};
+struct RandintOp {  // low + draw mod range, the range as uint64 (high - low may exceed int64's range)
+  int64_t low; uint64_t range, seed, offset;
+  __device__ int64_t operator()(int64_t i) const {
+    return static_cast<int64_t>(static_cast<uint64_t>(low) + mix64(seed ^ mix64(offset + uint64_t(i))) % range);
   }
 };
 struct BernoulliOp {
@@ -387,6 +429,12 @@ template <bool float_only, typename Op> cudaError_t binary_same(int dt, const Lo
   if constexpr (float_only) return dispatch_float(dt, f);
   else return dispatch_numeric(dt, f);
 }
+template <typename Op> cudaError_t bitwise_binary(int dt, const LoopGeometry& g, Op op, cudaStream_t s) {
+  return dispatch_integral(dt, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    return launch<3>(g, BinaryF<T, T, Op>{op}, s);
+  });
+}
 template <typename Op> cudaError_t compare(int in_dt, const LoopGeometry& g, Op op, cudaStream_t s) {
   return dispatch_all(in_dt, [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -515,6 +563,22 @@ cudaError_t launch_elementwise(Ew op, int out_dtype, int in_dtype, const LoopGeo
         using T = typename decltype(tag)::type;
         return launch<1>(g, FillF<T>{sc.alpha, sc.ialpha}, s);
       });
+    case Ew::Softplus: return unary_same<true>(out_dtype, g, SoftplusOp{sc.alpha, sc.beta}, s);
+    case Ew::BitAnd: return bitwise_binary(out_dtype, g, BitAndOp{}, s);
+    case Ew::BitOr: return bitwise_binary(out_dtype, g, BitOrOp{}, s);
+    case Ew::BitXor: return bitwise_binary(out_dtype, g, BitXorOp{}, s);
+    case Ew::BitNot:
+      return dispatch_integral(out_dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        return launch<2>(g, UnaryF<T, T, BitNotOp>{BitNotOp{}}, s);
+      });
+    case Ew::NanToNum:
+      return dispatch_all(out_dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        return launch<2>(g, UnaryF<T, T, NanToNumOp>{NanToNumOp{sc.alpha, sc.beta, sc.gamma}}, s);
+      });
+    case Ew::Randint:
+      return indexed(out_dtype, g, RandintOp{sc.ialpha, static_cast<uint64_t>(sc.ibeta), sc.seed, sc.offset}, s);
   }
   return cudaErrorInvalidValue;
 }

@@ -64,6 +64,14 @@ enum class Ew : int {
   LogicalAnd, LogicalOr, LogicalXor,
   // unary, same dtype: round half to even (identity on integers)
   Round,
+  // unary float: softplus with beta = alpha and threshold = beta: x * beta > threshold ? x : log1p(exp(x * beta)) / beta
+  Softplus,
+  // binary, same dtype (integral and bool): &, |, ^; unary: ~ (logical not for bool)
+  BitAnd, BitOr, BitXor, BitNot,
+  // unary, same dtype (all dtypes, identity on integers and bool): NaN -> alpha, +inf -> beta, -inf -> gamma
+  NanToNum,
+  // nullary random integers (counter-based, RandomNote): ialpha + (draw mod ibeta as uint64), any output dtype
+  Randint,
 };
 
 struct EwScalars {
@@ -71,6 +79,7 @@ struct EwScalars {
   int64_t ialpha = 1;     // the same for integral dtypes
   double beta = 0.0;      // a second scalar (axpby, arange's step, linspace's end, random's upper bound / std)
   int64_t ibeta = 0;
+  double gamma = 0.0;     // a third scalar (nan_to_num's -inf replacement)
   int64_t n = 0, m = 0, k = 0;  // extents and offsets of the index-based ops (linspace, eye, tril, gather)
   uint64_t seed = 0, offset = 0;  // random ops: the key and the first counter of this call
 };

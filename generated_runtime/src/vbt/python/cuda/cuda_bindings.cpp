@@ -172,6 +172,14 @@ void vbt_bind_cuda(nanobind::module_& m) {
   m.def("_cuda_to_device", [](const vbt::Tensor& t, const std::string& device) {
     return vbt::cuda::to_device(t, vbt::Device::parse(device));
   });
+  // Matrix products: cuBLAS loaded at run time or the built-in kernel (vibetensor/torch/cuda/_blas.py).
+  m.def("_cuda_matmul_backend", [] { return vbt::cuda::matmul_backend(); });
+  m.def("_cuda_cublas_enabled", [] { return vbt::cuda::cublas_enabled(); });
+  m.def("_cuda_set_cublas_enabled", [](bool on) { vbt::cuda::set_cublas_enabled(on); });
+  m.def("_cuda_set_cublas_search_paths", [](const std::vector<std::string>& p) { vbt::cuda::set_cublas_search_paths(p); });
+  m.def("_cuda_cublas_library", [] { return vbt::cuda::cublas_library(); });
+  m.def("_cuda_cublas_load_error", [] { return vbt::cuda::cublas_load_error(); });
+  m.def("_cuda_cublas_version", [] { return vbt::cuda::cublas_version(); });
   // Debug: the bytes at a device address (reads freed-but-cached blocks, for the poison-on-free check).
   m.def("_cuda_read_bytes", [](std::uintptr_t ptr, std::size_t n) {
     std::vector<std::uint8_t> out(n);
