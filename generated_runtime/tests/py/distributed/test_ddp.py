@@ -39,17 +39,21 @@ TRAIN = textwrap.dedent('''
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
+    device = "cpu"
+    if sys.argv[2] == "cuda":
+        vt.cuda.set_device(rank)
+        device = f"cuda:{rank}"
     vt.manual_seed(100 + rank)  # every rank starts from different weights: DDP must broadcast rank 0's
-    model = Net()
+    model = Net().to(device)
     if world > 1:
         import vibetensor.torch.distributed as dist
         from vibetensor.torch.nn.parallel import DistributedDataParallel
-        dist.init_process_group("gloo")
+        dist.init_process_group("nccl" if device != "cpu" else "gloo")
         model = DistributedDataParallel(model)
         inner = model.module
     else:
         vt.manual_seed(100)  # rank 0's weights
-        model = Net()
+        model = Net().to(device)
         inner = model
     opt = vt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     rng = np.random.default_rng(0)
@@ -57,25 +61,34 @@ TRAIN = textwrap.dedent('''
         x = rng.standard_normal((8, 6)).astype(np.float32)
         y = rng.integers(0, 3, size=8)
         rows = slice(rank * 8 // world, (rank + 1) * 8 // world)
-        loss = nn.functional.cross_entropy(model(vt.tensor(x[rows])), vt.tensor(y[rows]))
+        loss = nn.functional.cross_entropy(model(vt.tensor(x[rows]).to(device)), vt.tensor(y[rows]).to(device))
         opt.zero_grad()
         loss.backward()
         opt.step()
-    state = {k: v.tolist() for k, v in inner.state_dict().items()}
+    state = {k: v.cpu().tolist() for k, v in inner.state_dict().items()}
     keys = sorted(model.state_dict())
     with open(sys.argv[1] + f".{rank}.json", "w") as f:
         json.dump({"state": state, "keys": keys}, f)
 ''')
 
 
-def test_two_ranks_train_like_one_process(tmp_path: Path):
+def _gpus() -> int:
+    return vt.cuda.device_count() if vt.cuda.is_built() else 0
+
+
+@pytest.mark.parametrize("device", [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(_gpus() < 2 or not dist.is_nccl_available(),
+                                                  reason="DDP over NCCL needs two GPUs (runs on the lent machine)")),
+])
+def test_two_ranks_train_like_one_process(tmp_path: Path, device: str):
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
-    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], capture_output=True, text=True,
-                         timeout=120)
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), device], capture_output=True,
+                         text=True, timeout=120)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run(RUN + ["--nproc-per-node", "2", str(script), str(tmp_path / "two")], capture_output=True,
-                         text=True, timeout=240)
+    two = subprocess.run(RUN + ["--nproc-per-node", "2", str(script), str(tmp_path / "two"), device],
+                         capture_output=True, text=True, timeout=240)
     assert two.returncode == 0, two.stdout + two.stderr
     single = json.loads((tmp_path / "one.0.json").read_text())
     ranks = [json.loads((tmp_path / f"two.{r}.json").read_text()) for r in range(2)]
