@@ -148,11 +148,17 @@ Value k_div(const Args& a) {
   TensorIterator it = make_binary("div", out, x, y);
   check_int_divisor(it, y, "div");
   bool floor = mode == "floor";
+  bool scalar_divisor = true;  // one value for every element: no dim of size > 1 moves through memory
+  for (int64_t d = 0; d < y.dim(); ++d) scalar_divisor = scalar_divisor && (y.sizes()[d] <= 1 || y.strides()[d] == 0);
   VBT_DISPATCH_NUMERIC(it.common_dtype(), "div", [&]<typename T>() {
     using M = opmath_t<T>;
     if (floor) binary_loop<T, T>(it, [](M p, M q) { return floor_divide<M>(p, q); });
     else if constexpr (std::is_integral_v<M>) binary_loop<T, T>(it, [](M p, M q) { return static_cast<M>(p / q); });
-    // PyTorch rounds the quotient to the storage type before truncating (half: 4.9997 -> 5.0 -> 5, not 4)
+    // PyTorch rounds the quotient to the storage type before truncating (half: 4.9997 -> 5.0 -> 5, not 4),
+    // except when the divisor is one value for every element (a Python scalar, a 0-d, one-element or expanded
+    // one-element tensor):
+    // then it truncates the quotient in float (4.9997 -> 4). Same for bfloat16; float/double are unaffected.
+    else if (scalar_divisor) binary_loop<T, T>(it, [](M p, M q) { return std::trunc(p / q); });
     else binary_loop<T, T>(it, [](M p, M q) { return std::trunc(static_cast<M>(static_cast<T>(p / q))); });
   });
   return finish_out(it, out);

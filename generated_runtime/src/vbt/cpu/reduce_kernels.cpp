@@ -298,6 +298,84 @@ Value k_mean(const Args& a) {
 }
 
 namespace {
+// Note [Extreme fast paths]
+// amax/amin: the result does not depend on the visiting order (NaN propagates: any NaN gives NaN), so the two
+// layouts of Note [Sum fast paths] get loops the compiler vectorises: kLanes independent running extremes over a
+// contiguous innermost reduced run, and a block of consecutive outputs updated row by row when the innermost
+// kept dim is contiguous (outer-dim reductions). `pick` takes x when it is more extreme or NaN, so a NaN, once
+// taken, stays (nothing compares greater than it and it is not replaced by a non-NaN): branch-free compare, or,
+// blend. float, double, int32 and int64 runs use vec_math.h's extreme_simd (vector extensions, AVX2 clone);
+// other dtypes the lane loop. Other layouts use run_reduce.
+template <bool IsMax, typename M> inline M pick(M acc, M x) { return vec::pick_extreme<IsMax>(acc, x); }
+
+template <bool IsMax, typename T, typename M> M extreme_contig(const T* x, int64_t n, M init) {
+  if constexpr (std::is_same_v<T, M> && std::is_same_v<M, float>)
+    return IsMax ? vec::max_f32(x, n, init) : vec::min_f32(x, n, init);
+  if constexpr (std::is_same_v<T, M> && std::is_same_v<M, double>)
+    return IsMax ? vec::max_f64(x, n, init) : vec::min_f64(x, n, init);
+  if constexpr (std::is_same_v<T, M> && std::is_same_v<M, int32_t>)
+    return IsMax ? vec::max_i32(x, n, init) : vec::min_i32(x, n, init);
+  if constexpr (std::is_same_v<T, M> && std::is_same_v<M, int64_t>)
+    return IsMax ? vec::max_i64(x, n, init) : vec::min_i64(x, n, init);
+  constexpr int64_t kLanes = 16;
+  M acc[kLanes];
+  for (int64_t j = 0; j < kLanes; ++j) acc[j] = init;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) acc[j] = pick<IsMax>(acc[j], static_cast<M>(x[i + j]));
+  for (int64_t j = 0; i < n; ++i, ++j) acc[j] = pick<IsMax>(acc[j], static_cast<M>(x[i]));
+  M r = acc[0];
+  for (int64_t j = 1; j < kLanes; ++j) r = pick<IsMax>(r, acc[j]);
+  return r;
+}
+
+template <bool IsMax, typename T, typename M, typename Emit>
+void run_extreme(const Tensor& in, const ReducePlan& p, M init, Emit emit) {
+  const T* base = in.data<T>();
+  const int64_t nr = static_cast<int64_t>(p.red_sizes.size()), nk = static_cast<int64_t>(p.keep_sizes.size());
+  const int64_t inner_n = nr ? p.red_sizes.back() : 1, inner_st = nr ? p.red_strides.back() : 0;
+  const int64_t outer_red = inner_n ? p.num_red / inner_n : 0;
+  Shape outer_sizes(p.red_sizes.begin(), p.red_sizes.end() - (nr ? 1 : 0));
+  Shape outer_strides(p.red_strides.begin(), p.red_strides.end() - (nr ? 1 : 0));
+  const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, p.num_red));
+  if (nr > 0 && inner_st == 1) {
+    parallel_for(0, p.num_out, grain, [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) {
+        const T* ob = base + offset_of(o, p.keep_sizes, p.keep_strides);
+        M acc = init;
+        for (int64_t r = 0; r < outer_red; ++r)
+          acc = pick<IsMax>(acc, extreme_contig<IsMax, T, M>(ob + offset_of(r, outer_sizes, outer_strides),
+                                                             inner_n, init));
+        emit(o, acc);
+      }
+    });
+    return;
+  }
+  if (!(nk > 0 && p.keep_strides.back() == 1)) {
+    run_reduce<T, M>(in, p, init, [](M& acc, M x, int64_t) { acc = pick<IsMax>(acc, x); }, emit);
+    return;
+  }
+  const int64_t kin = p.keep_sizes.back();
+  constexpr int64_t kBlock = 512;
+  parallel_for(0, p.num_out, grain, [&](int64_t b, int64_t e) {
+    M acc[kBlock];
+    for (int64_t o = b; o < e;) {
+      const int64_t len = std::min({e - o, kin - o % kin, kBlock});
+      const T* ob = base + offset_of(o, p.keep_sizes, p.keep_strides);
+      for (int64_t j = 0; j < len; ++j) acc[j] = init;
+      for (int64_t r = 0; r < outer_red; ++r) {
+        const T* rb = ob + offset_of(r, outer_sizes, outer_strides);
+        for (int64_t i = 0; i < inner_n; ++i) {
+          const T* row = rb + i * inner_st;
+          for (int64_t j = 0; j < len; ++j) acc[j] = pick<IsMax>(acc[j], static_cast<M>(row[j]));
+        }
+      }
+      for (int64_t j = 0; j < len; ++j) emit(o + j, acc[j]);
+      o += len;
+    }
+  });
+}
+
 template <bool IsMax> Value amax_like(const Args& a, const char* op) {
   const Tensor& in = a.tensor(0);
   ReducePlan p = make_plan(in, &a.int_list(1), a.boolean(2), op);
@@ -308,10 +386,7 @@ template <bool IsMax> Value amax_like(const Args& a, const char* op) {
     T* o = out.data<T>();
     M init = IsMax ? std::numeric_limits<M>::lowest() : std::numeric_limits<M>::max();
     if constexpr (std::is_floating_point_v<M>) init = IsMax ? -std::numeric_limits<M>::infinity() : std::numeric_limits<M>::infinity();
-    run_reduce<T, M>(in, p, init, [](M& acc, M x, int64_t) {
-      if constexpr (std::is_floating_point_v<M>) { if (std::isnan(acc)) return; if (std::isnan(x)) { acc = x; return; } }
-      if (IsMax ? x > acc : x < acc) acc = x;
-    }, [o](int64_t i, M acc) { o[i] = static_cast<T>(acc); });
+    run_extreme<IsMax, T, M>(in, p, init, [o](int64_t i, M acc) { o[i] = static_cast<T>(acc); });
   });
   return finish_shape(out, p);
 }

@@ -8,6 +8,7 @@
 #pragma once
 #include <bit>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -356,5 +357,47 @@ inline double combine_lanes(double* acc) {
     for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * rstd;
   }
 }
+
+// Running extreme (max or min) of x[0..n) starting from `init`, NaN-propagating: a lane takes x when it is more
+// extreme or NaN, and a NaN lane keeps it (nothing compares greater than NaN). GCC vector extensions, 32-byte
+// vectors, two accumulators; the order-independence of max/min makes the result exactly the plain loop's (up to
+// which NaN payload or signed zero wins a tie). Note [Extreme fast paths] in reduce_kernels.cpp.
+template <bool IsMax, typename M> inline M pick_extreme(M acc, M x) {
+  const bool more = IsMax ? (x > acc) : (x < acc);
+  return (more | (x != x)) ? x : acc;
+}
+
+template <bool IsMax, typename M> inline M extreme_simd(const M* x, int64_t n, M init) {
+  constexpr int kW = 32 / static_cast<int>(sizeof(M));
+  typedef M V __attribute__((vector_size(32)));
+  V a0, a1;
+  for (int j = 0; j < kW; ++j) { a0[j] = init; a1[j] = init; }
+  int64_t i = 0;
+  for (; i + 2 * kW <= n; i += 2 * kW) {
+    V v0, v1;
+    std::memcpy(&v0, x + i, sizeof(V));
+    std::memcpy(&v1, x + i + kW, sizeof(V));
+    a0 = ((IsMax ? v0 > a0 : v0 < a0) | (v0 != v0)) ? v0 : a0;
+    a1 = ((IsMax ? v1 > a1 : v1 < a1) | (v1 != v1)) ? v1 : a1;
+  }
+  M r = init;
+  for (int j = 0; j < kW; ++j) r = pick_extreme<IsMax>(pick_extreme<IsMax>(r, a0[j]), a1[j]);
+  for (; i < n; ++i) r = pick_extreme<IsMax>(r, x[i]);
+  return r;
+}
+
+#define VBT_EXTREME_ARRAY(NAME, M, IS_MAX)                                                                   \
+  [[maybe_unused]] VBT_VEC_CLONES static M NAME(const M* x, int64_t n, M init) {                             \
+    return extreme_simd<IS_MAX, M>(x, n, init);                                                              \
+  }
+VBT_EXTREME_ARRAY(max_f32, float, true)
+VBT_EXTREME_ARRAY(min_f32, float, false)
+VBT_EXTREME_ARRAY(max_f64, double, true)
+VBT_EXTREME_ARRAY(min_f64, double, false)
+VBT_EXTREME_ARRAY(max_i32, int32_t, true)
+VBT_EXTREME_ARRAY(min_i32, int32_t, false)
+VBT_EXTREME_ARRAY(max_i64, int64_t, true)
+VBT_EXTREME_ARRAY(min_i64, int64_t, false)
+#undef VBT_EXTREME_ARRAY
 
 }  // namespace vbt::vec

@@ -1,5 +1,6 @@
 """The CPU kernels' fast paths (contiguous inner-dim sums, outer-dim row-accumulated sums, the fused float32
-softmax row, the vectorised float32 exp / gelu, the odometer gather) against PyTorch CPU, with shapes chosen
+softmax row, the vectorised float32 exp / gelu, the odometer gather, the vectorised amax/amin runs and
+outer-dim blocks) against PyTorch CPU, with shapes chosen
 to hit each path and its edges: lengths that are not a multiple of the 8-lane unroll, runs longer than the
 512-output block, non-contiguous layouts that must fall back, and special values (inf, NaN, overflow and
 underflow of exp, subnormal results)."""
@@ -42,6 +43,28 @@ def test_sum_mean_layouts(name, kind):
                 assert_same(v.sum(*args), t.sum(*args), rtol=rtol, atol=1e-5 if name == "float32" else None)
                 if name != "int64":
                     assert_same(v.mean(*args), t.mean(*args), rtol=rtol)
+
+
+@pytest.mark.parametrize("kind", ["contig", "transposed", "strided"])
+@pytest.mark.parametrize("name", ["float32", "float64", "int32", "int64", "float16", "uint8"])
+def test_amax_amin_layouts_with_nan(name, kind):
+    # Note [Extreme fast paths]: vector runs (length not a multiple of the 16/8-wide unroll), outer-dim blocks
+    # longer than 512 outputs, fallbacks; a NaN anywhere in a reduced run wins, in every lane position
+    rng = np.random.default_rng(5)
+    shapes = SHAPES_DIMS + [((2, 1037), [None, 0, 1]), ((1037, 3), [0, 1])]
+    for shape, dims in shapes:
+        arr = rng.uniform(-50, 50, shape)
+        if name.startswith("float") and arr.size > 4:
+            arr.flat[rng.choice(arr.size, size=max(1, arr.size // 97), replace=False)] = np.nan
+        if name == "uint8":
+            arr = np.abs(arr)
+        v, t = layout(*pair(arr, name), kind)
+        for dim in dims:
+            if v.numel() == 0 and (dim is None or v.shape[dim] == 0):
+                continue  # an empty reduction is an error for amax/amin (tested in test_reductions)
+            args = () if dim is None else (dim,)
+            assert_same(v.amax(*args), t.amax(*args))
+            assert_same(v.amin(*args), t.amin(*args))
 
 
 @pytest.mark.parametrize("kind", ["contig", "transposed"])

@@ -276,6 +276,24 @@ def test_div_trunc_rounds_the_quotient_to_half_precision_first():
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("divisor", ["0-d", "one-element", "expanded", "python scalar", "column"])
+def test_div_trunc_by_a_single_value_truncates_in_float(divisor):
+    # With one divisor value for every element PyTorch truncates the float quotient without rounding it to the
+    # storage type first (-4.9997 -> -4); a divisor that varies (here one value per row) rounds first (-> -5).
+    # Seen as a parity-gate failure (float16, a [3, 4] tensor divided by a 0-d tensor).
+    rng = np.random.default_rng(1)
+    for tdt, name in ((torch.float16, "float16"), (torch.bfloat16, "bfloat16")):
+        a = torch.tensor(rng.uniform(-100, 100, (400, 50)), dtype=torch.float32).to(tdt)
+        b = torch.tensor(rng.uniform(-10, 10, (400, 1)), dtype=torch.float32).to(tdt)
+        va = vt.tensor(a.float().numpy()).to(getattr(vt, name))
+        vb = vt.tensor(b.float().numpy()).to(getattr(vt, name))
+        pick = {"0-d": lambda t: t[0, 0], "one-element": lambda t: t[0], "expanded": lambda t: t[0:1].expand(400, 50),
+                "python scalar": lambda t: float(t[0, 0]), "column": lambda t: t}[divisor]
+        got = np.asarray(vt.div(va, pick(vb), rounding_mode="trunc").float().numpy())
+        want = torch.div(a, pick(b), rounding_mode="trunc").float().numpy()
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("alpha", [0, 1, 2, True, False])
 def test_bool_add_with_alpha(alpha):
     # x + alpha * y on bool tensors is x | (alpha & y): alpha = 0 / False leaves x (broadcast), it used to give x | y
