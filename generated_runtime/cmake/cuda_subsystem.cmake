@@ -1,7 +1,7 @@
 # The CUDA subsystem: included by the top-level CMakeLists.txt (after vbt_core and the tests section).
 # Policy: CUDA is optional. VBT_ENABLE_CUDA = AUTO (default: ON when check_language finds nvcc), ON
 # (fail without nvcc) or OFF. Always built: `vbt_cuda` with the caching allocator policy, the host
-# backend and the vbt::Allocator adapter (no CUDA headers). With CUDA: also the CUDA backend, the
+# backend, the vbt::Allocator adapter and the pinned host allocator's policy (no CUDA headers). With CUDA: also the CUDA backend, the
 # stream/event/device-guard wrappers and the .cu kernels, for CMAKE_CUDA_ARCHITECTURES (default 90);
 # VBT_WITH_CUDA=1 is then a PUBLIC definition. With VBT_BUILD_TESTS: the GoogleTest executable
 # vbt_cuda_tests (CTest) and the scenario driver vbt_allocator_scenarios (run by the allocator gate);
@@ -43,6 +43,7 @@ add_library(vbt_cuda STATIC
   ${VBT_CUDA_ROOT}/src/vbt/cuda/caching_allocator.cpp
   ${VBT_CUDA_ROOT}/src/vbt/cuda/host_backend.cpp
   ${VBT_CUDA_ROOT}/src/vbt/cuda/device_allocator.cpp
+  ${VBT_CUDA_ROOT}/src/vbt/cuda/pinned_allocator.cpp
 )
 target_include_directories(vbt_cuda PUBLIC ${VBT_CUDA_ROOT}/include)
 target_compile_features(vbt_cuda PUBLIC cxx_std_20)
@@ -105,6 +106,7 @@ if(VBT_BUILD_TESTS)
   add_executable(vbt_cuda_tests
     ${VBT_CUDA_ROOT}/tests/cpp/cuda/caching_allocator_test.cpp
     ${VBT_CUDA_ROOT}/tests/cpp/cuda/device_allocator_test.cpp
+    ${VBT_CUDA_ROOT}/tests/cpp/cuda/pinned_allocator_test.cpp
   )
   target_link_libraries(vbt_cuda_tests PRIVATE vbt_cuda GTest::gtest GTest::gtest_main)
   include(GoogleTest)

@@ -12,7 +12,27 @@ namespace vbt::cuda {
 
 void register_cuda_ops();  // idempotent
 // A copy of t on `device` (cpu or cuda[:N]), contiguous, same dtype; t itself when already there.
-Tensor to_device(const Tensor& t, Device device);
+// non_blocking (Note [Non-blocking copies] in cuda_ops.cpp): host <-> device copies whose host side is pinned
+// are asynchronous on the current stream; a CUDA -> CPU result is then pinned memory (as in torch), valid
+// once the stream has been synchronized.
+Tensor to_device(const Tensor& t, Device device, bool non_blocking = false);
+// The calling thread's non-blocking flag for copy_ (k_copy_ has no such argument); returns the previous value.
+bool set_non_blocking_copies(bool on);
+class NonBlockingCopies {  // sets the flag for a scope
+ public:
+  explicit NonBlockingCopies(bool on) : previous_(set_non_blocking_copies(on)) {}
+  ~NonBlockingCopies() { set_non_blocking_copies(previous_); }
+  NonBlockingCopies(const NonBlockingCopies&) = delete;
+  NonBlockingCopies& operator=(const NonBlockingCopies&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Pinned (page-locked) host memory from the caching pinned allocator (include/vbt/cuda/pinned_allocator.h).
+Tensor empty_pinned(const Shape& sizes, ScalarType dtype);  // a contiguous CPU tensor in pinned memory
+Tensor pin_memory(const Tensor& t);  // t itself when already pinned, else a pinned contiguous copy
+bool is_pinned(const Tensor& t);      // a CPU tensor whose memory is page-locked (ours or cudaHostRegister'ed)
 
 // Float matrix products (mm, bmm, matmul, addmm, baddbmm, linear, dot) run on cuBLAS when it can be loaded at
 // run time, else on the built-in tiled kernel (Note [cuBLAS at run time] in src/vbt/cuda/ops/cublas_gemm.cpp).

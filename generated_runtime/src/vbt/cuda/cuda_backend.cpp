@@ -1,5 +1,6 @@
 // CudaBackend (cuda_backend.h). Every call runs with the backend's device current (DeviceGuard).
 // cudaMalloc reporting cudaErrorMemoryAllocation returns nullptr so the caching allocator can GC and retry.
+// raw_alloc may run during a graph capture (Note [Graph capture] in cuda_bindings.cpp).
 #include "vbt/cuda/cuda_backend.h"
 
 #include "fill_kernels.h"
@@ -22,7 +23,13 @@ CudaBackend::CudaBackend(int device_index) : device_(device_index) {
 void* CudaBackend::raw_alloc(std::size_t bytes) {
   DeviceGuard guard(device_);
   void* p = nullptr;
+  // A new segment while this thread captures a CUDA graph (its private pool): cudaMalloc is not stream work,
+  // but thread-local capture mode forbids it; relaxed mode allows it for this call (the graph keeps the
+  // address; replays do not allocate).
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  (void)cudaThreadExchangeStreamCaptureMode(&mode);
   cudaError_t status = cudaMalloc(&p, bytes);
+  (void)cudaThreadExchangeStreamCaptureMode(&mode);
   if (status == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError();
     return nullptr;

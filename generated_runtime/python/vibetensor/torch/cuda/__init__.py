@@ -6,6 +6,9 @@ device_count() is 0, the memory queries return 0 / an empty dict, empty_cache() 
 that needs a device (Stream, Event, CUDAGraph, synchronize, current_stream, set_per_process_memory_fraction,
 memory_snapshot, ...) raises a RuntimeError that says so. ``vibetensor.torch.cuda._testing.host_allocator()``
 routes the memory API to the caching allocator on host memory (the policy CI tests without a GPU).
+Importing it also gives tensors torch's pinned-memory API and non-blocking copies (``Tensor.pin_memory()``,
+``is_pinned()``, ``pin_memory=True`` factories, ``non_blocking=True`` on ``to`` / ``cuda`` / ``copy_``; see
+``_tensors.py``).
 """
 from vibetensor import _C
 
@@ -18,7 +21,7 @@ from .streams import Event, Stream, StreamContext, current_stream, default_strea
 from .graphs import CUDAGraph, graph
 from ._blas import cublas_info, matmul_backend, set_matmul_backend  # vibetensor-specific: cuBLAS or built-in GEMM
 from . import _testing  # the host-backend testing hook (see _testing.py)
-from . import _tensors  # installs the device-copy hook: .to("cuda") / .cuda() / .cpu()
+from . import _tensors  # the device-copy hook (.to("cuda") / .cuda() / .cpu()), pinned memory, non_blocking
 
 __all__ = [
     "CUDAGraph", "Event", "OutOfMemoryError", "Stream", "StreamContext", "current_device", "current_stream",

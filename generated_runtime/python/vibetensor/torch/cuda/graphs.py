@@ -1,9 +1,21 @@
 """CUDA graph capture and replay with torch.cuda's names. While a graph captures, allocations on its capture
 stream come from the graph's private pool of the caching allocator, so replays find their memory intact;
-reset() (or garbage collection) releases the pool."""
+reset() (or garbage collection) releases the pool.
+
+    g = vt.cuda.CUDAGraph()
+    static_x = vt.randn(8, 16, device="cuda")
+    y = model(static_x)                     # warm up eagerly first (e.g. cuBLAS makes its handle here)
+    with vt.cuda.graph(g):
+        static_y = model(static_x)          # recorded, not run
+    static_x.copy_(new_batch); g.replay()   # static_y now holds model(new_batch)
+
+Ops that must synchronize the host with the device (.item(), a blocking copy to/from pageable memory,
+nonzero, masked_select, printing) cannot be captured: they raise RuntimeError inside the block, and the block
+ends the capture and discards it (abort_capture), so the graph object, the allocator and the process stay
+usable (Note [Host synchronization under graph capture] in src/vbt/cuda/ops/cuda_ops.cpp)."""
 from vibetensor import _C
 
-from ._device import _index
+from ._device import _index, synchronize
 from .streams import Stream, current_stream, set_stream
 
 
@@ -21,6 +33,11 @@ class CUDAGraph:
 
     def capture_end(self):
         self._native.capture_end()
+
+    def abort_capture(self):
+        """vibetensor-specific: ends a capture that failed and drops what was recorded (a no-op when not
+        capturing); the graph can capture again afterwards."""
+        self._native.capture_abort()
 
     def replay(self):
         self._native.replay()
@@ -42,15 +59,23 @@ class graph:
         self._previous = None
 
     def __enter__(self):
+        synchronize(self.capture_stream.device_index)  # as torch: eager work queued before is done
         self._previous = current_stream(self.capture_stream.device_index)
         self.capture_stream.wait_stream(self._previous)
         set_stream(self.capture_stream)
-        self.cuda_graph.capture_begin(self.pool)
+        try:
+            self.cuda_graph.capture_begin(self.pool)
+        except BaseException:
+            set_stream(self._previous)
+            raise
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         try:
-            self.cuda_graph.capture_end()
+            if exc_type is None:
+                self.cuda_graph.capture_end()
+            else:  # an op in the block failed: end the capture cleanly and let its exception propagate
+                self.cuda_graph.abort_capture()
         finally:
             set_stream(self._previous)
         return False

@@ -22,6 +22,7 @@
 #include "vbt/cuda/cuda_error.h"
 #include "vbt/cuda/device_allocator.h"
 #include "vbt/cuda/device_guard.h"
+#include "vbt/cuda/pinned_allocator.h"
 #include "vbt/cuda/stream.h"
 #include "vbt/dispatch/dispatcher.h"
 
@@ -112,20 +113,74 @@ void run_loop(const char* op, Ew code, const Tensor& out, const std::vector<Tens
 
 Tensor empty_cuda(const Shape& sizes, ScalarType dt, Device d) { return empty(sizes, dt, resolve(d)); }
 
-void sync(const Device& d) { VBT_CUDA_CHECK(cudaStreamSynchronize(stream_of(d))); }
-
-// Copies host (CPU, contiguous) -> device or back, `bytes` bytes, and waits for it.
-void memcpy_h2d(void* dst, const void* src, size_t bytes, const Device& d) {
-  if (bytes == 0) return;
-  DeviceGuard guard(d.index);
-  VBT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_of(d)));
-  sync(d);
+// Note [Host synchronization under graph capture]: work that must wait for the device on the host (a blocking
+// copy to or from pageable memory, .item(), the output size of nonzero / masked_select, index range checks)
+// cannot be recorded into a CUDA graph. Such calls check first that the stream is not capturing and raise a
+// RuntimeError naming the operation, before any illegal CUDA call could invalidate the capture (the Python
+// graph context then ends and discards the capture; see CudaGraph::capture_abort in cuda_bindings.cpp).
+void check_not_capturing(const char* what, cudaStream_t s) {
+  cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+  VBT_CUDA_CHECK(cudaStreamIsCapturing(s, &cs));
+  if (cs != cudaStreamCaptureStatusNone)
+    throw_error(ErrorKind::Runtime, what, ": needs to synchronize the host with the device, which is not allowed "
+                "while the current stream is capturing a CUDA graph (keep host syncs such as .item(), .cpu(), "
+                "printing, nonzero() or masked_select() out of the captured region)");
 }
-void memcpy_d2h(void* dst, const void* src, size_t bytes, const Device& d) {
+void sync(const Device& d, const char* what = "synchronize") {
+  cudaStream_t s = stream_of(d);
+  check_not_capturing(what, s);
+  VBT_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+// Note [Non-blocking copies]: copy_(src, non_blocking=True) / .to(device, non_blocking=True) set the
+// calling thread's flag (set_non_blocking_copies) for the duration of the copy. A host <-> device copy
+// whose host side is page-locked (pinned) memory is then one cudaMemcpyAsync on the current stream and the
+// host does not wait: the copy is ordered with the kernels queued there, and the host must synchronize (the
+// stream, an event or the device) before it reads a D2H result. Right after enqueueing, an event is recorded
+// on the stream for the pinned block (PinnedHostAllocator::record_use), so the block is not handed out again
+// before the copy has run. From or to pageable memory the copy stays blocking, as in torch.
+thread_local bool t_non_blocking = false;
+
+bool is_pinned_ptr(const void* p) {
+  if (p == nullptr) return false;
+  if (pinned_host_allocator().contains(p)) return true;
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attr.type == cudaMemoryTypeHost;  // cudaHostAlloc'd or cudaHostRegister'ed elsewhere
+}
+// After an asynchronous copy that uses pinned host memory at `host` on `s`. Not under a graph capture: there
+// the copy runs at each replay and the user keeps the pinned tensor alive, as with torch.
+void record_host_use(const void* host, cudaStream_t s) {
+  cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+  VBT_CUDA_CHECK(cudaStreamIsCapturing(s, &cs));
+  if (cs == cudaStreamCaptureStatusNone) pinned_host_allocator().record_use(host, reinterpret_cast<StreamId>(s));
+}
+
+// Copies host (CPU, contiguous) -> device or back, `bytes` bytes. Waits for it, unless non_blocking and the
+// host memory is pinned (Note [Non-blocking copies]).
+void memcpy_h2d(void* dst, const void* src, size_t bytes, const Device& d, bool non_blocking = false) {
   if (bytes == 0) return;
   DeviceGuard guard(d.index);
-  VBT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_of(d)));
-  sync(d);
+  cudaStream_t s = stream_of(d);
+  const bool async = non_blocking && is_pinned_ptr(src);
+  if (!async) check_not_capturing("copy from pageable host memory to CUDA", s);
+  VBT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
+  if (async) record_host_use(src, s);
+  else VBT_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+void memcpy_d2h(void* dst, const void* src, size_t bytes, const Device& d, bool non_blocking = false,
+                const char* what = "copy from CUDA to pageable host memory") {
+  if (bytes == 0) return;
+  DeviceGuard guard(d.index);
+  cudaStream_t s = stream_of(d);
+  const bool async = non_blocking && is_pinned_ptr(dst);
+  if (!async) check_not_capturing(what, s);
+  VBT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s));
+  if (async) record_host_use(dst, s);
+  else VBT_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
 // dst (CUDA) <- src (any device, broadcastable to dst), with a dtype cast.
@@ -134,11 +189,13 @@ void copy_to_cuda(const Tensor& dst, const Tensor& src) {
   if (src.device().type == DeviceType::CPU) {
     Tensor hs = contiguous_or_self(src);
     if (dst.is_contiguous() && dst.dtype() == hs.dtype() && dst.sizes() == hs.sizes()) {
-      memcpy_h2d(dst.data_ptr(), hs.data_ptr(), size_t(hs.numel() * itemsize(hs.dtype())), dst.device());
+      memcpy_h2d(dst.data_ptr(), hs.data_ptr(), size_t(hs.numel() * itemsize(hs.dtype())), dst.device(),
+                 t_non_blocking);
       return;
     }
     Tensor staged = empty(hs.sizes(), hs.dtype(), dst.device());
-    memcpy_h2d(staged.data_ptr(), hs.data_ptr(), size_t(hs.numel() * itemsize(hs.dtype())), dst.device());
+    memcpy_h2d(staged.data_ptr(), hs.data_ptr(), size_t(hs.numel() * itemsize(hs.dtype())), dst.device(),
+               t_non_blocking);
     run_loop("copy_", Ew::Copy, dst, {staged}, staged.dtype());
     return;
   }
@@ -151,7 +208,7 @@ void copy_to_cuda(const Tensor& dst, const Tensor& src) {
     Tensor staged = empty(sc.sizes(), sc.dtype(), dst.device());
     size_t bytes = size_t(sc.numel() * itemsize(sc.dtype()));
     if (bytes) {
-      sync(src.device());
+      sync(src.device(), "copy between CUDA devices");
       DeviceGuard guard(dst.device().index);
       VBT_CUDA_CHECK(cudaMemcpyPeerAsync(staged.data_ptr(), dst.device().index, sc.data_ptr(), src.device().index,
                                          bytes, stream_of(dst.device())));
@@ -172,7 +229,7 @@ void copy_to_cpu(const Tensor& dst, const Tensor& src) {
   }
   size_t bytes = size_t(dev.numel() * itemsize(dev.dtype()));
   if (dst.is_contiguous() && dst.sizes() == dev.sizes()) {
-    memcpy_d2h(dst.data_ptr(), dev.data_ptr(), bytes, src.device());
+    memcpy_d2h(dst.data_ptr(), dev.data_ptr(), bytes, src.device(), t_non_blocking);
     return;
   }
   Tensor host = empty(dev.sizes(), dev.dtype());
@@ -180,13 +237,15 @@ void copy_to_cpu(const Tensor& dst, const Tensor& src) {
   copy_into(dst, host);
 }
 
-// An input operand on `dev` (0-dim CPU tensors are copied over) in dtype `dt`.
+void fill(const Tensor& t, const Scalar& v);
+
+// An input operand on `dev` (0-dim CPU tensors are filled in) in dtype `dt`.
 Tensor operand(const Tensor& t, const Device& dev, ScalarType dt) {
   Tensor x = t;
-  if (!is_cuda(x)) {
+  if (!is_cuda(x)) {  // the value goes into a fill kernel's arguments: no copy, no host sync (graph capture)
     VBT_INTERNAL_ASSERT(x.dim() == 0, "non-scalar CPU operand reached a CUDA kernel");
     Tensor d = empty({}, dt, dev);
-    copy_to_cuda(d, x);
+    fill(d, item_of(x));
     return d;
   }
   if (x.dtype() != dt) {
@@ -432,7 +491,7 @@ Value k_item(const Args& a) {
   const Tensor& t = a.tensor(0);
   VBT_CHECK(t.numel() == 1, "item: a Tensor with ", t.numel(), " elements cannot be converted to Scalar");
   Tensor host = empty({}, t.dtype());
-  memcpy_d2h(host.data_ptr(), t.data_ptr(), size_t(itemsize(t.dtype())), t.device());
+  memcpy_d2h(host.data_ptr(), t.data_ptr(), size_t(itemsize(t.dtype())), t.device(), false, "item()");
   return item_of(host);
 }
 // reshape: a view when the geometry allows one (the core's view rules), else a contiguous copy.
@@ -845,16 +904,26 @@ template <bool upper> Value k_tri(const Args& a) {
 
 // ---- gathers: one loop over the output; operand 1 views the source with the gathered dim's stride 0,
 // operand 2 the int64 indices (broadcast along the other dims for index_select).
-int64_t scalar_of(const Tensor& t) {  // a one-element CUDA int64 tensor's value
+int64_t scalar_of(const Tensor& t, const char* op) {  // a one-element CUDA int64 tensor's value (a host sync)
   int64_t v = 0;
-  memcpy_d2h(&v, t.data_ptr(), sizeof(v), t.device());
+  memcpy_d2h(&v, t.data_ptr(), sizeof(v), t.device(), false, op);
   return v;
 }
+// Whether the current stream of `d` is capturing a CUDA graph.
+bool capturing(const Device& d) {
+  cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+  VBT_CUDA_CHECK(cudaStreamIsCapturing(stream_of(d), &cs));
+  return cs != cudaStreamCaptureStatusNone;
+}
+// The host-side index range checks below read the indices back (a host sync). Under graph capture they are
+// skipped, so that index_select / embedding / gather / scatter / index can be captured: a replay reads the
+// indices its static input holds then, unchecked (torch checks them in the kernel; an out-of-range index is
+// the caller's error either way, here possibly an illegal-address fault).
 void check_index_range(const char* op, const Tensor& idx, int64_t size) {
-  if (idx.numel() == 0) return;
+  if (idx.numel() == 0 || capturing(idx.device())) return;
   std::vector<bool> all(size_t(idx.dim()), true);
-  int64_t lo = scalar_of(reduce(op, Red::Min, idx, all, false, ScalarType::Int64));
-  int64_t hi = scalar_of(reduce(op, Red::Max, idx, all, false, ScalarType::Int64));
+  int64_t lo = scalar_of(reduce(op, Red::Min, idx, all, false, ScalarType::Int64), op);
+  int64_t hi = scalar_of(reduce(op, Red::Max, idx, all, false, ScalarType::Int64), op);
   VBT_CHECK_INDEX(lo >= -size && hi < size, op, "(): index out of range in self (indices in [", lo, ", ", hi,
                   "], size ", size, ")");
   VBT_CHECK_INDEX(lo >= 0, op, "(): negative indices are not supported on CUDA");
@@ -1042,8 +1111,8 @@ Value k_one_hot(const Args& a) {
   int64_t classes = a.integer(1);
   if (x.numel() > 0) {
     std::vector<bool> all(size_t(x.dim()), true);
-    int64_t lo = scalar_of(reduce("one_hot", Red::Min, x, all, false, ScalarType::Int64));
-    int64_t hi = scalar_of(reduce("one_hot", Red::Max, x, all, false, ScalarType::Int64));
+    int64_t lo = scalar_of(reduce("one_hot", Red::Min, x, all, false, ScalarType::Int64), "one_hot");
+    int64_t hi = scalar_of(reduce("one_hot", Red::Max, x, all, false, ScalarType::Int64), "one_hot");
     VBT_CHECK(lo >= 0, "one_hot: Class values must be non-negative.");
     if (classes == -1) classes = hi + 1;
     VBT_CHECK(hi < classes, "one_hot: Class values must be smaller than num_classes.");
@@ -1304,10 +1373,10 @@ Tensor index_long(const char* op, const Tensor& idx, const Device& dev, const ch
 }
 // IndexError unless every index v satisfies -size <= v < size (one min/max reduction, read back).
 void check_bounds(const char* op, const Tensor& idx, int64_t size, int64_t dim) {
-  if (idx.numel() == 0) return;
+  if (idx.numel() == 0 || capturing(idx.device())) return;  // see check_index_range
   std::vector<bool> all(size_t(idx.dim()), true);
-  const int64_t lo = scalar_of(reduce(op, Red::Min, idx, all, false, ScalarType::Int64));
-  const int64_t hi = scalar_of(reduce(op, Red::Max, idx, all, false, ScalarType::Int64));
+  const int64_t lo = scalar_of(reduce(op, Red::Min, idx, all, false, ScalarType::Int64), op);
+  const int64_t hi = scalar_of(reduce(op, Red::Max, idx, all, false, ScalarType::Int64), op);
   const int64_t bad = lo < -size ? lo : hi;
   VBT_CHECK_INDEX(lo >= -size && hi < size, op, "(): index ", bad, " is out of bounds for dimension ", dim,
                   " with size ", size);
@@ -1428,7 +1497,7 @@ std::pair<Tensor, int64_t> prefix_count(const char* op, const Tensor& m) {
     check_launch(launch_scan_rows(false, int(ScalarType::Int64), m64.data_ptr(), pos.data_ptr(), 1, n,
                                   ws.defined() ? ws.data_ptr() : nullptr, stream_of(dev)), op, ScalarType::Int64);
   }
-  return {pos, scalar_of(call_tensor_op("select", {pos, int64_t(0), n - 1}))};
+  return {pos, scalar_of(call_tensor_op("select", {pos, int64_t(0), n - 1}), op)};
 }
 // masked_select: the selected elements of self (broadcast with mask) in row-major order, as a 1-D tensor.
 Value k_masked_select(const Args& a) {
@@ -1599,12 +1668,54 @@ Allocator& device_allocator(int16_t index) { return cuda_caching_allocator(index
 
 }  // namespace
 
-Tensor to_device(const Tensor& t, Device device) {
+Tensor to_device(const Tensor& t, Device device, bool non_blocking) {
   if (device.type == DeviceType::CUDA) device = resolve(device);
   if (t.device() == device) return t;
-  Tensor out = empty(t.sizes(), t.dtype(), device);
+  NonBlockingCopies nb(non_blocking);
+  // CUDA -> CPU non-blocking: the result is pinned so that the copy can be asynchronous (torch does the same)
+  Tensor out = device.type == DeviceType::CPU && non_blocking ? empty_pinned(t.sizes(), t.dtype())
+                                                               : empty(t.sizes(), t.dtype(), device);
   if (device.type == DeviceType::CUDA) copy_to_cuda(out, t);
   else copy_to_cpu(out, t);
+  return out;
+}
+
+bool set_non_blocking_copies(bool on) {
+  const bool previous = t_non_blocking;
+  t_non_blocking = on;
+  return previous;
+}
+
+Tensor empty_pinned(const Shape& sizes, ScalarType dtype) {
+  for (int64_t s : sizes) VBT_CHECK_VALUE(s >= 0, "empty: negative dimension in size ", shape_str(sizes));
+  const size_t nbytes = size_t(shape_numel(sizes) * itemsize(dtype));
+  PinnedHostAllocator& pinned = pinned_host_allocator();
+  void* p = pinned.allocate(nbytes);
+  auto st = std::make_shared<StorageImpl>();
+  st->data_ptr.owner = std::shared_ptr<void>(p, [](void* q) {
+    if (q == nullptr) return;
+    try {
+      pinned_host_allocator().free(q);
+    } catch (...) {  // a CUDA failure at exit (driver shut down): leave the block to the process
+    }
+  });
+  st->data_ptr.data = p;
+  st->data_ptr.device = Device{};
+  st->nbytes = nbytes;
+  return Tensor(std::make_shared<TensorImpl>(std::move(st), dtype, sizes, contiguous_strides(sizes), 0));
+}
+
+bool is_pinned(const Tensor& t) {
+  if (!t.defined() || t.device().type != DeviceType::CPU) return false;
+  return is_pinned_ptr(t.impl()->storage()->data_ptr.data);
+}
+
+Tensor pin_memory(const Tensor& t) {
+  VBT_CHECK(t.device().type == DeviceType::CPU, "cannot pin '", t.device().str(),
+            "' memory: only dense CPU tensors can be pinned");
+  if (is_pinned(t)) return t;
+  Tensor out = empty_pinned(t.sizes(), t.dtype());
+  copy_into(out, t);
   return out;
 }
 

@@ -23,6 +23,7 @@
 #include "vbt/cuda/device_allocator.h"
 #include "vbt/cuda/device_guard.h"
 #include "vbt/cuda/event.h"
+#include "vbt/cuda/pinned_allocator.h"
 #include "vbt/cuda/stream.h"
 #endif
 #ifdef VBT_WITH_CUDA_OPS
@@ -51,14 +52,22 @@ CachingAllocator& device_cache(int device) {
 }
 
 // A captured CUDA graph with its allocator pool. Note [Graph capture]: capture_begin starts stream capture
-// (thread-local mode) on `stream` and routes that stream's allocations to the graph's private pool;
-// capture_end ends both and instantiates the graph; replay launches it on the capture stream; reset (or
-// destruction) frees the executable graph and releases the pool (segments with live blocks stay until freed).
+// (thread-local mode) on `stream` and routes that stream's allocations to the graph's private pool (new
+// segments are cudaMalloc'ed in relaxed capture mode, CudaBackend::raw_alloc); capture_end ends both and
+// instantiates the graph; replay launches it on the device's current stream (as torch does, so it is ordered
+// with the eager work that refills the static inputs); reset (or destruction) frees the executable graph and
+// releases the pool (segments with live blocks stay until freed).
+// capture_abort ends a capture that failed (an op raised inside `with vt.cuda.graph(g)`, e.g. a host sync,
+// Note [Host synchronization under graph capture] in cuda_ops.cpp): it ends the stream capture whatever its
+// state (a capture invalidated by an illegal call included), drops what was captured, clears the CUDA error
+// state and releases the pool, so the process, the allocator and this graph object stay usable. Each
+// capture gets a fresh pool id, so a graph can be captured again after reset() or an aborted capture.
 class CudaGraph {
  public:
   CudaGraph() : id_(next_id()) {}
   ~CudaGraph() {
     try {
+      if (capturing_) capture_abort();
       reset();
     } catch (...) {
     }
@@ -72,8 +81,12 @@ class CudaGraph {
     stream_ = stream;
     DeviceGuard guard(device_);
     device_cache(device_).begin_capture(id_, stream.id());
+    pool_used_ = true;
     cudaError_t status = cudaStreamBeginCapture(stream.handle(), cudaStreamCaptureModeThreadLocal);
-    if (status != cudaSuccess) device_cache(device_).end_capture(id_);
+    if (status != cudaSuccess) {
+      device_cache(device_).end_capture(id_);
+      release_pool();
+    }
     VBT_CUDA_CHECK(status);
     capturing_ = true;
   }
@@ -84,25 +97,50 @@ class CudaGraph {
     cudaError_t status = cudaStreamEndCapture(stream_.handle(), &graph);
     capturing_ = false;
     device_cache(device_).end_capture(id_);
-    VBT_CUDA_CHECK(status);
+    if (status != cudaSuccess) {
+      if (graph != nullptr) (void)cudaGraphDestroy(graph);
+      (void)cudaGetLastError();
+      release_pool();
+      vbt::throw_error(vbt::ErrorKind::Runtime, "CUDAGraph.capture_end: the capture failed: ",
+                       cudaGetErrorString(status), " (an operation inside the captured region is not allowed "
+                       "during capture, e.g. a host synchronization or a blocking copy); the graph was discarded");
+    }
     graph_ = graph;
-    VBT_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph_, 0));
+    status = cudaGraphInstantiate(&exec_, graph_, 0);
+    if (status != cudaSuccess) {
+      exec_ = nullptr;
+      (void)cudaGetLastError();
+      reset();
+      vbt::throw_error(vbt::ErrorKind::Runtime, "CUDAGraph.capture_end: cudaGraphInstantiate failed: ",
+                       cudaGetErrorString(status));
+    }
+  }
+  void capture_abort() {
+    if (!capturing_) return;
+    DeviceGuard guard(device_);
+    cudaGraph_t graph = nullptr;
+    (void)cudaStreamEndCapture(stream_.handle(), &graph);
+    if (graph != nullptr) (void)cudaGraphDestroy(graph);
+    (void)cudaGetLastError();
+    capturing_ = false;
+    device_cache(device_).end_capture(id_);
+    release_pool();
   }
   void replay() {
     VBT_CHECK(exec_ != nullptr, "CUDAGraph.replay: nothing was captured");
     DeviceGuard guard(device_);
-    VBT_CUDA_CHECK(cudaGraphLaunch(exec_, stream_.handle()));
+    VBT_CUDA_CHECK(cudaGraphLaunch(exec_, current_stream(device_).handle()));  // ordered like eager work (torch)
   }
   void reset() {
     if (capturing_) capture_end();
     DeviceGuard guard(device_);
     if (exec_ != nullptr) (void)cudaGraphExecDestroy(exec_);
     if (graph_ != nullptr) (void)cudaGraphDestroy(graph_);
-    bool had_pool = exec_ != nullptr || graph_ != nullptr;
     exec_ = nullptr;
     graph_ = nullptr;
-    if (had_pool) device_cache(device_).release_graph(id_);
+    release_pool();
   }
+  bool capturing() const { return capturing_; }
   GraphId id() const { return id_; }
 
  private:
@@ -110,10 +148,18 @@ class CudaGraph {
     static std::atomic<GraphId> counter{1};
     return counter++;
   }
+  // Releases the pool of the current id (once) and takes a fresh id for a later capture.
+  void release_pool() {
+    if (!pool_used_) return;
+    pool_used_ = false;
+    device_cache(device_).release_graph(id_);
+    id_ = next_id();
+  }
   GraphId id_;
   int device_ = 0;
   Stream stream_ = Stream::default_stream(0);
   bool capturing_ = false;
+  bool pool_used_ = false;  // begin_capture registered id_ with the allocator and it is not released yet
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;
 };
@@ -169,9 +215,29 @@ void vbt_bind_cuda(nanobind::module_& m) {
   // CUDA op kernels: the op table's CUDA column and cuda:N storages (include/vbt/cuda/ops.h).
   vbt::cuda::register_cuda_ops();
   m.def("_cuda_has_ops", [] { return true; });
-  m.def("_cuda_to_device", [](const vbt::Tensor& t, const std::string& device) {
-    return vbt::cuda::to_device(t, vbt::Device::parse(device));
+  m.def("_cuda_to_device", [](const vbt::Tensor& t, const std::string& device, bool non_blocking) {
+    return vbt::cuda::to_device(t, vbt::Device::parse(device), non_blocking);
+  }, nb::arg("t"), nb::arg("device"), nb::arg("non_blocking") = false);
+  // Pinned host memory and non-blocking copies (vibetensor/torch/cuda/_tensors.py).
+  m.def("_cuda_set_non_blocking", [](bool on) { return vbt::cuda::set_non_blocking_copies(on); });
+  m.def("_cuda_pin_memory", [](const vbt::Tensor& t) { return vbt::cuda::pin_memory(t); });
+  m.def("_cuda_is_pinned", [](const vbt::Tensor& t) { return vbt::cuda::is_pinned(t); });
+  m.def("_cuda_empty_pinned", [](const std::vector<int64_t>& sizes, const vbt::Tensor& dtype_of) {
+    return vbt::cuda::empty_pinned(sizes, dtype_of.dtype());
   });
+  m.def("_cuda_pinned_stats", [] {
+    PinnedStats s = pinned_host_allocator().stats();
+    nb::dict d;
+    d["allocated_bytes"] = s.allocated_bytes;
+    d["cached_bytes"] = s.cached_bytes;
+    d["pending_blocks"] = s.pending_blocks;
+    d["num_allocs"] = s.num_allocs;
+    d["num_raw_allocs"] = s.num_raw_allocs;
+    d["num_raw_frees"] = s.num_raw_frees;
+    d["num_recorded_uses"] = s.num_recorded_uses;
+    return d;
+  });
+  m.def("_cuda_pinned_empty_cache", [] { pinned_host_allocator().empty_cache(); });
   // Matrix products: cuBLAS loaded at run time or the built-in kernel (vibetensor/torch/cuda/_blas.py).
   m.def("_cuda_matmul_backend", [] { return vbt::cuda::matmul_backend(); });
   m.def("_cuda_cublas_enabled", [] { return vbt::cuda::cublas_enabled(); });
@@ -239,6 +305,8 @@ void vbt_bind_cuda(nanobind::module_& m) {
       .def("capture_end", &CudaGraph::capture_end)
       .def("replay", &CudaGraph::replay)
       .def("reset", &CudaGraph::reset)
+      .def("capture_abort", &CudaGraph::capture_abort)
+      .def_prop_ro("capturing", &CudaGraph::capturing)
       .def_prop_ro("id", &CudaGraph::id);
 #endif
 }
