@@ -1,11 +1,14 @@
 // Generator: the source of random numbers for CPU random ops (rand, randn, normal_, dropout...).
 // A process-wide default generator is seeded by manual_seed; ops take an optional Generator.
 // Engine: std::mt19937_64. Streams are deterministic per seed but differ from PyTorch's.
+// get_state()/set_state(): the whole state (engine + initial seed) as bytes (a text serialization of the
+// engine after a versioned header), so restoring a state replays the same numbers.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <random>
+#include <string>
 
 namespace vbt {
 
@@ -17,6 +20,9 @@ class Generator {
   uint64_t next_u64() { std::lock_guard<std::mutex> g(mu_); return engine_(); }
   // Uniform double in [0, 1) with 53 random bits.
   double next_double() { return static_cast<double>(next_u64() >> 11) * (1.0 / 9007199254740992.0); }
+  std::string get_state();
+  // Throws a RuntimeError (state unchanged) when `state` is not a state get_state() produced.
+  void set_state(const std::string& state);
   std::mutex& mutex() { return mu_; }
   std::mt19937_64& engine() { return engine_; }  // callers must hold mutex()
 

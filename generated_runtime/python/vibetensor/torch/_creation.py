@@ -305,7 +305,7 @@ def bernoulli(input, p=None, *, generator=None, out=None):
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):
-    raise NotImplementedError("vibetensor: multinomial is not implemented")
+    return call("multinomial", input, num_samples, replacement, generator=generator)
 
 
 def manual_seed(seed):
@@ -334,11 +334,13 @@ default_generator = _C.default_generator()
 
 
 def get_rng_state():
-    raise NotImplementedError("vibetensor: get_rng_state is not implemented")
+    """The default CPU generator's state as a uint8 tensor (Generator.get_state)."""
+    return default_generator.get_state()
 
 
-def set_rng_state(state):
-    raise NotImplementedError("vibetensor: set_rng_state is not implemented")
+def set_rng_state(new_state):
+    """Restores the default CPU generator from a get_rng_state() result."""
+    default_generator.set_state(new_state)
 
 
 def scalar_tensor(s, *, dtype=None, device=None, requires_grad=False):

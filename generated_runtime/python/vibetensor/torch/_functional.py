@@ -346,28 +346,97 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     return call("matmul", attn, value)
 
 
+# ---- pad ---------------------------------------------------------------------------------------
+# Note [pad]: pad = (left, right) pairs from the last dim backwards. Constant mode fills a new tensor with the
+# value and copies the (cropped, for negative pads) input into its interior (a copy_ into a view: autograd
+# routes the gradient back through the view). The other modes gather along each padded dim with index_select
+# and a host-built index (reflect: -j / 2(n-1)-j, replicate: clamp, circular: j mod n over the cropped range), so
+# negative pads crop there too and gradients accumulate through index_select's backward.
+
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _pad_index(mode, n, lo, hi):
+    if mode == "reflect":
+        return [-j if j < 0 else (2 * (n - 1) - j if j >= n else j) for j in range(-lo, n + hi)]
+    if mode == "replicate":
+        return [0 if j < 0 else (n - 1 if j >= n else j) for j in range(-lo, n + hi)]
+    # circular crops first (negative pads), then wraps around what is left (torch's semantics)
+    start, m = max(-lo, 0), n + min(lo, 0) + min(hi, 0)
+    return [start + j % m for j in range(-max(lo, 0), m + max(hi, 0))]
+
+
 def pad(input, pad, mode="constant", value=None):
-    if mode != "constant":
-        raise NotImplementedError(f"vibetensor: pad mode {mode!r} is not supported")
-    if len(pad) % 2 or len(pad) // 2 > input.ndim:
-        raise ValueError("Padding length must be divisible by 2 and at most twice the number of dims")
+    pad = tuple(pad)
+    for p in pad:
+        if isinstance(p, bool) or not isinstance(p, numbers.Integral):
+            raise TypeError(f"pad(): argument 'pad' must be tuple of ints, but found element of type "
+                            f"{type(p).__name__}")
+    pad = tuple(int(p) for p in pad)
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    k = len(pad) // 2
+    if k > input.ndim:
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input dimension but got "
+                           f"padding length {len(pad)} and input of dimension {input.ndim}")
+    if mode not in _PAD_MODES:
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
     sizes = list(input._sizes())
-    out_sizes = list(sizes)
-    for i in range(len(pad) // 2):
-        d = input.ndim - 1 - i
-        out_sizes[d] += pad[2 * i] + pad[2 * i + 1]
-        if out_sizes[d] < 0:
-            raise RuntimeError(f"pad: resulting size of dim {d} would be negative")
-    out = call("full", out_sizes, 0 if value is None else value, dtype=input.dtype, device=input.device)
-    src, dst = input, out
-    for i in range(len(pad) // 2):
-        d = input.ndim - 1 - i
-        lo, hi = pad[2 * i], pad[2 * i + 1]
-        s0, s1 = max(0, -lo), sizes[d] - max(0, -hi)
-        src = call("narrow", src, d, s0, max(0, s1 - s0))
-        dst = call("narrow", dst, d, max(0, lo), max(0, s1 - s0))
-    call("copy_", dst, src)
-    return out
+    pairs = [(input.ndim - 1 - i, pad[2 * i], pad[2 * i + 1]) for i in range(k)]
+    if mode == "constant":
+        for d, lo, hi in pairs:
+            if sizes[d] + min(lo, 0) + min(hi, 0) < 0:
+                raise RuntimeError(f"pad: The input size {sizes[d]}, plus negative padding {lo} and {hi} resulted in "
+                                   f"a negative output size, which is invalid. Check dimension {d} of your input.")
+        src = input
+        for d, lo, hi in pairs:  # crop first
+            if lo < 0 or hi < 0:
+                src = call("narrow", src, d, max(-lo, 0), sizes[d] + min(lo, 0) + min(hi, 0))
+        if all(lo <= 0 and hi <= 0 for _, lo, hi in pairs):
+            return call("clone", src)
+        out_sizes = list(src._sizes())
+        for d, lo, hi in pairs:
+            out_sizes[d] += max(lo, 0) + max(hi, 0)
+        out = call("full", out_sizes, 0 if value is None else value, dtype=input.dtype, device=input.device)
+        dst = out
+        for d, lo, hi in pairs:
+            dst = call("narrow", dst, d, max(lo, 0), src._sizes()[d])
+        call("copy_", dst, src)
+        return out
+    if value is not None and value != 0:
+        raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
+    if not (1 <= k <= 3 and input.ndim in (k + 1, k + 2)):
+        raise NotImplementedError(
+            f"Padding size {len(pad)} is not supported for {input.ndim}D input tensor.\n"
+            "Supported combinations for non-constant padding:\n"
+            "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
+            "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
+            "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
+    if mode != "circular" and any(s == 0 for s in sizes[1:]):
+        raise RuntimeError(f"Expected {k + 1}D or {k + 2}D (batch mode) tensor with possibly 0 batch size and other "
+                           f"non-zero dimensions for input, but got: {sizes}")
+    for d, lo, hi in pairs:
+        n = sizes[d]
+        if mode == "reflect" and (lo >= n or hi >= n):
+            raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding input dimension, "
+                               f"but got: padding ({lo}, {hi}) at dimension {d} of input {sizes}")
+        if mode == "circular" and (lo > n + min(hi, 0) or hi > n + min(lo, 0)):
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        if n + lo + hi < 0:
+            raise RuntimeError(f"pad: The input size {n}, plus negative padding {lo} and {hi} resulted in a negative "
+                               f"output size, which is invalid. Check dimension {d} of your input.")
+    out = input
+    for d, lo, hi in pairs:
+        if lo == 0 and hi == 0:
+            continue
+        idx = _pad_index(mode, sizes[d], lo, hi)
+        out = call("index_select", out, d, _index_tensor(idx, input.device))
+    return call("clone", out) if out is input else out
+
+
+def _index_tensor(values, device):
+    from ._creation import tensor
+    return tensor(values, dtype=D.int64, device=device)
 
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("math", "numbers", "call", "Tensor", "D")]

@@ -1,9 +1,10 @@
 // Factories (empty, zeros, ones, full, arange, linspace, eye), random fills (rand, randn,
-// randint, randperm, normal_, uniform_, bernoulli) and fill_/zero_.
+// randint, randperm, normal_, uniform_, bernoulli), multinomial and fill_/zero_.
 // Random policy: values are drawn serially from one Generator (std::mt19937_64) in element
 // order, so a seed fully determines the result regardless of thread count.
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <cmath>
 #include <numeric>
 
@@ -246,6 +247,70 @@ Value k_bernoulli(const Args& a) {
     ++i;
     return g->next_double() < prob ? 1.0 : 0.0;
   });
+  return out;
+}
+
+// multinomial(Tensor self, int num_samples, bool replacement=False, *, Generator? generator=None) -> Tensor
+// Each row of self (a 1-D self is one row) holds unnormalised category weights. With replacement: one uniform
+// draw per sample, located in the row's cumulative sums by binary search (zero weights are never drawn).
+// Without: an exponential race, every category i gets the key E_i / w_i with E_i ~ Exp(1); the categories in
+// order of increasing key are a sample without replacement with probabilities proportional to the weights
+// (zero weights have key +inf and come last, by index, as torch also returns them once the others run out).
+// Draws are serial in row order, so a seed (or a Generator state) fixes the result.
+Value k_multinomial(const Args& a) {
+  const Tensor& self = a.tensor(0);
+  int64_t n = a.integer(1);
+  bool replacement = a.boolean(2);
+  GeneratorPtr g = a.generator(3);
+  VBT_CHECK(self.dim() == 1 || self.dim() == 2, "prob_dist must be 1 or 2 dim");
+  VBT_CHECK(is_floating(self.dtype()), "multinomial only supports floating-point dtypes for input, got: ",
+            dtype_name(self.dtype()));
+  VBT_CHECK(n > 0, "cannot sample n_sample <= 0 samples");
+  int64_t ncat = self.sizes().back();
+  VBT_CHECK(replacement || n <= ncat, "cannot sample n_sample > prob_dist.size(-1) samples without replacement");
+  VBT_CHECK(ncat <= (int64_t(1) << 24), "number of categories cannot exceed 2^24");
+  int64_t rows = self.dim() == 1 ? 1 : self.sizes()[0];
+  Tensor w = contiguous_or_self(cast_to(self, ScalarType::Float64));
+  const double* wp = w.data<double>();
+  for (int64_t r = 0; r < rows; ++r) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < ncat; ++i) {
+      double v = wp[r * ncat + i];
+      VBT_CHECK(std::isfinite(v) && v >= 0.0, "probability tensor contains either `inf`, `nan` or element < 0");
+      sum += v;
+    }
+    VBT_CHECK(sum > 0.0, "invalid multinomial distribution (sum of probabilities <= 0)");
+  }
+  Tensor out = empty(self.dim() == 1 ? Shape{n} : Shape{rows, n}, ScalarType::Int64, self.device());
+  int64_t* op = out.data<int64_t>();
+  std::vector<double> acc(static_cast<size_t>(ncat));
+  std::vector<int64_t> order(static_cast<size_t>(ncat));
+  for (int64_t r = 0; r < rows; ++r) {
+    const double* row = wp + r * ncat;
+    int64_t* dst = op + r * n;
+    if (replacement) {
+      std::partial_sum(row, row + ncat, acc.begin());
+      double total = acc.back();
+      for (int64_t k = 0; k < n; ++k) {
+        double u = g->next_double() * total;
+        auto it = std::upper_bound(acc.begin(), acc.end(), u);
+        int64_t idx = std::min<int64_t>(it - acc.begin(), ncat - 1);
+        while (row[idx] == 0.0 && idx > 0) --idx;  // rounding at the top end never lands on a zero weight
+        dst[k] = idx;
+      }
+    } else {
+      for (int64_t i = 0; i < ncat; ++i) {
+        double e = -std::log(1.0 - g->next_double());  // Exp(1); 1 - u is in (0, 1]
+        acc[static_cast<size_t>(i)] = row[i] > 0.0 ? e / row[i] : std::numeric_limits<double>::infinity();
+      }
+      std::iota(order.begin(), order.end(), int64_t(0));
+      std::partial_sort(order.begin(), order.begin() + n, order.end(), [&](int64_t x, int64_t y) {
+        double kx = acc[static_cast<size_t>(x)], ky = acc[static_cast<size_t>(y)];
+        return kx < ky || (kx == ky && x < y);
+      });
+      std::copy(order.begin(), order.begin() + n, dst);
+    }
+  }
   return out;
 }
 

@@ -47,6 +47,7 @@ const std::vector<OpDef>& op_table() {
       cpu("normal_", "normal_(Tensor self, float mean=0, float std=1, *, Generator? generator=None) -> Tensor", k_normal_),
       cpu("uniform_", "uniform_(Tensor self, float from=0, float to=1, *, Generator? generator=None) -> Tensor", k_uniform_),
       cpu("bernoulli", "bernoulli(Tensor self, float? p=None, *, Generator? generator=None) -> Tensor", k_bernoulli),
+      cpu("multinomial", "multinomial(Tensor self, int num_samples, bool replacement=False, *, Generator? generator=None) -> Tensor", k_multinomial),
       cpu("fill_", "fill_(Tensor self, Scalar value) -> Tensor", k_fill_),
       cpu("zero_", "zero_(Tensor self) -> Tensor", k_zero_),
       // ---- binary / ternary elementwise

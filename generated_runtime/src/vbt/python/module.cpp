@@ -12,6 +12,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "vbt/core/generator.h"
 #include "vbt/core/tensor_impl.h"
@@ -279,6 +280,29 @@ nb::object to_numpy(const Tensor& t) {
   return nb::cast(arr, nb::rv_policy::reference);
 }
 
+// Generator.get_state(): the state bytes as a 1-D uint8 tensor (torch's ByteTensor).
+Tensor generator_state_tensor(Generator& g) {
+  std::string st = g.get_state();
+  Tensor t = empty({static_cast<int64_t>(st.size())}, ScalarType::UInt8);
+  std::memcpy(t.data_ptr(), st.data(), st.size());
+  return t;
+}
+
+// Generator.set_state(state): state must be a 1-D uint8 CPU tensor from get_state().
+void set_generator_state(Generator& g, nb::handle state) {
+  if (!nb::isinstance<Tensor>(state))
+    throw_error(ErrorKind::Type, "expected a torch.ByteTensor, but got ", nb::type_name(state.type()).c_str());
+  const Tensor& t = nb::cast<const Tensor&>(state);
+  VBT_CHECK_TYPE(t.dtype() == ScalarType::UInt8 && t.device().type == DeviceType::CPU,
+                 "RNG state must be a torch.ByteTensor (a uint8 CPU tensor), got ", dtype_name(t.dtype()), " on ",
+                 t.device().str());
+  VBT_CHECK(t.dim() == 1, "set_state: expected a 1-D RNG state tensor, got shape ", shape_str(t.sizes()));
+  std::string bytes(static_cast<size_t>(t.numel()), '\0');
+  const uint8_t* p = t.data<uint8_t>();
+  for (int64_t i = 0; i < t.numel(); ++i) bytes[static_cast<size_t>(i)] = static_cast<char>(p[i * t.strides()[0]]);
+  g.set_state(bytes);
+}
+
 // Builds a tensor from a flat Python list of numbers (the overlay flattens nested lists).
 Tensor tensor_from_flat(nb::list values, const Shape& shape, nb::handle dtype_h) {
   ScalarType dt = nb::cast<PyDType&>(dtype_h).type;
@@ -389,6 +413,11 @@ NB_MODULE(_C, m) {
         uint64_t s = std::random_device{}();
         g.gen->manual_seed(s);
         return s;
+      })
+      .def("get_state", [](PyGenerator& g) { return generator_state_tensor(*g.gen); })
+      .def("set_state", [](nb::handle self, nb::handle state) {
+        set_generator_state(*nb::cast<PyGenerator&>(self).gen, state);
+        return nb::borrow(self);
       });
   m.def("default_generator", [] { return PyGenerator{default_generator()}; });
   m.def("manual_seed", [](int64_t seed) { default_generator()->manual_seed(static_cast<uint64_t>(seed)); });
