@@ -6,7 +6,9 @@ properties/methods (requires_grad, grad, grad_fn, is_leaf, backward, detach, reg
 retain_grad), ``vt.autograd.grad/backward``, ``Function``, and no_grad/enable_grad/set_grad_enabled,
 which it also installs at the top level of vibetensor.torch.
 """
+import atexit
 import sys
+import weakref
 
 from ... import _C
 
@@ -84,6 +86,9 @@ class RemovableHandle:
 
     def remove(self):
         self.removed = True
+        slot = getattr(self, "_slot", None)
+        if slot is not None:
+            slot.fn = None  # the tensor may outlive the handle: let the hook go now
 
     def __enter__(self):
         return self
@@ -115,15 +120,40 @@ def _backward(self, gradient=None, retain_graph=None, create_graph=False, inputs
     backward([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs=inputs)
 
 
+# Note [Hooks released at exit]: the C++ autograd metadata of a tensor holds its hooks. A hook that refers (through
+# its closure or its module's globals) back to the tensor makes a cycle through C++ that Python's GC cannot see, so
+# tensors alive at exit (a model's parameters under DDP, say) would still be alive when the extension is torn down
+# (nanobind then reports "leaked instances"). Each hook therefore sits in a _HookSlot that the C++ side holds, and at
+# exit every live slot drops its hook, which breaks those cycles; RemovableHandle.remove() drops it early too.
+class _HookSlot:
+    __slots__ = ("fn", "__weakref__")
+
+    def __init__(self, fn):
+        self.fn = fn
+
+
+_LIVE_HOOK_SLOTS = weakref.WeakSet()
+
+
+@atexit.register
+def _release_hooks():
+    for slot in list(_LIVE_HOOK_SLOTS):
+        slot.fn = None
+
+
 def _register_hook(self, hook):
     if not self.requires_grad:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
     handle = RemovableHandle()
+    slot = _HookSlot(hook)
+    _LIVE_HOOK_SLOTS.add(slot)
+    handle._slot = slot
 
     def wrapper(g):
-        if handle.removed:
+        fn = slot.fn
+        if handle.removed or fn is None:
             return None
-        return hook(g)
+        return fn(g)
 
     _C._ag_register_hook(self, wrapper)
     return handle
