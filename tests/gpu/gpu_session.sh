@@ -8,6 +8,8 @@
 #      GPU, same weights and batches -> OUTDIR/training/
 #   3. the parity gate with device cuda -> OUTDIR/parity/
 #   4. dp (only when named in STEPS): data-parallel training on DP_GPUS GPUs (tests/gpu/dp_check.py) -> OUTDIR/dp/
+#   5. sanitize (only when named in STEPS): compute-sanitizer (SANITIZE_TOOLS, default memcheck) over pytest of
+#      SANITIZE_TESTS (default tests/py/cuda/test_cuda_ops.py) -> OUTDIR/sanitize-TOOL.log
 # Build: cmake + ninja with CXX=/usr/bin/g++ (the image's /opt gcc links libstdc++ statically, which breaks _C
 # once torch is imported) and the naive CBLAS shim of tests/cpp/cuda/cblas_shim (no OpenBLAS there).
 # Env: STEP_LIMIT_S (default 150) per test step; PARITY_OPS (default "core"), PARITY_DTYPES (default
@@ -66,6 +68,15 @@ if want parity; then
     --opt "dtypes=${PARITY_DTYPES:-float32 int64 bool}" --opt op_timeout_s=20 --opt "backward=${PARITY_BACKWARD:-false}" \
     >"$OUT/parity.txt" 2>&1
   echo "parity rc=$? in $(( $(date +%s) - T3 ))s: $(head -2 "$OUT/parity/summary.txt" 2>/dev/null | tail -1 | cut -c1-300)" | tee -a "$summary"
+fi
+if want sanitize; then
+  T5=$(date +%s)
+  SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  for tool in ${SANITIZE_TOOLS:-memcheck}; do
+    (cd /tmp && PYTHONPATH=$PYP timeout "$LIMIT" "$SAN" --tool "$tool" --error-exitcode 9 python3 -m pytest -q \
+      --noconftest -p no:cacheprovider -x ${SANITIZE_TESTS:-$RT/tests/py/cuda/test_cuda_ops.py} >"$OUT/sanitize-$tool.log" 2>&1)
+    echo "compute-sanitizer $tool rc=$? in $(( $(date +%s) - T5 ))s: $(grep -E 'ERROR SUMMARY|passed|failed' "$OUT/sanitize-$tool.log" | tail -2 | tr '\n' ' ')" | tee -a "$summary"
+  done
 fi
 if want dp; then
   T4=$(date +%s)
