@@ -521,6 +521,9 @@ std::vector<bool> reduced_dims(const Tensor& t, const Args& a, size_t i, const c
   return red;
 }
 
+// A contiguous input whose reduced dims are one run [d0, d1) is reduced in place as [outer, red, inner] (an
+// outer-dim reduction such as amax(dim=0) reads coalesced columns, no transposing copy); other inputs have the
+// reduced dims permuted last and made contiguous (inner = 1).
 Tensor reduce(const char* op, Red code, const Tensor& in, const std::vector<bool>& red, bool keepdim,
               ScalarType out_dtype) {
   Shape perm, out_shape;
@@ -532,16 +535,40 @@ Tensor reduce(const char* op, Red code, const Tensor& in, const std::vector<bool
     if (red[d]) { perm.push_back(d); cols *= in.sizes()[d]; }
   if ((code == Red::Max || code == Red::Min) && cols == 0 && rows > 0)
     throw_error(ErrorKind::Index, op, "(): Expected reduction dim to have non-zero size.");
-  Tensor x = in.dim() > 0 ? call_tensor_op("permute", {in, perm}) : in;
-  if (!x.is_contiguous()) x = clone_cuda(x, x.dtype());
+  // the runs of reduced dims, ignoring size-1 dims (they do not change the memory order)
+  int64_t outer = 1, inner = 1, runs = 0;
+  bool in_run = false;
+  for (int64_t d = 0; d < in.dim(); ++d) {
+    const int64_t n = in.sizes()[d];
+    if (n == 1) continue;
+    if (red[d]) {
+      if (!in_run) ++runs;
+      in_run = true;
+    } else {
+      in_run = false;
+      (runs == 0 ? outer : inner) *= n;
+    }
+  }
+  const bool columns = runs == 1 && inner > 1 && in.is_contiguous() && rows > 0 && cols > 0 &&
+                       outer * ((inner + 31) / 32) <= std::numeric_limits<int>::max();
+  Tensor x = in;
+  if (!columns) {
+    outer = rows;
+    inner = 1;
+    x = in.dim() > 0 ? call_tensor_op("permute", {in, perm}) : in;
+    if (!x.is_contiguous()) x = clone_cuda(x, x.dtype());
+  }
   Tensor out = empty(out_shape, out_dtype, in.device());
   DeviceGuard guard(in.device().index);
   if (cols == 0) {
     fill(out, Scalar(code == Red::Mean ? std::nan("") : 0.0));
     return out;
   }
-  check_launch(launch_reduce_rows(code, int(x.dtype()), int(out_dtype), x.data_ptr(), out.data_ptr(), rows, cols,
-                                  stream_of(in.device())), op, x.dtype());
+  if (rows == 0) return out;
+  const int64_t ws_bytes = reduce_workspace_bytes(outer, cols, inner);
+  Tensor ws = ws_bytes > 0 ? empty({ws_bytes / 8}, ScalarType::Int64, in.device()) : Tensor();
+  check_launch(launch_reduce(code, int(x.dtype()), int(out_dtype), x.data_ptr(), out.data_ptr(), outer, cols, inner,
+                             ws_bytes > 0 ? ws.data_ptr() : nullptr, stream_of(in.device())), op, x.dtype());
   return out;
 }
 Value k_sum(const Args& a) {
@@ -580,6 +607,40 @@ template <bool log> Value k_softmax(const Args& a) {
                                    stream_of(m.device())), op, m.dtype());
   if (!last) out = clone_cuda(call_tensor_op("movedim", {out, Shape{-1}, Shape{dim}}), out.dtype());
   if (a.tensor(0).dim() == 0) out = call_tensor_op("view", {out, Shape{}});
+  return out;
+}
+
+// _fused_layer_norm (the CPU op's schema and checks; forward only, nn.functional.layer_norm calls it when no
+// operand requires grad): one block per row of the trailing normalized dims (LayerNormNote in reduce_gemm.cu).
+Value k_layer_norm_cuda(const Args& a) {
+  const char* op = "_fused_layer_norm";
+  Tensor in = a.tensor(0);
+  const Shape& ns = a.int_list(1);
+  Tensor w = a.opt_tensor(2), b = a.opt_tensor(3);
+  const double eps = a.real(4);
+  const int64_t nd = static_cast<int64_t>(ns.size());
+  VBT_CHECK(nd >= 1 && nd <= in.dim(), op, ": normalized_shape ", shape_str(ns), " does not fit input shape ",
+            shape_str(in.sizes()));
+  for (int64_t d = 0; d < nd; ++d)
+    VBT_CHECK(in.sizes()[in.dim() - nd + d] == ns[d], op, ": input shape ", shape_str(in.sizes()),
+              " does not end with normalized_shape ", shape_str(ns));
+  VBT_CHECK(is_floating(in.dtype()), op, ": expected a floating input, got ", dtype_name(in.dtype()));
+  for (Tensor* t : {&w, &b})
+    if (t->defined()) {
+      VBT_CHECK(t->dtype() == in.dtype() && t->sizes() == ns, op, ": weight/bias must have shape ", shape_str(ns),
+                " and dtype ", dtype_name(in.dtype()), ", got ", shape_str(t->sizes()), " ", dtype_name(t->dtype()));
+      VBT_CHECK(t->device() == in.device(), op, ": weight/bias must be on ", in.device().str(), ", got ",
+                t->device().str());
+      if (!t->is_contiguous()) *t = clone_cuda(*t, t->dtype());
+    }
+  if (!in.is_contiguous()) in = clone_cuda(in, in.dtype());
+  Tensor out = empty(in.sizes(), in.dtype(), in.device());
+  const int64_t n = shape_numel(ns), rows = n ? in.numel() / n : 0;
+  if (rows == 0 || n == 0) return out;
+  DeviceGuard guard(in.device().index);
+  check_launch(launch_layer_norm(int(in.dtype()), in.data_ptr(), w.defined() ? w.data_ptr() : nullptr,
+                                 b.defined() ? b.data_ptr() : nullptr, out.data_ptr(), rows, n, eps,
+                                 stream_of(in.device())), op, in.dtype());
   return out;
 }
 
@@ -1243,8 +1304,10 @@ Tensor row_reduce(const char* op, RowRed code, const Tensor& x, const std::vecto
   Tensor out = empty(r.out_shape, x.dtype(), x.device());
   if (r.rows == 0) return out;
   DeviceGuard guard(x.device().index);
+  const int64_t ws_bytes = row_reduce_workspace_bytes(r.rows, r.cols);
+  Tensor ws = ws_bytes > 0 ? empty({ws_bytes / 8}, ScalarType::Int64, x.device()) : Tensor();
   check_launch(launch_row_reduce(code, int(x.dtype()), r.x.data_ptr(), out.data_ptr(), r.rows, r.cols, p,
-                                 stream_of(x.device())), op, x.dtype());
+                                 ws_bytes > 0 ? ws.data_ptr() : nullptr, stream_of(x.device())), op, x.dtype());
   return out;
 }
 // prod: integers (and bool) multiply in int64 unless dtype= says otherwise; an empty product is 1.
@@ -1748,6 +1811,7 @@ void register_cuda_ops() {
     reg("bitwise_xor", k_bitwise<Ew::BitXor>); reg("bitwise_not", k_bitwise_not);
     reg("sum", k_sum); reg("mean", k_mean); reg("amax", k_minmax<Red::Max>); reg("amin", k_minmax<Red::Min>);
     reg("softmax", k_softmax<false>); reg("log_softmax", k_softmax<true>);
+    reg("_fused_layer_norm", k_layer_norm_cuda);
     reg("mm", k_mm); reg("bmm", k_bmm); reg("matmul", k_matmul);
     reg("exp2", k_unary_float<Ew::Exp2>); reg("log2", k_unary_float<Ew::Log2>); reg("log10", k_unary_float<Ew::Log10>);
     reg("log1p", k_unary_float<Ew::Log1p>); reg("expm1", k_unary_float<Ew::Expm1>); reg("tan", k_unary_float<Ew::Tan>);

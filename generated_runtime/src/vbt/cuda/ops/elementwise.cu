@@ -1,7 +1,8 @@
-// The one generic elementwise CUDA kernel: a grid-stride loop over the linear index of a LoopGeometry
+// The generic elementwise CUDA kernel: a grid-stride loop over the linear index of a LoopGeometry
 // (TensorIterator's coalesced shape and byte strides; the innermost dim first, so neighbouring threads
 // touch neighbouring elements) whose functor reads the operands at their offsets. Every elementwise op
-// and the strided copy/cast are instantiations of it (loops.h).
+// and the strided copy/cast are instantiations of it (loops.h); unary and binary ops over dense operands
+// take the vectorised contiguous path of VecNote instead.
 #include <cmath>
 
 #include "device_types.cuh"
@@ -11,22 +12,143 @@ namespace vbt::cuda::ops {
 
 namespace {
 
-template <int NT, typename F>
+// Idx: the type of the index arithmetic, uint32_t when numel fits (32-bit division is several times cheaper
+// than 64-bit), int64_t otherwise; offsets are always int64.
+template <int NT, typename Idx, typename F>
 __global__ void elementwise_kernel(LoopGeometry g, F f) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < g.numel; i += step) {
     int64_t off[NT];
+    if (g.ndim == 1) {  // one (coalesced) dim: no index division
 #pragma unroll
-    for (int k = 0; k < NT; ++k) off[k] = 0;
-    int64_t r = i;
-    for (int d = 0; d < g.ndim; ++d) {
-      const int64_t sz = g.sizes[d];
-      const int64_t idx = r % sz;
-      r /= sz;
+      for (int k = 0; k < NT; ++k) off[k] = i * g.strides[k][0];
+    } else {
 #pragma unroll
-      for (int k = 0; k < NT; ++k) off[k] += idx * g.strides[k][d];
+      for (int k = 0; k < NT; ++k) off[k] = 0;
+      Idx r = static_cast<Idx>(i);
+      for (int d = 0; d < g.ndim; ++d) {
+        const Idx sz = static_cast<Idx>(g.sizes[d]);
+        const Idx idx = r % sz;
+        r /= sz;
+#pragma unroll
+        for (int k = 0; k < NT; ++k) off[k] += static_cast<int64_t>(idx) * g.strides[k][d];
+      }
     }
     f(g.data, off);
+  }
+}
+
+// ---- VecNote: the contiguous fast path of unary and binary functors (UnaryF/BinaryF: kVecInputs, calc()).
+// When the loop is one dim, the output dense and every input dense or a broadcast scalar (stride 0), each
+// thread handles packs of V = 16 / sizeof(input) neighbouring elements: all inputs of a pack are loaded before
+// anything is stored (several loads in flight per thread, which a memory-bound kernel needs to reach the
+// bandwidth), with 16-byte vector loads/stores when every dense pointer is aligned to its pack, and plain
+// element loads otherwise. The < V tail elements go to the first threads. Same functor, same per-element
+// arithmetic as the generic loop, so results are bit-identical.
+template <typename T, int V> struct alignas(sizeof(T) * V < 16 ? sizeof(T) * V : 16) Pack { T v[V]; };
+template <typename T, int V> constexpr size_t pack_align() { return sizeof(T) * V < 16 ? sizeof(T) * V : 16; }
+
+template <typename F, typename = void> struct VecInputs { static constexpr int n = 0; };
+template <typename F> struct VecInputs<F, std::void_t<decltype(F::kVecInputs)>> {
+  static constexpr int n = F::kVecInputs;
+};
+
+template <typename To, typename Ti> struct ContigArgs {
+  To* out;
+  const Ti* in[2];
+  bool bcast[2];
+  int64_t n;
+  bool aligned;
+};
+
+template <int V, int NIN, typename To, typename Ti, typename F>
+__global__ void contig_kernel(ContigArgs<To, Ti> c, F f) {
+  const int64_t nvec = c.n / V;
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t v = tid; v < nvec; v += step) {
+    const int64_t i0 = v * V;
+    Ti x[NIN][V];
+#pragma unroll
+    for (int k = 0; k < NIN; ++k) {
+      if (c.bcast[k]) {
+        const Ti s0 = c.in[k][0];
+#pragma unroll
+        for (int u = 0; u < V; ++u) x[k][u] = s0;
+      } else if (c.aligned) {
+        const Pack<Ti, V> p = *reinterpret_cast<const Pack<Ti, V>*>(c.in[k] + i0);
+#pragma unroll
+        for (int u = 0; u < V; ++u) x[k][u] = p.v[u];
+      } else {
+#pragma unroll
+        for (int u = 0; u < V; ++u) x[k][u] = c.in[k][i0 + u];
+      }
+    }
+    Pack<To, V> o;
+#pragma unroll
+    for (int u = 0; u < V; ++u) {
+      if constexpr (NIN == 1) o.v[u] = f.calc(x[0][u]);
+      else o.v[u] = f.calc(x[0][u], x[1][u]);
+    }
+    if (c.aligned) {
+      *reinterpret_cast<Pack<To, V>*>(c.out + i0) = o;
+    } else {
+#pragma unroll
+      for (int u = 0; u < V; ++u) c.out[i0 + u] = o.v[u];
+    }
+  }
+  const int64_t t = nvec * V + tid;
+  if (t < c.n) {
+    const Ti a = c.in[0][c.bcast[0] ? 0 : t];
+    if constexpr (NIN == 1) c.out[t] = f.calc(a);
+    else c.out[t] = f.calc(a, c.in[1][c.bcast[1] ? 0 : t]);
+  }
+}
+
+// Blocks for a grid-stride kernel of 256-thread blocks: enough to fill every SM (8 blocks = 2048 threads each),
+// fewer when the work is smaller. The SM count is read once per device.
+int64_t grid_blocks(int64_t work_items) {
+  static int sms[64] = {};
+  int dev = 0;
+  int64_t cap = 65536;
+  if (cudaGetDevice(&dev) == cudaSuccess && dev >= 0 && dev < 64) {
+    if (sms[dev] == 0) {
+      int v = 0;
+      if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess && v > 0) sms[dev] = v;
+    }
+    if (sms[dev] > 0) cap = static_cast<int64_t>(sms[dev]) * 8;
+  }
+  int64_t blocks = (work_items + 255) / 256;
+  if (blocks < 1) blocks = 1;
+  return blocks < cap ? blocks : cap;
+}
+
+// Returns true (and the launch status in *err) when g qualifies for the contiguous path of VecNote.
+template <int NT, typename F> bool try_contig(const LoopGeometry& g, const F& f, cudaStream_t stream, cudaError_t* err) {
+  constexpr int NIN = VecInputs<F>::n;
+  if constexpr (NIN == 0 || NIN != NT - 1) {
+    return false;
+  } else {
+    using To = typename F::out_t;
+    using Ti = typename F::in_t;
+    constexpr int V = sizeof(Ti) >= 16 ? 1 : static_cast<int>(16 / sizeof(Ti));
+    if (g.ndim != 1 || g.strides[0][0] != static_cast<int64_t>(sizeof(To))) return false;
+    ContigArgs<To, Ti> c{};
+    c.out = reinterpret_cast<To*>(g.data[0]);
+    c.n = g.numel;
+    bool aligned = reinterpret_cast<uintptr_t>(g.data[0]) % pack_align<To, V>() == 0;
+    for (int k = 0; k < NIN; ++k) {
+      const int64_t st = g.strides[k + 1][0];
+      if (st != 0 && st != static_cast<int64_t>(sizeof(Ti))) return false;
+      c.in[k] = reinterpret_cast<const Ti*>(g.data[k + 1]);
+      c.bcast[k] = st == 0;
+      if (st != 0 && reinterpret_cast<uintptr_t>(g.data[k + 1]) % pack_align<Ti, V>() != 0) aligned = false;
+    }
+    c.aligned = aligned;
+    const int64_t blocks = grid_blocks(g.numel / V > 0 ? g.numel / V : 1);
+    contig_kernel<V, NIN, To, Ti, F><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(c, f);
+    *err = cudaGetLastError();
+    return true;
   }
 }
 
@@ -34,10 +156,15 @@ template <int NT, typename F>
 cudaError_t launch(const LoopGeometry& g, F f, cudaStream_t stream) {
   if (g.numel == 0) return cudaSuccess;
   if (g.ntensors != NT) return cudaErrorInvalidValue;
+  cudaError_t err = cudaSuccess;
+  if (try_contig<NT>(g, f, stream, &err)) return err;
   const int threads = 256;
   int64_t blocks = (g.numel + threads - 1) / threads;
   if (blocks > 65536) blocks = 65536;
-  elementwise_kernel<NT><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(g, f);
+  if (g.numel <= static_cast<int64_t>(UINT32_MAX))  // every size divides a linear index < numel
+    elementwise_kernel<NT, uint32_t><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(g, f);
+  else
+    elementwise_kernel<NT, int64_t><<<static_cast<unsigned>(blocks), threads, 0, stream>>>(g, f);
   return cudaGetLastError();
 }
 
@@ -46,12 +173,20 @@ template <typename T> __device__ __forceinline__ void store(char* p, T v) { *rei
 
 template <typename To, typename Ti, typename Op> struct UnaryF {
   Op op;
+  using out_t = To;
+  using in_t = Ti;
+  static constexpr int kVecInputs = 1;
+  __device__ __forceinline__ To calc(Ti a) const { return cvt<To>(op(up(a))); }
   __device__ void operator()(char* const* d, const int64_t* off) const {
     store<To>(d[0] + off[0], cvt<To>(op(up(load<Ti>(d[1] + off[1])))));
   }
 };
 template <typename To, typename Ti, typename Op> struct BinaryF {
   Op op;
+  using out_t = To;
+  using in_t = Ti;
+  static constexpr int kVecInputs = 2;
+  __device__ __forceinline__ To calc(Ti a, Ti b) const { return cvt<To>(op(up(a), up(b))); }
   __device__ void operator()(char* const* d, const int64_t* off) const {
     store<To>(d[0] + off[0], cvt<To>(op(up(load<Ti>(d[1] + off[1])), up(load<Ti>(d[2] + off[2])))));
   }

@@ -90,15 +90,24 @@ struct EwScalars {
 cudaError_t launch_elementwise(Ew op, int out_dtype, int in_dtype, const LoopGeometry& g, EwScalars s,
                                cudaStream_t stream);
 
-// Reductions over the last (contiguous) dim of a [rows, cols] contiguous input into `rows` outputs.
+// Reductions of a contiguous [outer, red, inner] input over its middle dim into outer * inner outputs
+// (contiguous [outer, inner]); inner == 1 is the reduction of rows (ReduceNote in reduce_gemm.cu). red > 0.
 enum class Red : int { Sum = 0, Mean, Max, Min };
+// Few long reductions run in two deterministic passes and need `workspace`: device memory of
+// reduce_workspace_bytes(outer, red, inner) bytes (0: none needed, workspace may be nullptr), 8-byte aligned.
+int64_t reduce_workspace_bytes(int64_t outer, int64_t red, int64_t inner);
 // in_dtype: input's dtype; out_dtype: output's dtype (sum of ints -> int64).
-cudaError_t launch_reduce_rows(Red op, int in_dtype, int out_dtype, const void* in, void* out, int64_t rows,
-                               int64_t cols, cudaStream_t stream);
+cudaError_t launch_reduce(Red op, int in_dtype, int out_dtype, const void* in, void* out, int64_t outer, int64_t red,
+                          int64_t inner, void* workspace, cudaStream_t stream);
 
 // softmax / log_softmax over the last dim of a contiguous [rows, cols] input (float dtypes), out same shape.
 cudaError_t launch_softmax_rows(bool log, int in_dtype, int out_dtype, const void* in, void* out, int64_t rows,
                                 int64_t cols, cudaStream_t stream);
+
+// layer_norm forward over the last dim of a contiguous [rows, cols] input (float dtypes, LayerNormNote in
+// reduce_gemm.cu); w and b: contiguous [cols] of the same dtype, or nullptr; out contiguous like in.
+cudaError_t launch_layer_norm(int dtype, const void* in, const void* w, const void* b, void* out, int64_t rows,
+                              int64_t cols, double eps, cudaStream_t stream);
 
 // C[b] = A[b] @ B[b] for b < batch; A is [M, K], B [K, N], C [M, N], each with element strides
 // (batch, row, col); float dtypes, one dtype for all three.
@@ -119,8 +128,11 @@ cudaError_t launch_arg_rows(bool is_max, int dtype, const void* in, int64_t* idx
 // Row reductions into `rows` outputs of the input's dtype, accumulated in double (floating types) or int64.
 // Prod: numeric dtypes; the norms: floating dtypes (NormP uses p).
 enum class RowRed : int { Prod = 0, NormInf, NormNegInf, Norm0, Norm1, Norm2, NormP };
+// Few long rows run in two passes and need `workspace`: row_reduce_workspace_bytes(rows, cols) bytes of device
+// memory (0: none needed, workspace may be nullptr), 8-byte aligned.
+int64_t row_reduce_workspace_bytes(int64_t rows, int64_t cols);
 cudaError_t launch_row_reduce(RowRed op, int dtype, const void* in, void* out, int64_t rows, int64_t cols, double p,
-                              cudaStream_t stream);
+                              void* workspace, cudaStream_t stream);
 // Inclusive cumulative sum (prod = false) or product of each row; out is contiguous [rows, cols]; numeric dtypes.
 // Long rows are scanned in parallel chunks and need `workspace`: device memory of scan_workspace_bytes(rows,
 // cols) bytes (0: none needed, workspace may be nullptr), 8-byte aligned.

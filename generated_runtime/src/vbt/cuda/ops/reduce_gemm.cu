@@ -54,12 +54,32 @@ template <typename A, typename R> __device__ A block_reduce(A v, R r, A* sh) {
   return out;
 }
 
+// ReduceNote: a reduction of a contiguous [outer, R, inner] input over R into outer * inner outputs.
+//  * inner == 1 (rows): one block per row when there are many rows; with few long rows (a full reduction is one
+//    row) each row is split into `splits` chunks of whole kChunkAlign-element pieces, one block per chunk writes
+//    its partial (the accumulate type A) to the workspace, and a second kernel combines each row's partials,
+//    one block per row.
+//  * inner > 1 (columns, e.g. amax(dim=0)): a block owns 32 neighbouring columns (threadIdx.x, so a warp reads
+//    128 consecutive bytes) and 8 slices of the reduced dim (threadIdx.y); with few columns R is also split
+//    over gridDim.y and a second kernel combines the partials of each column, one thread per column.
+// Every partial covers a fixed range with a fixed combining order (shape-only, never the device), so results
+// are deterministic; no atomics. The mean divides the final accumulator by R in A, as the one-pass kernel did.
+constexpr int kColX = 32, kColY = 8;
+constexpr int64_t kChunkAlign = 4096;
+
 template <typename Ti, typename To, typename A, typename R>
 __global__ void reduce_rows_kernel(const Ti* in, To* out, int64_t cols, R r, bool mean) {
   __shared__ A sh[kThreads];
   const Ti* row = in + static_cast<int64_t>(blockIdx.x) * cols;
   A acc = r.template init<A>();
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) acc = r.combine(acc, static_cast<A>(up(row[j])));
+  const int64_t stride = blockDim.x;
+  int64_t j = threadIdx.x;
+  for (; j + 3 * stride < cols; j += 4 * stride) {  // four independent loads in flight per thread
+    const A v0 = static_cast<A>(up(row[j])), v1 = static_cast<A>(up(row[j + stride]));
+    const A v2 = static_cast<A>(up(row[j + 2 * stride])), v3 = static_cast<A>(up(row[j + 3 * stride]));
+    acc = r.combine(acc, r.combine(r.combine(v0, v1), r.combine(v2, v3)));
+  }
+  for (; j < cols; j += stride) acc = r.combine(acc, static_cast<A>(up(row[j])));
   acc = block_reduce(acc, r, sh);
   if (threadIdx.x == 0) {
     if (mean) acc = static_cast<A>(acc / static_cast<A>(cols));
@@ -67,30 +87,279 @@ __global__ void reduce_rows_kernel(const Ti* in, To* out, int64_t cols, R r, boo
   }
 }
 
+// Phase 1 of a split row: block (blockIdx.x = chunk, blockIdx.y = row) reduces elements [c0, c1) of its row
+// into part[chunk * rows + row]. Four independent loads per thread per step keep enough bytes in flight.
+template <typename Ti, typename A, typename R>
+__global__ void reduce_rows_split_kernel(const Ti* in, A* part, int64_t rows, int64_t cols, int64_t chunk, R r) {
+  __shared__ A sh[kThreads];
+  const int64_t row_i = blockIdx.y;
+  const Ti* row = in + row_i * cols;
+  const int64_t c0 = static_cast<int64_t>(blockIdx.x) * chunk;
+  const int64_t c1 = c0 + chunk < cols ? c0 + chunk : cols;
+  A acc = r.template init<A>();
+  int64_t j = c0 + threadIdx.x;
+  const int64_t stride = blockDim.x;
+  for (; j + 3 * stride < c1; j += 4 * stride) {
+    const A v0 = static_cast<A>(up(row[j])), v1 = static_cast<A>(up(row[j + stride]));
+    const A v2 = static_cast<A>(up(row[j + 2 * stride])), v3 = static_cast<A>(up(row[j + 3 * stride]));
+    acc = r.combine(acc, r.combine(r.combine(v0, v1), r.combine(v2, v3)));
+  }
+  for (; j < c1; j += stride) acc = r.combine(acc, static_cast<A>(up(row[j])));
+  acc = block_reduce(acc, r, sh);
+  if (threadIdx.x == 0) part[static_cast<int64_t>(blockIdx.x) * rows + row_i] = acc;
+}
+
+// Phase 2 of split rows: block `row` combines part[s * rows + row] for s < splits.
+template <typename To, typename A, typename R>
+__global__ void reduce_rows_finish_kernel(const A* part, To* out, int64_t rows, int64_t splits, int64_t cols, R r,
+                                          bool mean) {
+  __shared__ A sh[kThreads];
+  A acc = r.template init<A>();
+  for (int64_t s = threadIdx.x; s < splits; s += blockDim.x) acc = r.combine(acc, part[s * rows + blockIdx.x]);
+  acc = block_reduce(acc, r, sh);
+  if (threadIdx.x == 0) {
+    if (mean) acc = static_cast<A>(acc / static_cast<A>(cols));
+    out[blockIdx.x] = cvt<To>(acc);
+  }
+}
+
+// Columns: blockIdx.x = o * ceil(inner / kColX) + column block, blockIdx.y = slice of R [r0, r1). Writes the
+// final value (splits == 1) or the partial part[blockIdx.y * outer * inner + o * inner + i].
 template <typename Ti, typename To, typename A, typename R>
-cudaError_t reduce_launch(const void* in, void* out, int64_t rows, int64_t cols, R r, bool mean, cudaStream_t s) {
-  if (rows == 0) return cudaSuccess;
-  for (int64_t r0 = 0; r0 < rows; r0 += INT_MAX) {
-    int64_t n = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
-    reduce_rows_kernel<Ti, To, A, R><<<static_cast<unsigned>(n), kThreads, 0, s>>>(
-        static_cast<const Ti*>(in) + r0 * cols, static_cast<To*>(out) + r0, cols, r, mean);
+__global__ void reduce_cols_kernel(const Ti* in, To* out, A* part, int64_t outer, int64_t red, int64_t inner,
+                                   int64_t chunk, R r, bool mean) {
+  __shared__ A sh[kColY][kColX + 1];
+  const int64_t cblocks = (inner + kColX - 1) / kColX;
+  const int64_t o = blockIdx.x / cblocks;
+  const int64_t i = (blockIdx.x % cblocks) * kColX + threadIdx.x;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * chunk;
+  const int64_t r1 = r0 + chunk < red ? r0 + chunk : red;
+  A acc = r.template init<A>();
+  if (i < inner) {
+    const Ti* p = in + o * red * inner + i;
+    int64_t k = r0 + threadIdx.y;
+    for (; k + 3 * kColY < r1; k += 4 * kColY) {
+      const A v0 = static_cast<A>(up(p[k * inner])), v1 = static_cast<A>(up(p[(k + kColY) * inner]));
+      const A v2 = static_cast<A>(up(p[(k + 2 * kColY) * inner])), v3 = static_cast<A>(up(p[(k + 3 * kColY) * inner]));
+      acc = r.combine(acc, r.combine(r.combine(v0, v1), r.combine(v2, v3)));
+    }
+    for (; k < r1; k += kColY) acc = r.combine(acc, static_cast<A>(up(p[k * inner])));
+  }
+  sh[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && i < inner) {
+#pragma unroll
+    for (int y = 1; y < kColY; ++y) acc = r.combine(acc, sh[y][threadIdx.x]);
+    if (gridDim.y == 1) {
+      if (mean) acc = static_cast<A>(acc / static_cast<A>(red));
+      out[o * inner + i] = cvt<To>(acc);
+    } else {
+      part[static_cast<int64_t>(blockIdx.y) * outer * inner + o * inner + i] = acc;
+    }
+  }
+}
+
+// Phase 2 of split columns: one thread per output combines its splits in order.
+template <typename To, typename A, typename R>
+__global__ void reduce_cols_finish_kernel(const A* part, To* out, int64_t n, int64_t splits, int64_t red, R r,
+                                          bool mean) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= n) return;
+  A acc = part[c];
+  for (int64_t s = 1; s < splits; ++s) acc = r.combine(acc, part[s * n + c]);
+  if (mean) acc = static_cast<A>(acc / static_cast<A>(red));
+  out[c] = cvt<To>(acc);
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The split plan of ReduceNote (shape-only): how many slices R is cut into, and the slice length.
+struct Plan {
+  int64_t splits = 1, chunk = 0;
+};
+Plan plan_reduce(int64_t outer, int64_t red, int64_t inner) {
+  Plan p;
+  p.chunk = red;
+  if (outer <= 0 || red <= 0 || inner <= 0) return p;
+  int64_t blocks = inner == 1 ? outer : outer * ceil_div(inner, kColX);
+  const int64_t target = 2048;   // enough blocks to fill an H200 (132 SMs) several times over
+  const int64_t min_piece = inner == 1 ? 4 * kChunkAlign : 256;  // elements of R per split at least
+  if (blocks >= target || red < 2 * min_piece) return p;
+  int64_t s = ceil_div(target, blocks);
+  const int64_t max_s = red / min_piece;
+  if (s > max_s) s = max_s;
+  if (s > 65535) s = 65535;
+  if (s <= 1) return p;
+  int64_t chunk = ceil_div(red, s);
+  if (inner == 1) chunk = ceil_div(chunk, kChunkAlign) * kChunkAlign;  // aligned, whole pieces per block
+  p.chunk = chunk;
+  p.splits = ceil_div(red, chunk);
+  return p;
+}
+
+template <typename Ti, typename To, typename A, typename R>
+cudaError_t reduce_launch(const void* in_v, void* out_v, int64_t outer, int64_t red, int64_t inner, void* ws, R r,
+                          bool mean, cudaStream_t s) {
+  if (outer == 0 || inner == 0) return cudaSuccess;
+  const Ti* in = static_cast<const Ti*>(in_v);
+  To* out = static_cast<To*>(out_v);
+  const Plan p = plan_reduce(outer, red, inner);
+  A* part = static_cast<A*>(ws);
+  if (p.splits > 1 && part == nullptr) return cudaErrorInvalidValue;
+  if (inner == 1) {
+    if (p.splits == 1) {
+      for (int64_t r0 = 0; r0 < outer; r0 += INT_MAX) {
+        int64_t n = outer - r0 < INT_MAX ? outer - r0 : INT_MAX;
+        reduce_rows_kernel<Ti, To, A, R><<<static_cast<unsigned>(n), kThreads, 0, s>>>(in + r0 * red, out + r0, red,
+                                                                                         r, mean);
+      }
+      return cudaGetLastError();
+    }
+    // plan_reduce splits only when outer < 2048 (grid.y limit 65535)
+    dim3 grid(static_cast<unsigned>(p.splits), static_cast<unsigned>(outer));
+    reduce_rows_split_kernel<Ti, A, R><<<grid, kThreads, 0, s>>>(in, part, outer, red, p.chunk, r);
+    reduce_rows_finish_kernel<To, A, R><<<static_cast<unsigned>(outer), kThreads, 0, s>>>(part, out, outer, p.splits,
+                                                                                          red, r, mean);
+    return cudaGetLastError();
+  }
+  const int64_t cblocks = ceil_div(inner, kColX);
+  const int64_t total = outer * cblocks;
+  if (total > INT_MAX) return cudaErrorInvalidValue;  // the host takes the row path for such shapes
+  dim3 grid(static_cast<unsigned>(total), static_cast<unsigned>(p.splits));
+  reduce_cols_kernel<Ti, To, A, R><<<grid, dim3(kColX, kColY), 0, s>>>(in, out, part, outer, red, inner, p.chunk, r,
+                                                                       mean);
+  if (p.splits > 1) {
+    const int64_t n = outer * inner;
+    reduce_cols_finish_kernel<To, A, R><<<static_cast<unsigned>(ceil_div(n, kThreads)), kThreads, 0, s>>>(
+        part, out, n, p.splits, red, r, mean);
   }
   return cudaGetLastError();
 }
 
+// ---- layer_norm forward (LayerNormNote): one block per row. Mean, then the biased variance of (x - mean) (two
+// passes, no cancellation) accumulated in A (float for float/half/bfloat16, double for double) with warp-shuffle
+// block sums; rstd = 1 / sqrt(var + eps) in double; y = (x - mean) * rstd * w + b in A. Rows of at most
+// kLnRegs * blockDim elements are read once into registers; longer rows are read three times (L1/L2 hits).
+constexpr int kLnRegs = 16;
+
+// v combined over the block (blockDim.x a multiple of 32, at most 1024) by r, the same value in every thread;
+// sh: >= 32 slots. A fixed butterfly order (a + b == b + a bit for bit, so all lanes agree): deterministic.
+template <typename A, typename R> __device__ A block_all(A v, R r, A* sh) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = r.combine(v, __shfl_xor_sync(0xffffffffu, v, o));
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();  // earlier readers of sh are done
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  v = lane < static_cast<int>(blockDim.x / 32) ? sh[lane] : r.template init<A>();
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = r.combine(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+template <typename A> __device__ A block_sum(A v, A* sh) { return block_all(v, SumR{}, sh); }
+
+template <typename T, typename A>
+__global__ void layer_norm_kernel(const T* in, const T* w, const T* b, T* out, int64_t n, double eps) {
+  __shared__ A sh[32];
+  const int64_t row = blockIdx.x;
+  const T* x = in + row * n;
+  T* y = out + row * n;
+  const int64_t nt = blockDim.x;
+  A mean, rstd;
+  if (n <= kLnRegs * nt) {
+    A v[kLnRegs];
+    A s = 0;
+#pragma unroll
+    for (int k = 0; k < kLnRegs; ++k) {
+      const int64_t j = threadIdx.x + k * nt;
+      v[k] = j < n ? static_cast<A>(up(x[j])) : A(0);
+      s += v[k];
+    }
+    mean = block_sum(s, sh) / static_cast<A>(n);
+    A ss = 0;
+#pragma unroll
+    for (int k = 0; k < kLnRegs; ++k) {
+      const int64_t j = threadIdx.x + k * nt;
+      const A d = v[k] - mean;
+      if (j < n) ss += d * d;
+    }
+    ss = block_sum(ss, sh);
+    rstd = static_cast<A>(1.0 / sqrt(static_cast<double>(ss) / static_cast<double>(n) + eps));
+#pragma unroll
+    for (int k = 0; k < kLnRegs; ++k) {
+      const int64_t j = threadIdx.x + k * nt;
+      if (j < n) {
+        A r = (v[k] - mean) * rstd;
+        if (w) r *= static_cast<A>(up(w[j]));
+        if (b) r += static_cast<A>(up(b[j]));
+        y[j] = cvt<T>(r);
+      }
+    }
+    return;
+  }
+  A s = 0;
+  for (int64_t j = threadIdx.x; j < n; j += nt) s += static_cast<A>(up(x[j]));
+  mean = block_sum(s, sh) / static_cast<A>(n);
+  A ss = 0;
+  for (int64_t j = threadIdx.x; j < n; j += nt) {
+    const A d = static_cast<A>(up(x[j])) - mean;
+    ss += d * d;
+  }
+  ss = block_sum(ss, sh);
+  rstd = static_cast<A>(1.0 / sqrt(static_cast<double>(ss) / static_cast<double>(n) + eps));
+  for (int64_t j = threadIdx.x; j < n; j += nt) {
+    A r = (static_cast<A>(up(x[j])) - mean) * rstd;
+    if (w) r *= static_cast<A>(up(w[j]));
+    if (b) r += static_cast<A>(up(b[j]));
+    y[j] = cvt<T>(r);
+  }
+}
+
+// ---- softmax / log_softmax (SoftmaxNote): one block per row; the row max, then the sum of exp(x - max), both
+// with warp-shuffle block reductions (max propagates NaN); out = exp(x - max) / sum or (x - max) - log(sum), in
+// A. Rows of at most kLnRegs * blockDim elements are read once into registers.
 template <typename T, typename A>
 __global__ void softmax_rows_kernel(const T* in, T* out, int64_t cols, bool log) {
-  __shared__ A sh[kThreads];
+  __shared__ A sh[32];
   const T* row = in + static_cast<int64_t>(blockIdx.x) * cols;
   T* orow = out + static_cast<int64_t>(blockIdx.x) * cols;
+  const int64_t nt = blockDim.x;
+  if (cols <= kLnRegs * nt) {
+    A v[kLnRegs];
+    A m = lowest<A>();
+#pragma unroll
+    for (int k = 0; k < kLnRegs; ++k) {
+      const int64_t j = threadIdx.x + k * nt;
+      v[k] = j < cols ? static_cast<A>(up(row[j])) : lowest<A>();
+      m = MaxR{}.combine(m, v[k]);
+    }
+    m = block_all(m, MaxR{}, sh);
+    A sum = 0;
+#pragma unroll
+    for (int k = 0; k < kLnRegs; ++k) {
+      const int64_t j = threadIdx.x + k * nt;
+      if (j < cols) sum += exp(v[k] - m);
+    }
+    sum = block_sum(sum, sh);
+    const A lse = log ? static_cast<A>(::log(sum)) : A(0);
+#pragma unroll
+    for (int k = 0; k < kLnRegs; ++k) {
+      const int64_t j = threadIdx.x + k * nt;
+      if (j < cols) {
+        const A x = v[k] - m;
+        orow[j] = cvt<T>(log ? x - lse : exp(x) / sum);
+      }
+    }
+    return;
+  }
   A m = lowest<A>();
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) m = MaxR{}.combine(m, static_cast<A>(up(row[j])));
-  m = block_reduce(m, MaxR{}, sh);
+  for (int64_t j = threadIdx.x; j < cols; j += nt) m = MaxR{}.combine(m, static_cast<A>(up(row[j])));
+  m = block_all(m, MaxR{}, sh);
   A sum = 0;
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) sum += exp(static_cast<A>(up(row[j])) - m);
-  sum = block_reduce(sum, SumR{}, sh);
+  for (int64_t j = threadIdx.x; j < cols; j += nt) sum += exp(static_cast<A>(up(row[j])) - m);
+  sum = block_sum(sum, sh);
   const A lse = log ? static_cast<A>(::log(sum)) : A(0);
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+  for (int64_t j = threadIdx.x; j < cols; j += nt) {
     A x = static_cast<A>(up(row[j])) - m;
     orow[j] = cvt<T>(log ? x - lse : exp(x) / sum);
   }
@@ -124,21 +393,26 @@ __global__ void gemm_kernel(GemmArgs g, int64_t b0) {
 
 }  // namespace
 
-cudaError_t launch_reduce_rows(Red op, int in_dtype, int out_dtype, const void* in, void* out, int64_t rows,
-                               int64_t cols, cudaStream_t s) {
+int64_t reduce_workspace_bytes(int64_t outer, int64_t red, int64_t inner) {
+  const Plan p = plan_reduce(outer, red, inner);
+  return p.splits > 1 ? p.splits * outer * inner * 8 : 0;  // 8: the widest accumulate type
+}
+
+cudaError_t launch_reduce(Red op, int in_dtype, int out_dtype, const void* in, void* out, int64_t outer, int64_t red,
+                          int64_t inner, void* workspace, cudaStream_t s) {
   return dispatch_all(in_dtype, [&](auto ti) -> cudaError_t {
     using Ti = typename decltype(ti)::type;
     if (op == Red::Sum || op == Red::Mean) {
       using A = typename SumAcc<Ti>::type;
       return dispatch_all(out_dtype, [&](auto to) {
         using To = typename decltype(to)::type;
-        return reduce_launch<Ti, To, A>(in, out, rows, cols, SumR{}, op == Red::Mean, s);
+        return reduce_launch<Ti, To, A>(in, out, outer, red, inner, workspace, SumR{}, op == Red::Mean, s);
       });
     }
     if (out_dtype != in_dtype) return cudaErrorInvalidValue;
     using A = acc_t<Ti>;
-    if (op == Red::Max) return reduce_launch<Ti, Ti, A>(in, out, rows, cols, MaxR{}, false, s);
-    return reduce_launch<Ti, Ti, A>(in, out, rows, cols, MinR{}, false, s);
+    if (op == Red::Max) return reduce_launch<Ti, Ti, A>(in, out, outer, red, inner, workspace, MaxR{}, false, s);
+    return reduce_launch<Ti, Ti, A>(in, out, outer, red, inner, workspace, MinR{}, false, s);
   });
 }
 
@@ -149,10 +423,31 @@ cudaError_t launch_softmax_rows(bool log, int in_dtype, int out_dtype, const voi
     using T = typename decltype(tag)::type;
     using A = acc_t<T>;
     if (rows == 0 || cols == 0) return cudaSuccess;
+    int threads = 32;  // a warp per 128 elements (4 each), 32..256 threads per row
+    while (threads < 256 && threads * 4 < cols) threads *= 2;
     for (int64_t r0 = 0; r0 < rows; r0 += INT_MAX) {
       int64_t n = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
-      softmax_rows_kernel<T, A><<<static_cast<unsigned>(n), kThreads, 0, s>>>(
+      softmax_rows_kernel<T, A><<<static_cast<unsigned>(n), threads, 0, s>>>(
           static_cast<const T*>(in) + r0 * cols, static_cast<T*>(out) + r0 * cols, cols, log);
+    }
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t launch_layer_norm(int dtype, const void* in, const void* w, const void* b, void* out, int64_t rows,
+                              int64_t cols, double eps, cudaStream_t s) {
+  return dispatch_float(dtype, [&](auto tag) -> cudaError_t {
+    using T = typename decltype(tag)::type;
+    using A = acc_t<T>;
+    if (rows == 0 || cols == 0) return cudaSuccess;
+    // a warp per 128 elements (4 each), 32..256 threads per row
+    int threads = 32;
+    while (threads < 256 && threads * 4 < cols) threads *= 2;
+    for (int64_t r0 = 0; r0 < rows; r0 += INT_MAX) {
+      int64_t n = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
+      layer_norm_kernel<T, A><<<static_cast<unsigned>(n), threads, 0, s>>>(
+          static_cast<const T*>(in) + r0 * cols, static_cast<const T*>(w), static_cast<const T*>(b),
+          static_cast<T*>(out) + r0 * cols, cols, eps);
     }
     return cudaGetLastError();
   });

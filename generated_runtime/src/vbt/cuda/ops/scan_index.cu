@@ -50,17 +50,53 @@ cudaError_t launch_arg_rows(bool is_max, int dtype, const void* in, int64_t* idx
   });
 }
 
+namespace {
+// The split of few long rows (row_reduce_split_kernel): chunk length (a multiple of kSplitAlign) and count,
+// from the shape only; splits == 1: one block per row (or one thread per short row), no workspace.
+struct RowSplit {
+  int64_t splits = 1, chunk = 0;
+};
+RowSplit row_split(int64_t rows, int64_t cols) {
+  RowSplit rs;
+  rs.chunk = cols;
+  if (rows <= 0 || rows >= 1024 || cols < 8 * kSplitAlign) return rs;
+  int64_t n = (2048 + rows - 1) / rows;
+  if (n > cols / (4 * kSplitAlign)) n = cols / (4 * kSplitAlign);
+  if (n > 65535) n = 65535;
+  if (n <= 1) return rs;
+  int64_t chunk = (cols + n - 1) / n;
+  chunk = (chunk + kSplitAlign - 1) / kSplitAlign * kSplitAlign;
+  rs.chunk = chunk;
+  rs.splits = (cols + chunk - 1) / chunk;
+  return rs;
+}
+}  // namespace
+
+int64_t row_reduce_workspace_bytes(int64_t rows, int64_t cols) {
+  const RowSplit rs = row_split(rows, cols);
+  return rs.splits > 1 ? rs.splits * rows * 8 : 0;  // one double or int64 per chunk
+}
+
 cudaError_t launch_row_reduce(RowRed op, int dtype, const void* in, void* out, int64_t rows, int64_t cols, double p,
-                              cudaStream_t s) {
+                              void* workspace, cudaStream_t s) {
   auto run = [&](auto tag) -> cudaError_t {
     using T = typename decltype(tag)::type;
+    using W = wide_t<T>;
     if (rows == 0) return cudaSuccess;
     const T* x = static_cast<const T*>(in);
     T* y = static_cast<T*>(out);
-    if (cols >= kBlockCols && rows <= INT_MAX)
+    const RowSplit rs = row_split(rows, cols);
+    if (rs.splits > 1) {
+      if (workspace == nullptr) return cudaErrorInvalidValue;
+      W* part = static_cast<W*>(workspace);
+      dim3 grid(static_cast<unsigned>(rs.splits), static_cast<unsigned>(rows));  // rows < 1024
+      row_reduce_split_kernel<T><<<grid, kThreads, 0, s>>>(op, x, part, rows, cols, rs.chunk, p);
+      row_reduce_finish_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(op, part, y, rows, rs.splits, p);
+    } else if (cols >= kBlockCols && rows <= INT_MAX) {
       row_reduce_block_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(op, x, y, cols, p);
-    else
+    } else {
       row_reduce_kernel<T><<<blocks_for(rows), kThreads, 0, s>>>(op, x, y, rows, cols, p);
+    }
     return cudaGetLastError();
   };
   if (op == RowRed::Prod) return dispatch_numeric(dtype, run);

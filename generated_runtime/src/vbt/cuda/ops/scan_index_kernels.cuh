@@ -158,6 +158,47 @@ __global__ void row_reduce_block_kernel(RowRed op, const T* in, T* out, int64_t 
   if (threadIdx.x == 0) out[r] = cvt<T>(rr_finish(op, sh[0], p));
 }
 
+// Few long rows (a full norm or product is one row): each row is cut into `splits` chunks of whole
+// kSplitAlign-element pieces, one block per chunk writes its partial (W) to part[chunk * rows + row], and
+// row_reduce_finish_kernel combines each row's partials, one block per row, in a fixed order (deterministic).
+constexpr int64_t kSplitAlign = 4096;
+
+template <typename T>
+__global__ void row_reduce_split_kernel(RowRed op, const T* in, wide_t<T>* part, int64_t rows, int64_t cols,
+                                        int64_t chunk, double p) {
+  using W = wide_t<T>;
+  __shared__ W sh[kThreads];
+  const int64_t r = blockIdx.y;
+  const T* row = in + r * cols;
+  const int64_t c0 = static_cast<int64_t>(blockIdx.x) * chunk;
+  const int64_t c1 = c0 + chunk < cols ? c0 + chunk : cols;
+  W acc = rr_init<W>(op);
+  for (int64_t j = c0 + threadIdx.x; j < c1; j += blockDim.x) acc = rr_step(op, acc, widen(row[j]), p);
+  sh[threadIdx.x] = acc;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sh[threadIdx.x] = rr_combine(op, sh[threadIdx.x], sh[threadIdx.x + s]);
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) part[static_cast<int64_t>(blockIdx.x) * rows + r] = sh[0];
+}
+
+template <typename T>
+__global__ void row_reduce_finish_kernel(RowRed op, const wide_t<T>* part, T* out, int64_t rows, int64_t splits,
+                                         double p) {
+  using W = wide_t<T>;
+  __shared__ W sh[kThreads];
+  W acc = rr_init<W>(op);
+  for (int64_t c = threadIdx.x; c < splits; c += blockDim.x) acc = rr_combine(op, acc, part[c * rows + blockIdx.x]);
+  sh[threadIdx.x] = acc;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sh[threadIdx.x] = rr_combine(op, sh[threadIdx.x], sh[threadIdx.x + s]);
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = cvt<T>(rr_finish(op, sh[0], p));
+}
+
 // ---- inclusive scans along rows. Short rows: one thread per row. Rows of kBlockCols or more: chunks of
 // kScanChunk elements; (1) one thread per chunk computes its total, (2) one thread per row turns the totals
 // into exclusive prefixes (in place), (3) one thread per chunk scans it starting from its prefix.
