@@ -116,12 +116,15 @@ def _check_affine(t, normalized_shape, name, op):
 
 
 def _fused_layer_norm_ok(input, weight, bias):
-    """The fused CPU kernel has no backward: use it only when no operand requires grad (float32/float64 CPU
-    tensors of one dtype)."""
-    if input.dtype not in (D.float32, D.float64) or input.device.type != "cpu" or input.requires_grad:
+    """The fused kernels have no backward: use them only when no operand requires grad, all on the input's device
+    and dtype (CPU: float32/float64; CUDA: any floating dtype)."""
+    dev = input.device.type
+    if dev not in ("cpu", "cuda") or input.requires_grad or not input.dtype.is_floating_point:
+        return False
+    if dev == "cpu" and input.dtype not in (D.float32, D.float64):
         return False
     for t in (weight, bias):
-        if t is not None and (t.dtype != input.dtype or t.device.type != "cpu" or t.requires_grad):
+        if t is not None and (t.dtype != input.dtype or t.device != input.device or t.requires_grad):
             return False
     return True
 
@@ -130,7 +133,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     normalized_shape, dims = _norm_dims(input, normalized_shape, "layer_norm")
     _check_affine(weight, normalized_shape, "weight", "layer_norm")
     _check_affine(bias, normalized_shape, "bias", "layer_norm")
-    if _fused_layer_norm_ok(input, weight, bias):  # forward only: one CPU pass per row instead of ~8 ops
+    if _fused_layer_norm_ok(input, weight, bias):  # forward only: one pass per row instead of ~8 ops
         return call("_fused_layer_norm", input, list(normalized_shape), weight, bias, float(eps))
     mu = call("mean", input, dims, True)
     xc = call("sub", input, mu)
