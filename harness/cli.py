@@ -17,7 +17,7 @@ from pathlib import Path
 from harness import gitops
 from harness.interfaces import GateConfig, HarnessError
 from harness.runner import (EXIT_ACCEPTED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_MISMATCH, Outcome, Runner,
-                            RunOptions, replay_spec)
+                            RunOptions, describe_comparison, replay_spec)
 
 
 def repo_root() -> Path:
@@ -50,10 +50,17 @@ def _outcome(args, out: Outcome, title: str) -> int:
         lines.append(f"  tokens: {u.get('input_tokens', 0)} in / {u.get('output_tokens', 0)} out, cost {cost}")
     if out.ledger_seq:
         lines.append(f"  ledger entry: {out.ledger_seq}")
+    counts = out.extra.get("counts")
+    if counts:
+        lines.append(f"  recordings: {counts['match']} match, {counts['other_gate']} match at another gate"
+                     f"{' (fail the replay: --strict-gates)' if out.extra.get('strict_gates') else ''}, "
+                     f"{counts['mismatch']} mismatch; {counts['verdict_only']} compared by verdict only")
     for d in out.details:
         if "recorded" in d:
+            then = d["recorded"] + (f" at {d['recorded_gate']}" if d.get("recorded_gate") else "")
+            now = d["today"] + (f" at {d['today_gate']}" if d.get("today_gate") else "")
             lines.append(f"  recording {d['recording']} (entry {d['entry_seq']}, attempt {d['attempt']}): "
-                         f"recorded {d['recorded']}, today {d['today']} -> {'match' if d['match'] else 'MISMATCH'}")
+                         f"recorded {then}, today {now} -> {describe_comparison(d)}")
         elif "name" in d:
             lines.append(f"  gate {d['name']}: {d['status']} ({d['duration_s']:.1f} s) {d['summary'][:200]}")
     _emit(args, out.to_dict(), "\n".join(lines))
@@ -124,7 +131,8 @@ def cmd_run(args) -> int:
         spec = find_spec(root, args.spec)
     args.agent = args.agent or "replay"
     if args.agent == "replay" and not args.resume:
-        return _outcome(args, replay_spec(runner, spec, progress=not args.json), f"replay {spec.id}")
+        return _outcome(args, replay_spec(runner, spec, progress=not args.json, strict_gates=args.strict_gates),
+                        f"replay {spec.id}")
     opts = RunOptions(agent=args.agent, agent_options=_agent_options(args, root), candidates=args.candidates,
                       max_attempts=args.max_attempts, budget_usd=args.budget_usd, nop_check=not args.no_nop_check,
                       allow_nop=args.allow_nop, progress=not args.json)
@@ -284,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="RUN_ID")
     r.add_argument("--no-nop-check", action="store_true", help="skip gating the unchanged tree first")
     r.add_argument("--allow-nop", action="store_true", help="accept a spec whose gates pass on the unchanged tree")
+    r.add_argument("--strict-gates", action="store_true",
+                   help="replay: a recorded failure that now fails at another gate is a mismatch (exit 5)")
     r.set_defaults(func=cmd_run)
 
     sm = common(sub.add_parser("submit", help="gate the change made in generated_runtime/ and record it"))

@@ -9,7 +9,8 @@ Layout of ``logs/runs/RUN_ID/`` (RUN_ID = ``YYYYmmdd-HHMMSS-<spec id>-<6 hex>``)
   (``input_tokens``, ``output_tokens``, ``cost_usd`` or null, ``calls``), ``ledger_seq`` (int or null),
   ``wall_s``, ``candidates`` (int), ``mode`` ("run" | "submit" | "validate" | "replay").
   Attempt summary: ``attempt``, ``candidate``, ``status`` ("pass" | "fail" | "rejected" | "error"),
-  ``proposal_kind``, ``proposal_sha256``, ``gates`` (list of GateResult dicts), ``feedback`` (str, what the next
+  ``failed_gate`` (the first failing gate, "vet"/"apply" for a proposal refused before the gates, null for a pass;
+  Note [Replay compares the failing gate] in runner.py), ``proposal_kind``, ``proposal_sha256``, ``gates`` (list of GateResult dicts), ``feedback`` (str, what the next
   prompt was told), ``usage``, ``started_at``, ``wall_s``.
 - ``events.jsonl``  one JSON object per line, appended and flushed after every step (committed): ``{"ts", "type",
   "attempt", "candidate", ...}`` with type in prompt | response | proposal | apply | gate | attempt_end | run_end.

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import gitops, prompts
+from harness import gitops
 from harness.interfaces import (AgentError, AgentRequest, BudgetExceeded, GateConfig, GateContext, GateResult,
                                 HarnessError, LedgerError, Proposal, ProposalRejected, Spec, Usage)
 from harness.ledger import Ledger
@@ -34,7 +34,7 @@ from harness.runlog import RunLog, new_run_id, utcnow
 from harness.safety import vet_paths
 from harness.secrets import scrubbed_env
 from harness.specs import path_matches
-from harness.worktree import Slot
+from harness.worktree import Slot, discard, runtime_files
 
 # Exit codes (documented in README.md).
 EXIT_ACCEPTED = 0
@@ -75,6 +75,7 @@ class CandidateResult:
     feedback: str = ""
     signature: str = ""
     apply_failed: bool = False  # "rejected" because the proposal did not apply (not because of a vetted path)
+    failed_gate: str | None = None  # first failing gate, or "vet" / "apply" (Note [Replay compares the failing gate])
     patch: bytes = b""
     result_tree: str = ""
     proposal: Proposal | None = None
@@ -94,6 +95,7 @@ class Outcome:
     usage: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
     details: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # command-specific fields of the JSON output (replay counts)
 
     @property
     def exit_code(self) -> int:
@@ -102,7 +104,7 @@ class Outcome:
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reason": self.reason, "run_id": self.run_id, "run_dir": self.run_dir,
                 "ledger_seq": self.ledger_seq, "attempts": self.attempts, "usage": self.usage,
-                "wall_s": round(self.wall_s, 3), "exit_code": self.exit_code, "details": self.details}
+                "wall_s": round(self.wall_s, 3), "exit_code": self.exit_code, "details": self.details, **self.extra}
 
 
 def _sha(text: str | bytes) -> str:
@@ -189,6 +191,7 @@ class Runner:
         if proposal.kind == "empty" or not proposal.text.strip():
             if proposal.kind != "worktree":
                 res.status, res.feedback, res.signature = "rejected", "the answer held no diff and no edit blocks", "empty"
+                res.failed_gate = "apply"
                 return res
         allowed = spec if not trusted_submitter else _without_protected(spec)
         stage = "vet"
@@ -201,7 +204,7 @@ class Runner:
                           feedback=report.feedback() if not report.ok else "")
                 if not report.ok:
                     res.status, res.feedback, res.signature = "rejected", report.feedback(), failure_signature(report)
-                    res.apply_failed = True
+                    res.apply_failed, res.failed_gate = True, "apply"
                     return res
             stage = "vet"
             changed = gitops.changed_paths(wt)
@@ -210,9 +213,11 @@ class Runner:
             log.event("apply", attempt=attempt, candidate=cand, ok=False, rejected=str(exc))
             res.status, res.feedback, res.signature = "rejected", str(exc), _sha(str(exc))
             res.apply_failed = stage == "apply"
+            res.failed_gate = stage
             return res
         if not changed:
             res.status, res.feedback, res.signature = "rejected", "the proposal changes nothing", "nochange"
+            res.failed_gate = "apply"
             return res
         install_protected(spec, self.trusted_root, wt)
         res.patch = gitops.worktree_diff(wt, "HEAD", [gitops.RUNTIME]).encode()
@@ -231,6 +236,8 @@ class Runner:
         if not ok:
             failing = [g for g in res.gates if not g.passed]
             res.signature = _sha(json.dumps([(g.name, g.status, g.summary) for g in failing]))
+            # every gate passed but the chain was cut short (cannot happen today): name the first gate not run
+            res.failed_gate = failing[0].name if failing else gates[len(res.gates)].name
         return res
 
     # ------------------------------------------------------------------------------------------------------------
@@ -260,6 +267,7 @@ class Runner:
     def run(self, spec: Spec, opts: RunOptions, resume_id: str | None = None, submit_tree: str | None = None) -> Outcome:
         """Run spec through opts.agent. submit_tree: the working tree already holds this change (``submit``), so
         the ledger append must find it there instead of applying it."""
+        from harness import prompts  # (here, not at the top: validate needs no Jinja2)
         from harness.agents import make_agent
         from harness.agents.budget import RunBudget
 
@@ -362,7 +370,7 @@ class Runner:
         finally:
             for s in slots:
                 s.release()
-            shutil.rmtree(self.state_root / ".vt" / "work" / log.run_id, ignore_errors=True)
+            discard(self.state_root, self.state_root / ".vt" / "work" / log.run_id)
             log.summary.update(status=status, reason=reason, ended_at=utcnow(), usage=usage.__dict__,
                                wall_s=round(time.monotonic() - t0, 3), warnings=list(budget.warnings),
                                cost_unknown=budget.cost_unknown)
@@ -372,6 +380,8 @@ class Runner:
                        len(log.summary["attempts"]), usage.__dict__, time.monotonic() - t0)
 
     def _attempt(self, spec, gates, agent, slots, base_tree, messages, attempt, log, progress, opts):
+        from harness import prompts
+
         def one(slot: Slot) -> CandidateResult:
             cand = slot.index
             started = time.monotonic()
@@ -405,7 +415,8 @@ class Runner:
             r = self.evaluate(spec, gates, slot, prop, log, attempt, cand, progress,
                               trusted_submitter=(agent.name == "external"))
             r.usage, r.response_text, r.model = resp.usage, resp.text, resp.model
-            summary = {"attempt": attempt, "candidate": cand, "status": r.status, "proposal_kind": prop.kind,
+            summary = {"attempt": attempt, "candidate": cand, "status": r.status, "failed_gate": r.failed_gate,
+                       "proposal_kind": prop.kind,
                        "proposal_sha256": _sha(prop.text), "gates": [g.to_dict() for g in r.gates],
                        "feedback": r.feedback, "usage": resp.usage.__dict__, "started_at": utcnow(),
                        "wall_s": round(time.monotonic() - started, 3)}
@@ -474,36 +485,58 @@ class Runner:
 
     def validate(self, spec: Spec | None, gates: list[GateConfig], progress: bool = True,
                  source: Path | None = None) -> Outcome:
-        """Gate source/generated_runtime (default: the state repository's, uncommitted changes included)."""
+        """Gate source/generated_runtime (default: the state repository's, uncommitted changes included).
+
+        Note [Validate leaves nothing behind]: the gates' work folder ``.vt/work/RUN_ID`` (site folder, logs,
+        JUnit files) is discarded on every exit path -- a verdict, a gate that raised, an error before or between
+        gates, Ctrl-C -- like the worktree (``worktree.discard``: moved to ``.vt/trash``, deleted in the
+        background). What is worth keeping is copied out first, as a run does: the gates' logs and reports go to the
+        validate log (``.vt/validate/RUN_ID/{gates,reports}``), which the returned details point to. An exception
+        still propagates (the CLI turns it into exit 2 or 130) after the log records status "error" or
+        "interrupted"."""
         t0 = time.monotonic()
         source = source or self.state_root
         log = RunLog(self.state_root / ".vt" / "validate", new_run_id(spec.id if spec else "00-validate"),
                      {"mode": "validate", "spec_id": spec.id if spec else None, "started_at": utcnow(),
                       "attempts": []})
-        tree = gitops.runtime_tree_hash(source)
         slot = Slot(self.state_root, 0)
+        work = self.state_root / ".vt" / "work" / log.run_id
         prog = Progress_(f"validate {spec.id if spec else ''}", progress)
+        results: list[GateResult] = []
+        status, reason = "error", "validate stopped before a verdict"
+        # the source's tree hash (for the log) is taken while the copy is made: both only read the source
+        hashing = cf.ThreadPoolExecutor(1)
+        tree = hashing.submit(gitops.runtime_tree_hash, source)
         try:
             with prog:
-                slot.prepare(gitops.EMPTY_TREE)
-                # copy the working runtime (including uncommitted changes) into the worktree
-                shutil.rmtree(slot.path / gitops.RUNTIME)
-                _copy_runtime(source, slot.path)
-                work = self.state_root / ".vt" / "work" / log.run_id
+                slot.prepare_copy(source)  # Note [Validate gates a plain copy] (worktree.py)
+                log.summary["tree"] = tree.result()
 
                 def on_result(r: GateResult) -> None:
+                    self._archive_gate(log, 1, 0, r)
+                    results.append(r)
                     log.event("gate", **r.to_dict())
                     prog.update(0, gate=(r.name, r.status))
 
                 prog.update(0, attempt=1, phase="gates")
-                results = self.run_gates(spec, gates, slot, work, on_result)
+                results[:] = self.run_gates(spec, gates, slot, work, on_result)
+            ok = len(results) == len(gates) and all(g.passed for g in results)
+            status = "ok" if ok else "rejected"
+            reason = "every gate passed" if ok else "; ".join(f"{g.name}: {g.status}" for g in results
+                                                              if not g.passed)
+        except KeyboardInterrupt:
+            status, reason = "interrupted", "interrupted by the user (Ctrl-C)"
+            raise
+        except Exception as exc:
+            status, reason = "error", f"{type(exc).__name__}: {exc}"[:2000]
+            raise
         finally:
+            hashing.shutdown(wait=True)
             slot.release()
-        ok = len(results) == len(gates) and all(g.passed for g in results)
-        status = "ok" if ok else "rejected"
-        reason = "every gate passed" if ok else "; ".join(f"{g.name}: {g.status}" for g in results if not g.passed)
-        log.summary.update(status=status, reason=reason, tree=tree, gates=[g.to_dict() for g in results])
-        log.save()
+            discard(self.state_root, work)
+            log.summary.update(status=status, reason=reason, gates=[g.to_dict() for g in results],
+                               ended_at=utcnow(), wall_s=round(time.monotonic() - t0, 3))
+            log.save()
         return Outcome(status, reason, log.run_id, str(log.dir), attempts=1, wall_s=time.monotonic() - t0,
                        details=[g.to_dict() for g in results])
 
@@ -561,25 +594,6 @@ def _messages_from_events(events: list[dict]) -> tuple[list[dict[str, str]], int
     return messages, last
 
 
-def runtime_files(root: Path) -> list[str]:
-    """Repository-relative paths of the files git would see in root/generated_runtime (tracked or not, ignored
-    files excluded)."""
-    if not (root / gitops.RUNTIME).is_dir():
-        return []
-    out = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard",
-                          "--", gitops.RUNTIME], capture_output=True, check=True).stdout.decode()
-    return [rel for rel in out.split("\0") if rel]
-
-
-def _copy_runtime(src_root: Path, dst_root: Path) -> None:
-    for rel in runtime_files(src_root):
-        s = src_root / rel
-        if s.is_file() or s.is_symlink():
-            d = dst_root / rel
-            d.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(s, d, follow_symlinks=False)
-
-
 def _progress(spec: Spec, opts: RunOptions):
     return Progress_(f"vt-agent run {spec.id} ({opts.agent})", opts.progress)
 
@@ -619,9 +633,56 @@ def gates_with_recorded_seeds(gates: list[GateConfig], seeds: dict) -> list[Gate
             if g.name in seeds and "seed" not in (g.options or {}) else g for g in gates]
 
 
-def replay_spec(runner: Runner, spec: Spec, progress: bool = True) -> Outcome:
+# Per-recording results of a replay (Note [Replay compares the failing gate]).
+MATCH, OTHER_GATE, MISMATCH = "match", "other_gate", "mismatch"
+
+
+def compare_with_recording(recorded_verdict: str, recorded_gate: str | None, today_status: str,
+                           today_gate: str | None) -> dict[str, Any]:
+    """Today's verdict against a recording's.
+
+    Note [Replay compares the failing gate]: a recorded failure must fail again, and at the same place. Each
+    recording gets one of three results:
+      "match"       same verdict; for a failure, at the same gate (or pre-gate stage "vet"/"apply");
+      "other_gate"  it fails again, but at another gate (recorded parity, now pytest): the recorded problem may be
+                    gone and a new one hiding it, or a gate before it got stricter;
+      "mismatch"    the verdict differs (a recorded pass fails, or a recorded failure passes).
+    "other_gate" is reported and counted separately; it fails the replay (exit 5, like a mismatch) only with
+    ``--strict-gates``, because a failure that moved to an earlier gate is often the intended effect of a stricter
+    gate or test and still rejects the proposal. Old recordings that kept neither ``failed_gate`` nor their gate
+    results can only be compared by verdict ("gate_compared": false; the report says so)."""
+    then = "pass" if recorded_verdict == "pass" else "fail"
+    today = "pass" if today_status == "pass" else "fail"
+    d: dict[str, Any] = {"recorded": then, "today": today, "recorded_gate": recorded_gate if then == "fail" else None,
+                         "today_gate": today_gate if today == "fail" else None, "gate_compared": True}
+    if today != then:
+        d["result"] = MISMATCH
+    elif then == "pass":
+        d["result"] = MATCH
+    elif recorded_gate is None:
+        d["result"], d["gate_compared"] = MATCH, False
+    else:
+        d["result"] = MATCH if recorded_gate == today_gate else OTHER_GATE
+    d["match"] = d["result"] == MATCH  # the verdict and, where recorded, the failing gate
+    return d
+
+
+def describe_comparison(d: dict[str, Any]) -> str:
+    """One line for a replay detail: "match", "match, other gate (recorded parity, now pytest)", "MISMATCH ..."."""
+    if d["result"] == OTHER_GATE:
+        return f"match, other gate (recorded {d['recorded_gate']}, now {d['today_gate']})"
+    if d["result"] == MISMATCH:
+        at = f" at {d['today_gate']}" if d.get("today_gate") else ""
+        return f"MISMATCH (recorded {d['recorded']}, today {d['today']}{at})"
+    if d["recorded"] == "fail" and not d.get("gate_compared", True):
+        return "match (verdict only: the recording names no failing gate)"
+    return "match"
+
+
+def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates: bool = False) -> Outcome:
     """Offline ``run SPEC --agent replay``: re-gate every recorded proposal of an accepted spec on the ledger state
-    it was made on, and compare today's verdict with the recorded one (a recorded failure must fail again)."""
+    it was made on, and compare today's verdict, and the gate a failure failed at, with the recorded one
+    (Note [Replay compares the failing gate]). strict_gates: a failure at another gate fails the replay too."""
     from harness.agents.replay_agent import recordings
 
     t0 = time.monotonic()
@@ -631,7 +692,7 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True) -> Outcome:
                            "use a live agent, e.g. --agent openai:MODEL")
     log = RunLog(runner.state_root / "logs" / "replays", new_run_id(spec.id),
                  {"mode": "replay", "spec_id": spec.id, "agent": "replay", "model": "recorded",
-                  "started_at": utcnow(), "status": "running", "attempts": []})
+                  "started_at": utcnow(), "status": "running", "attempts": [], "strict_gates": strict_gates})
     log.save()
     slot = Slot(runner.state_root, 0)
     details = []
@@ -639,6 +700,7 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True) -> Outcome:
     prog = Progress_(f"vt-agent run {spec.id} (replay)", progress)
     results = {e.seq: e.result_tree for e in runner.ledger.entries()}
     today_root = runner.trusted_root
+    counts = {MATCH: 0, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0}
     try:
         with prog:
             for i, rec in enumerate(recs, start=1):
@@ -658,28 +720,39 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True) -> Outcome:
                 finally:
                     shutil.rmtree(runner.trusted_root, ignore_errors=True)
                     runner.trusted_root = today_root
-                today = "pass" if r.status == "pass" else "fail"
-                then = "pass" if rec.recorded_verdict == "pass" else "fail"
-                d = {"recording": i, "entry_seq": rec.entry_seq, "attempt": rec.attempt, "recorded": then,
-                     "today": today, "match": today == then, "gates": [g.to_dict() for g in r.gates],
-                     "feedback": r.feedback[:2000]}
+                cmp = compare_with_recording(rec.recorded_verdict, rec.recorded_gate, r.status, r.failed_gate)
+                counts[cmp["result"]] += 1
+                counts["verdict_only"] += not cmp["gate_compared"]
+                d = {"recording": i, "entry_seq": rec.entry_seq, "attempt": rec.attempt, **cmp,
+                     "gates": [g.to_dict() for g in r.gates], "feedback": r.feedback[:2000]}
                 details.append(d)
                 log.summary["attempts"].append(d)
                 log.event("attempt_end", **d)
                 log.save()
-        mismatches = [d for d in details if not d["match"]]
-        if mismatches:
+        mismatches = [d for d in details if d["result"] == MISMATCH]
+        moved = [d for d in details if d["result"] == OTHER_GATE]
+        failing = mismatches + (moved if strict_gates else [])
+        if failing:
             status = "mismatch"
-            reason = "; ".join(f"recording {d['recording']}: recorded {d['recorded']}, today {d['today']}"
-                               for d in mismatches)
+            reason = "; ".join(f"recording {d['recording']}: {describe_comparison(d)}"
+                               for d in sorted(failing, key=lambda d: d["recording"]))
         else:
             reason = f"{len(details)} recorded proposal(s) re-gated; every verdict matches the recording"
+            if moved:
+                reason += (f", {len(moved)} failing at another gate than recorded (not an error without "
+                           "--strict-gates): " + "; ".join(f"recording {d['recording']}: recorded "
+                                                           f"{d['recorded_gate']}, now {d['today_gate']}"
+                                                           for d in moved))
+        if counts["verdict_only"]:
+            reason += (f" ({counts['verdict_only']} old recording(s) name no failing gate: compared by verdict "
+                       "only)")
     except KeyboardInterrupt:
         status, reason = "interrupted", "interrupted by the user (Ctrl-C)"
     finally:
         slot.release()
-        shutil.rmtree(runner.state_root / ".vt" / "work" / log.run_id, ignore_errors=True)
-        log.summary.update(status=status, reason=reason, ended_at=utcnow(), wall_s=round(time.monotonic() - t0, 3))
+        discard(runner.state_root, runner.state_root / ".vt" / "work" / log.run_id)
+        log.summary.update(status=status, reason=reason, ended_at=utcnow(), wall_s=round(time.monotonic() - t0, 3),
+                           counts=counts)
         log.save()
     return Outcome(status, reason, log.run_id, str(log.dir), attempts=len(details), wall_s=time.monotonic() - t0,
-                   details=details)
+                   details=details, extra={"counts": counts, "strict_gates": strict_gates})

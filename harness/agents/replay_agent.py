@@ -37,17 +37,24 @@ class Recording:
     # verdict's metrics; the replay re-runs them with it, so a verdict that depended on the inputs (a bug that shows
     # on 1% of random float16 inputs) is reproduced exactly instead of by chance.
     gate_seeds: dict = field(default_factory=dict)  # gate name -> seed used when the verdict was recorded
+    # Note [Replay compares the failing gate]: where a recorded proposal failed -- the name of its first failing
+    # gate, or the pre-gate stage "vet" (a forbidden path) / "apply" (no diff, does not apply, changes nothing) --
+    # so the replay can tell "fails again, at the same gate" from "fails again, but elsewhere". None for a pass,
+    # and for old recordings that kept neither ``failed_gate`` nor the gate results (the replay then compares the
+    # verdict only, and says so).
+    recorded_gate: str | None = None
 
 
-def _logged_proposals(run_dir: Path) -> tuple[list, dict, dict]:
-    """([((attempt, candidate), Proposal)], {(attempt, candidate): verdict}, {(attempt, candidate): {gate: seed}})
-    from a run's events."""
+def _logged_proposals(run_dir: Path) -> tuple[list, dict, dict, dict]:
+    """([((attempt, candidate), Proposal)], {(attempt, candidate): verdict}, {(attempt, candidate): {gate: seed}},
+    {(attempt, candidate): first failing gate or None}) from a run's events."""
     verdicts: dict = {}
     seeds: dict = {}
+    failed: dict = {}
     props: list = []
     events_path = run_dir / "events.jsonl"
     if not events_path.is_file():
-        return props, verdicts, seeds
+        return props, verdicts, seeds, failed
     for line in events_path.read_text(encoding="utf-8").splitlines():
         try:
             ev = json.loads(line)
@@ -63,7 +70,23 @@ def _logged_proposals(run_dir: Path) -> tuple[list, dict, dict]:
         elif ev.get("type") == "attempt_end":
             verdicts[key] = ev.get("status", "fail")
             seeds[key] = _seeds(ev.get("gates"))
-    return props, verdicts, seeds
+            failed[key] = recorded_failed_gate(ev)
+    return props, verdicts, seeds, failed
+
+
+def recorded_failed_gate(attempt_end: dict) -> str | None:
+    """Where a recorded attempt failed (Note [Replay compares the failing gate]): its ``failed_gate`` field (written
+    since that field exists), else the first gate of its recorded results that did not pass, else None (a pass,
+    or an old recording of a failure before the gates, which kept neither)."""
+    if attempt_end.get("status") == "pass":
+        return None
+    name = attempt_end.get("failed_gate")
+    if isinstance(name, str) and name:
+        return name
+    for g in attempt_end.get("gates") or []:
+        if isinstance(g, dict) and g.get("status") != "pass" and isinstance(g.get("name"), str):
+            return g["name"]
+    return None
 
 
 def _seeds(gates) -> dict:
@@ -83,10 +106,11 @@ def recordings(root: Path, spec_id: str) -> list[Recording]:
         entry_runs.add(str(run_id))
         from_log: list[Recording] = []
         if run_id:
-            props, verdicts, seeds = _logged_proposals(root / "logs" / "runs" / str(run_id))
+            props, verdicts, seeds, failed = _logged_proposals(root / "logs" / "runs" / str(run_id))
             for (a, c), prop in props:
                 from_log.append(Recording(spec_id, e.seq, e.parent_tree, a, c, prop, verdicts.get((a, c), "error"),
-                                          run_id, e.meta.get("agent", ""), seeds.get((a, c), {})))
+                                          run_id, e.meta.get("agent", ""), seeds.get((a, c), {}),
+                                          failed.get((a, c))))
         if not any(r.recorded_verdict == "pass" for r in from_log):
             from_log.append(Recording(spec_id, e.seq, e.parent_tree, len(from_log) + 1, 0,
                                       Proposal("diff", e.patch_bytes().decode("utf-8", errors="surrogateescape")),
@@ -106,13 +130,13 @@ def recordings(root: Path, spec_id: str) -> list[Recording]:
         base = summary.get("base_tree")
         if base not in heads:
             continue  # an older run (no recorded base), or a base the ledger no longer has
-        props, verdicts, seeds = _logged_proposals(run_json.parent)
+        props, verdicts, seeds, failed = _logged_proposals(run_json.parent)
         for (a, c), prop in props:
             verdict = verdicts.get((a, c))
             if verdict in (None, "pass"):
                 continue  # never gated, or gated but not landed (e.g. interrupted): nothing to compare with
             out.append(Recording(spec_id, heads[base] + 1, base, a, c, prop, verdict, run_id,
-                                 summary.get("agent", ""), seeds.get((a, c), {})))
+                                 summary.get("agent", ""), seeds.get((a, c), {}), failed.get((a, c))))
     out.sort(key=lambda r: (str(r.run_id or ""), r.attempt, r.candidate))
     return out
 

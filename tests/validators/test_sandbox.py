@@ -109,3 +109,22 @@ def test_sandbox_user_drop(tmp_path):
     finally:
         import shutil
         shutil.rmtree(shared)
+
+
+def test_wait_exit_wakes_on_exit_and_times_out():
+    """Note [Waiting without polling]: the wait returns the exit code as the process exits, raises TimeoutExpired
+    at the timeout, and accepts timeouts past what poll() takes."""
+    import subprocess
+
+    from validators.sandbox import wait_exit
+
+    p = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(0.3); sys.exit(3)"])
+    assert wait_exit(p, 1e9) == 3
+    p = subprocess.Popen(["sleep", "5"])
+    t = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        wait_exit(p, 0.3)
+    assert 0.25 < time.monotonic() - t < 3
+    p.kill()
+    assert wait_exit(p, 10) == -9
+    assert wait_exit(p, 0) == -9  # already reaped: the fallback answers

@@ -1,0 +1,135 @@
+"""Note [Replay compares the failing gate]: the replay compares where a recorded failure failed, not only that it
+failed; "other gate" is counted apart and fails the replay only with --strict-gates; old recordings that name no
+gate are compared by verdict, and the report says so."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.agents.replay_agent import recorded_failed_gate, recordings
+from harness.runner import (MATCH, MISMATCH, OTHER_GATE, Runner, RunOptions, compare_with_recording,
+                            describe_comparison, replay_spec)
+from harness.specs import find_spec
+from tests.harness.toy_repo import make_toy_repo, toy_runtime_diff
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # the CLI of this checkout, not of whichever one is installed
+
+
+@pytest.fixture()
+def recorded(tmp_path: Path) -> tuple[Path, Path]:
+    """A toy repository with one run: attempt 1 fails at pytest (a - b), attempt 2 passes and lands."""
+    repo = make_toy_repo(tmp_path / "repo")
+    opts = RunOptions(agent="scripted", progress=False, nop_check=False,
+                      agent_options={"script": [toy_runtime_diff("return a - b"), toy_runtime_diff("return a + b")]})
+    out = Runner(repo).run(find_spec(repo, "01-toy"), opts)
+    assert out.status == "accepted", out.reason
+    return repo, Path(out.run_dir)
+
+
+def rewrite_attempt_end(run_dir: Path, attempt: int, edit) -> None:
+    events = run_dir / "events.jsonl"
+    lines = []
+    for line in events.read_text().splitlines():
+        e = json.loads(line)
+        if e["type"] == "attempt_end" and e["attempt"] == attempt:
+            edit(e)
+        lines.append(json.dumps(e))
+    events.write_text("\n".join(lines) + "\n")
+
+
+def vt_replay(repo: Path, *extra: str) -> tuple[int, dict]:
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "01-toy", "--agent", "replay", "--json", *extra],
+                       cwd=repo, capture_output=True, text=True, timeout=600, env=ENV)
+    return p.returncode, json.loads(p.stdout)
+
+
+def test_compare_with_recording_all_cases():
+    assert compare_with_recording("pass", None, "pass", None)["result"] == MATCH
+    assert compare_with_recording("fail", "parity", "fail", "parity")["result"] == MATCH
+    moved = compare_with_recording("fail", "parity", "fail", "pytest")
+    assert moved["result"] == OTHER_GATE and moved["match"] is False
+    assert describe_comparison(moved) == "match, other gate (recorded parity, now pytest)"
+    assert compare_with_recording("rejected", "apply", "rejected", "apply")["result"] == MATCH
+    assert compare_with_recording("rejected", "apply", "fail", "build")["result"] == OTHER_GATE
+    assert compare_with_recording("fail", "pytest", "pass", None)["result"] == MISMATCH
+    assert compare_with_recording("pass", None, "fail", "build")["result"] == MISMATCH
+    assert describe_comparison(compare_with_recording("pass", None, "fail", "build")).startswith("MISMATCH")
+    old = compare_with_recording("fail", None, "fail", "pytest")
+    assert old["result"] == MATCH and old["gate_compared"] is False
+    assert "verdict only" in describe_comparison(old)
+
+
+def test_recorded_failed_gate_sources():
+    assert recorded_failed_gate({"status": "pass", "gates": [{"name": "build", "status": "pass"}]}) is None
+    assert recorded_failed_gate({"status": "fail", "failed_gate": "parity", "gates": []}) == "parity"
+    gates = [{"name": "build", "status": "pass"}, {"name": "ctest", "status": "error"}, {"name": "pytest"}]
+    assert recorded_failed_gate({"status": "fail", "gates": gates}) == "ctest"  # before the field existed
+    assert recorded_failed_gate({"status": "rejected"}) is None  # an old pre-gate rejection: unknown
+
+
+def test_runs_record_the_failing_gate_and_replay_matches_it(recorded):
+    repo, run_dir = recorded
+    ends = [json.loads(l) for l in (run_dir / "events.jsonl").read_text().splitlines()]
+    ends = [e for e in ends if e["type"] == "attempt_end"]
+    assert [(e["status"], e["failed_gate"]) for e in ends] == [("fail", "pytest"), ("pass", None)]
+    assert [r.recorded_gate for r in recordings(repo, "01-toy")] == ["pytest", None]
+    out = replay_spec(Runner(repo), find_spec(repo, "01-toy"), progress=False)
+    assert out.status == "ok", out.reason
+    assert [(d["recorded_gate"], d["today_gate"], d["result"]) for d in out.details] == [
+        ("pytest", "pytest", MATCH), (None, None, MATCH)]
+    assert out.extra["counts"] == {MATCH: 2, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0}
+
+
+def test_failure_at_another_gate_is_reported_counted_and_strict_fails(recorded):
+    repo, run_dir = recorded
+    # as if attempt 1 had been rejected by the build gate when it was recorded; today it fails at pytest
+    rewrite_attempt_end(run_dir, 1, lambda e: e.update(failed_gate="build"))
+    code, out = vt_replay(repo)
+    assert code == 0, out
+    assert out["status"] == "ok" and out["counts"] == {MATCH: 1, OTHER_GATE: 1, MISMATCH: 0, "verdict_only": 0}
+    first = out["details"][0]
+    assert (first["result"], first["recorded_gate"], first["today_gate"]) == (OTHER_GATE, "build", "pytest")
+    assert "recorded build, now pytest" in out["reason"]
+    code, out = vt_replay(repo, "--strict-gates")
+    assert code == 5, out
+    assert out["status"] == "mismatch" and out["strict_gates"] is True
+    assert "match, other gate (recorded build, now pytest)" in out["reason"]
+    # the human report names the comparison per recording and counts them
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "01-toy", "--agent", "replay"], cwd=repo,
+                       capture_output=True, text=True, timeout=600, env=ENV)
+    assert p.returncode == 0, p.stderr
+    assert "recorded fail at build, today fail at pytest -> match, other gate (recorded build, now pytest)" \
+        in p.stdout
+    assert "1 match, 1 match at another gate, 0 mismatch" in p.stdout
+
+
+def test_old_recording_without_gate_names_is_compared_by_verdict(recorded):
+    repo, run_dir = recorded
+
+    def strip(e: dict) -> None:
+        e.pop("failed_gate")
+        e["gates"] = []
+
+    rewrite_attempt_end(run_dir, 1, strip)
+    code, out = vt_replay(repo, "--strict-gates")
+    assert code == 0, out
+    assert out["details"][0]["gate_compared"] is False and out["details"][0]["result"] == MATCH
+    assert out["counts"]["verdict_only"] == 1
+    assert "compared by verdict only" in out["reason"]
+
+
+def test_recorded_failure_that_passes_today_is_a_mismatch(recorded):
+    repo, run_dir = recorded
+    # the recorded failing proposal now says "a + b": it passes today although the recording says pytest failed
+    events = run_dir / "events.jsonl"
+    events.write_text(events.read_text().replace("return a - b", "return b + a"))
+    code, out = vt_replay(repo)
+    assert code == 5, out
+    assert out["counts"][MISMATCH] == 1 and out["details"][0]["result"] == MISMATCH
+    assert "recorded fail, today pass" in out["reason"]
