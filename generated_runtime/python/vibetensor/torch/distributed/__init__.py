@@ -215,13 +215,18 @@ def _uses_nccl(group: _Group, tensor, what: str) -> bool:
     return True
 
 
-def _nccl_call(group: _Group, tensor, what: str):
+def _nccl_in_place(group: _Group, tensor, what: str, call) -> None:
+    """``call(ptr, count, nccl_dtype, stream)`` on a dense buffer of ``tensor`` (a contiguous copy, written back,
+    when the tensor is not contiguous: NCCL works on dense buffers), on the current stream of the group's device."""
     from ._nccl import DTYPES
     from .. import cuda
     name = _dtype_name(tensor)
     if name not in DTYPES:
         raise TypeError(f"vibetensor.distributed.{what}: NCCL has no {name} (supported: {', '.join(DTYPES)})")
-    return DTYPES[name], cuda.current_stream(group.device).cuda_stream
+    work = tensor if tensor.is_contiguous() else tensor.contiguous()
+    call(work.data_ptr(), work.numel(), DTYPES[name], cuda.current_stream(group.device).cuda_stream)
+    if work is not tensor:
+        tensor.copy_(work)
 
 
 _NUMPY_REDUCE = {"sum": np.add, "product": np.multiply, "min": np.minimum, "max": np.maximum}
@@ -243,11 +248,8 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op: bool = False):
     name = _op_name(op)
     if _uses_nccl(g, tensor, "all_reduce"):
         from ._nccl import OPS
-        dtype, stream = _nccl_call(g, tensor, "all_reduce")
-        work = tensor if tensor.is_contiguous() else tensor.contiguous()  # NCCL reduces dense buffers
-        g.nccl.all_reduce(work.data_ptr(), work.data_ptr(), work.numel(), dtype, OPS[name], g.comm, stream)
-        if work is not tensor:
-            tensor.copy_(work)
+        _nccl_in_place(g, tensor, "all_reduce",
+                       lambda ptr, n, dtype, stream: g.nccl.all_reduce(ptr, ptr, n, dtype, OPS[name], g.comm, stream))
         return _Done() if async_op else None
     if g.world_size > 1:
         work, copy_back = _host_buffer(tensor)
@@ -292,11 +294,8 @@ def broadcast(tensor, src: int, group=None, async_op: bool = False):
     if not 0 <= src < g.world_size:
         raise ValueError(f"vibetensor.distributed.broadcast: src {src} is out of range for world_size {g.world_size}")
     if _uses_nccl(g, tensor, "broadcast"):
-        dtype, stream = _nccl_call(g, tensor, "broadcast")
-        work = tensor if tensor.is_contiguous() else tensor.contiguous()
-        g.nccl.broadcast(work.data_ptr(), work.data_ptr(), work.numel(), dtype, src, g.comm, stream)
-        if work is not tensor:
-            tensor.copy_(work)
+        _nccl_in_place(g, tensor, "broadcast",
+                       lambda ptr, n, dtype, stream: g.nccl.broadcast(ptr, ptr, n, dtype, src, g.comm, stream))
         return _Done() if async_op else None
     if g.world_size > 1:
         work, copy_back = _host_buffer(tensor)
