@@ -13,7 +13,7 @@ import pytest
 
 from harness import gitops
 from harness.ledger import Ledger
-from tests.harness.toy_repo import make_toy_repo, toy_runtime_diff
+from tests.harness.toy_repo import make_toy_repo, toy_runtime_diff, wait_until
 
 
 def vt(repo: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -43,16 +43,13 @@ def test_ctrl_c_during_gate_leaves_ledger_and_tree_untouched(repo: Path, candida
                              "--script", str(script), "--no-nop-check", "--json", "--candidates", str(candidates)],
                             cwd=repo, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
     runs = repo / "logs" / "runs"
-    while time.time() < deadline:  # wait until the build gate passed and pytest is running
+
+    def build_done() -> bool:  # the build gate passed, so pytest is running
         events = list(runs.glob("*/events.jsonl"))
-        if events and '"name": "build"' in events[0].read_text():
-            break
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the build gate never finished")
+        return bool(events) and '"name": "build"' in events[0].read_text()
+
+    wait_until(build_done, proc, "the build gate never finished", every=0.5)
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
     t_int = time.monotonic()

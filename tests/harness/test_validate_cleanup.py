@@ -15,7 +15,7 @@ import pytest
 
 from harness.interfaces import GateConfig, HarnessError
 from harness.runner import Runner
-from tests.harness.toy_repo import PYPROJECT, make_toy_repo
+from tests.harness.toy_repo import PYPROJECT, make_toy_repo, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,14 +98,8 @@ def test_ctrl_c_of_the_cli_during_a_gate_leaves_no_work_folder(repo: Path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "validate", "--gates", "build,pytest", "--json"],
                             cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # wait until pytest is running (its log exists in the work folder)
-        if list((repo / ".vt" / "work").glob("*/pytest/pytest.log")):
-            break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the pytest gate never started")
+    wait_until(lambda: bool(list((repo / ".vt" / "work").glob("*/pytest/pytest.log"))), proc,
+               "the pytest gate never started")  # its log exists in the work folder: pytest is running
     time.sleep(1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

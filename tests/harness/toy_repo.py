@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
+import time
+from typing import Callable
 from pathlib import Path
 
 SPEC = """---
@@ -76,3 +78,17 @@ def toy_runtime_diff(add_body: str = "return a + b", prelude: str = "") -> str:
         ''')
     return ("```diff\n" + file_diff("generated_runtime/pyproject.toml", PYPROJECT)
             + file_diff("generated_runtime/vibetensor/__init__.py", init) + "```\n")
+
+
+def wait_until(ready: Callable[[], bool], proc: subprocess.Popen, what: str, timeout: float = 120,
+               every: float = 0.2) -> None:
+    """Polls ``ready()`` until it is true; on timeout kills ``proc`` and fails the test with ``what``."""
+    import pytest
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if ready():
+            return
+        time.sleep(every)
+    proc.kill()
+    pytest.fail(what)
