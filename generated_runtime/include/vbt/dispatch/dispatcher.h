@@ -8,7 +8,9 @@
 // mismatch raises RuntimeError naming the op and both arguments. Two exceptions, as in torch: a 0-dim CPU tensor
 // (e.g. a wrapped Python number) may join tensors of another device (the backend kernel reads it), and
 // copy_ may cross devices (it runs on the non-CPU backend when either side is not on the CPU). Factories (no tensor inputs)
-// take their device from a `Device? device` argument, defaulting to CPU.
+// take their device from a `Device? device` argument, defaulting to CPU. A run-time op marked multi_device
+// (a plugin's VBT_KERNEL_MULTI_DEVICE, ABI 1.2: collectives over tensors on several GPUs) skips the check: it runs
+// its CUDA kernel when any tensor argument is on a CUDA device, else its CPU kernel, and checks placement itself.
 #pragma once
 #include <functional>
 #include <memory>
@@ -78,6 +80,7 @@ struct OpHandle {
   Kernel kernel_for(DispatchKey key) const;
   BoxedKernel boxed_cpu, boxed_cuda;  // Note [Run-time registration]
   bool runtime = false;               // registered by register_op (not in the op table)
+  bool multi_device = false;          // exempt from the one-device policy (Note [Device policy])
   // Storage of def.name / def.schema for run-time ops (heap strings: stable when the handle moves).
   std::shared_ptr<const std::string> owned_name, owned_schema;
 };
@@ -115,6 +118,8 @@ class Dispatcher {
   const OpHandle& register_op(const OpDef& def);
   void remove_op(const std::string& name);
   BoxedKernel set_boxed_kernel(const std::string& op_name, DispatchKey key, BoxedKernel k);
+  // Marks a run-time op multi_device (Note [Device policy]); RuntimeError for unknown or built-in ops.
+  void set_multi_device(const std::string& op_name, bool on);
   size_t builtin_op_count() const { return builtin_count_; }
   // The dispatcher's out= epilogue (Note [out= by the dispatcher]) for a result computed elsewhere
   // (overlay functions whose Python signature differs from the schema): checks out's dtype by the

@@ -80,7 +80,11 @@ struct ExcludeGuard {
 
 Schema Schema::parse(const std::string& text) {
   Schema s;
-  size_t lp = text.find('('), rp = text.rfind(')');
+  size_t lp = text.find('('), rp = std::string::npos;
+  for (size_t i = lp, depth = 0; lp != std::string::npos && i < text.size(); ++i) {  // the ')' closing the args
+    if (text[i] == '(') ++depth;                                                     // (returns may be "()")
+    if (text[i] == ')' && --depth == 0) { rp = i; break; }
+  }
   VBT_INTERNAL_ASSERT(lp != std::string::npos && rp != std::string::npos && rp > lp, "bad schema ", text);
   s.name = trim(text.substr(0, lp));
   size_t arrow = text.find("->", rp);
@@ -197,6 +201,13 @@ BoxedKernel Dispatcher::set_boxed_kernel(const std::string& op_name, DispatchKey
   return previous;
 }
 
+void Dispatcher::set_multi_device(const std::string& op_name, bool on) {
+  auto it = index_.find(op_name);
+  if (it == index_.end()) throw_error(ErrorKind::Runtime, "set_multi_device: unknown op '", op_name, "'");
+  if (it->second < builtin_count_) throw_error(ErrorKind::Runtime, "set_multi_device: '", op_name, "' is a built-in op");
+  ops_[it->second].multi_device = on;
+}
+
 const OpHandle* Dispatcher::find_or_null(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &ops_[it->second];
@@ -247,6 +258,13 @@ Value Dispatcher::call_backend(const OpHandle& op, Args& args) const {
   bool have_cpu_scalar = false, have_other = false;
   auto see = [&](const Tensor& t, const std::string& arg_name) {
     if (!t.defined()) return;
+    if (op.multi_device) {  // the first CUDA tensor picks the CUDA kernel; no same-device check
+      if (!have_device && t.device().type == DeviceType::CUDA) {
+        device = t.device();
+        have_device = true;
+      }
+      return;
+    }
     if (t.device().type != DeviceType::CPU) have_other = true;
     if (cross_device) return;
     if (t.dim() == 0 && t.device().type == DeviceType::CPU) {  // may join another device's tensors
