@@ -10,11 +10,24 @@ Trust rules:
 - JUnit goes to a fresh nonce folder under work_dir; the harness checks and parses it after the sandbox exited.
   Zero tests collected is a "fail"; a missing, forged or malformed report is an "error".
 Options: ``paths`` (test paths relative to candidate_root, default ["generated_runtime/tests/py"]), ``markexpr``
-(pytest -m), ``protected`` (extra globs), ``extra_args`` (list of extra pytest arguments).
+(pytest -m), ``protected`` (extra globs), ``extra_args`` (list of extra pytest arguments), ``workers`` (pytest-xdist
+processes: an int, or "auto", the default: min(CPU count, 4); 1 runs in one process).
+
+Note [Parallel pytest in the gate]
+The runtime's suite is some 2,500 tests of pure CPU work; on the 2-core machines this project runs on, one process
+leaves a core idle for most of a verdict. With ``workers`` > 1 the gate loads pytest-xdist explicitly (``-p
+xdist.plugin``: plugin autoload stays off) and runs ``-n N --dist loadfile``: a test file stays in one worker, so
+tests that share module state or spawn rank processes see the same order as in one process. The trust rules hold
+because the workers are the controller's children inside the same sandbox, started with the same arguments (the
+trusted ini, ``--noconftest``, the guard), and only the controller writes the JUnit report. The guard acts in the
+controller alone (a worker ending its session must not kill its siblings), after xdist has shut the workers down
+and just before the report is written (validators/pytest_guard.py).
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import os
 import shutil
 import sys
 import time
@@ -64,6 +77,7 @@ class PytestGate:
             restored = restore_protected(candidate, Path(ctx.trusted_root), protected_globs(ctx))
             tests = [_inside(candidate, p) for p in ctx.options.get("paths", DEFAULT_PATHS)]
             user = resolve_sandbox_user(ctx.options, ctx.env)
+            workers = _workers(ctx.options.get("workers", "auto"))
         except HarnessError as e:
             return result("error", str(e))
         missing = [str(t.relative_to(candidate)) for t in tests if not t.exists()]
@@ -78,6 +92,8 @@ class PytestGate:
         cmd = [sys.executable, "-m", "pytest", *map(str, tests), "--noconftest", "-p", "no:cacheprovider",
                "-p", "vt_pytest_guard", "-c", str(ini), "--rootdir", str(runtime if runtime.is_dir() else candidate),
                "--junitxml", str(folder / RESULT_FILE), "-q"]
+        if workers > 1:
+            cmd += ["-p", "xdist.plugin", "-n", str(workers), "--dist", "loadfile"]
         if ctx.options.get("markexpr"):
             cmd += ["-m", str(ctx.options["markexpr"])]
         cmd += [str(a) for a in ctx.options.get("extra_args", [])]
@@ -90,9 +106,26 @@ class PytestGate:
         if user is not None:
             reclaim_from_user(folder)
         base = {"killed_leftovers": run.killed_leftovers, "returncode": run.returncode,
-                "protected_restored": len(restored)}
+                "protected_restored": len(restored), "workers": workers}
         return junit_verdict("pytest", run, folder, RESULT_FILE, started_ns, base, result,
                              "pytest collected zero tests", timeout_s=ctx.timeout_s)
+
+
+def _workers(option) -> int:
+    """Number of pytest processes for option ``workers`` (Note [Parallel pytest in the gate]); 1 when pytest-xdist
+    is not installed."""
+    if option == "auto":
+        n = min(os.cpu_count() or 1, 4)
+    else:
+        try:
+            n = int(option)
+        except (TypeError, ValueError):
+            raise HarnessError(f"pytest gate: option workers must be an integer >= 1 or 'auto', got {option!r}") from None
+        if n < 1:
+            raise HarnessError(f"pytest gate: option workers must be an integer >= 1 or 'auto', got {option!r}")
+    if n > 1 and importlib.util.find_spec("xdist") is None:
+        return 1
+    return n
 
 
 def protected_globs(ctx: GateContext) -> list[str]:

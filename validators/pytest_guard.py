@@ -29,11 +29,24 @@ def _self_and_ancestors(root_pid: int) -> set[int]:
     return keep
 
 
+def _stop_xdist_workers(config) -> None:
+    """With pytest-xdist (Note [Parallel pytest in the gate] in pytest_gate.py), shut the workers down the way xdist
+    does at the end of its own sessionfinish, before the guard kills what is left: every test has reported by now,
+    and a worker killed mid-shutdown would make xdist's later teardown fail or hang."""
+    dsession = config.pluginmanager.getplugin("dsession")
+    nodemanager = getattr(dsession, "nodemanager", None)
+    if nodemanager is not None:
+        nodemanager.teardown_nodes()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 (pytest hook signature)
     root_pid = int(os.environ.get("VT_SANDBOX_ROOT_PID", "0") or 0)
     if root_pid <= 1:
         return
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: its siblings are not strays; the controller guards the report
+    _stop_xdist_workers(session.config)
     keep = _self_and_ancestors(root_pid)
     killed: set[int] = set()
     end = time.monotonic() + 5.0

@@ -67,13 +67,34 @@ def pytest_runtest_makereport(item, call):
 """
 
 
-def test_candidate_conftest_forcing_passes_is_ignored(tmp_path, make_ctx, site):
+# The forgery tests run in one process and with pytest-xdist workers (Note [Parallel pytest in the gate]): in a
+# worker, the forging code runs one process further from pytest's controller, which writes the report.
+WORKERS = pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "xdist-2"])
+
+# How forging test code finds the report path: in its own command line (one process) or its parent's (a worker).
+FIND_JUNIT = """\
+def junit_path():
+    for pid in (os.getpid(), os.getppid()):
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = [a.decode() for a in f.read().split(b"\\0")]
+        for i, a in enumerate(args):
+            if a == "--junitxml":
+                return args[i + 1]
+            if a.startswith("--junitxml="):
+                return a.split("=", 1)[1]
+    raise AssertionError("no --junitxml found")
+"""
+
+
+@WORKERS
+def test_candidate_conftest_forcing_passes_is_ignored(tmp_path, make_ctx, site, workers):
     root = candidate(tmp_path, {"conftest.py": FORCE_PASS_CONFTEST,
                                 "test_bad.py": "def test_wrong():\n    assert 1 == 2\n"})
     write_files(root, {"generated_runtime/conftest.py": FORCE_PASS_CONFTEST, "conftest.py": FORCE_PASS_CONFTEST,
                        "generated_runtime/pytest.ini": "[pytest]\naddopts = -p no:junitxml\n"})
-    result, _ = run_gate(make_ctx, root, site)
+    result, _ = run_gate(make_ctx, root, site, options={"workers": workers})
     assert result.status == "fail", result.summary
+    assert result.metrics["workers"] == workers
     assert "test_wrong" in result.summary
 
 
@@ -81,13 +102,14 @@ FAKE_PASS_XML = ('<?xml version="1.0"?><testsuites><testsuite name="pytest" test
                  '<testcase classname="t" name="test_forged"/></testsuite></testsuites>')
 
 
-def test_fake_junit_in_the_tree_or_result_folder_does_not_pass(tmp_path, make_ctx, site):
+@WORKERS
+def test_fake_junit_in_the_tree_or_result_folder_does_not_pass(tmp_path, make_ctx, site, workers):
     forge = f"""\
 import os, sys
 FAKE = {FAKE_PASS_XML!r}
+{FIND_JUNIT}
 def test_forge_then_fail():
-    junit = next(a.split("=", 1)[1] if "=" in a else sys.argv[i + 1]
-                 for i, a in enumerate(sys.argv) if a.startswith("--junitxml"))
+    junit = junit_path()
     for path in (junit, os.path.join(os.path.dirname(junit), "extra.xml"), "pytest.xml", "ctest.xml"):
         with open(path, "w") as f:
             f.write(FAKE)
@@ -95,7 +117,7 @@ def test_forge_then_fail():
 """
     root = candidate(tmp_path, {"test_forge.py": forge})
     write_files(root, {"generated_runtime/pytest.xml": FAKE_PASS_XML})
-    result, _ = run_gate(make_ctx, root, site)
+    result, _ = run_gate(make_ctx, root, site, options={"workers": workers})
     assert result.status == "error"
     assert "unexpected files in the result folder: extra.xml" in result.summary
 
@@ -103,8 +125,9 @@ def test_forge_then_fail():
 DAEMON_TEST = """\
 import os, sys, time
 FAKE = {fake!r}
+{find_junit}
 def test_spawn_forger():
-    junit = sys.argv[sys.argv.index("--junitxml") + 1]
+    junit = junit_path()
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
@@ -124,10 +147,12 @@ def test_really_fails():
 """
 
 
-def test_daemon_rewriting_the_result_is_dead_and_the_verdict_stays_fail(tmp_path, make_ctx, site):
+@WORKERS
+def test_daemon_rewriting_the_result_is_dead_and_the_verdict_stays_fail(tmp_path, make_ctx, site, workers):
     pidfile = tmp_path / "daemon.pid"
-    root = candidate(tmp_path, {"test_daemon.py": DAEMON_TEST.format(fake=FAKE_PASS_XML, pidfile=str(pidfile))})
-    result, _ = run_gate(make_ctx, root, site)
+    root = candidate(tmp_path, {"test_daemon.py": DAEMON_TEST.format(fake=FAKE_PASS_XML, pidfile=str(pidfile),
+                                                                     find_junit=FIND_JUNIT)})
+    result, _ = run_gate(make_ctx, root, site, options={"workers": workers})
     daemon_pid = int(pidfile.read_text())
     assert not Path(f"/proc/{daemon_pid}").exists(), "the forging daemon outlived the gate"
     assert result.status == "fail", result.summary
