@@ -6,7 +6,8 @@ It works on a throw-away local clone of this repository, so the working tree is 
 The first validate of the clone is a cold build (reported separately); every repeat then appends a comment to one
 C++ source file and measures:
   harness: wall time of `vt-agent validate --gates build,ctest,pytest` (worktree, sandbox, parsing, logs included)
-  raw:     the same three commands run directly on the same build folder (pip install, ctest, pytest)
+  raw:     the same three commands run directly on the same build folder (pip install, ctest, pytest with the
+           gate's default number of xdist workers)
 The harness measured is this repository's committed HEAD (harness/ and validators/ extracted from git, run on the
 clone). --against REF also times the harness of REF (e.g. the commit before an optimisation) in every repeat,
 alternating with HEAD's, on the same clone and build folder: before/after under the same load, which on a shared
@@ -28,6 +29,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+from validators.pytest_gate import _workers as _gate_workers  # noqa: E402
 
 
 def sh(cmd: list[str], cwd: Path, env: dict | None = None) -> float:
@@ -78,7 +81,10 @@ def raw_gates(clone: Path, build_dir: Path, gates: str = "build,ctest,pytest") -
         t += sh(["ctest", "--test-dir", str(build_dir), "-j2"], clone)
         if "pytest" not in gates:
             return t
-        t += sh([sys.executable, "-m", "pytest", "-q", "--noconftest", "-p", "no:cacheprovider",
+        # as many xdist workers as the pytest gate takes by default (Note [Parallel pytest in the gate])
+        workers = _gate_workers("auto")
+        parallel = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+        t += sh([sys.executable, "-m", "pytest", "-q", "--noconftest", "-p", "no:cacheprovider", *parallel,
                  str(clone / "generated_runtime" / "tests" / "py")], clone, {"PYTHONPATH": str(site)})
         return t
     finally:
