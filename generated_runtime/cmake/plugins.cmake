@@ -29,10 +29,23 @@ vbt_add_plugin(vbt_example_axpby SOURCES ${_vbt_root}/plugins/example_axpby/axpb
 vbt_add_plugin(vbt_example_hypot SOURCES ${_vbt_root}/plugins/example_hypot/hypot_plugin.c)
 # The CUDA example (plugins/example_cuda_bias_gelu): only with the CUDA backend. cmake/cuda_subsystem.cmake
 # decides that (VBT_CUDA_ENABLED) after this file, so the target is added at the end of the configure step.
+# The ring all-reduce plugin (plugins/fabric_ring_allreduce, ABI 1.2): always built, with its CPU kernel; its
+# CUDA kernel (multi-GPU, peer access) only with the CUDA backend (VBT_RING_HAS_CUDA).
 function(_vbt_add_cuda_example_plugins)
+  set(_ring ${_vbt_root}/plugins/fabric_ring_allreduce)
   if(NOT VBT_CUDA_ENABLED)
+    vbt_add_plugin(vbt_fabric_ring_allreduce SOURCES ${_ring}/ring_plugin.cpp ${_vbt_root}/src/vbt/fabric/ring_plan.cpp)
+    set_target_properties(vbt_fabric_ring_allreduce PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON
+                          CXX_VISIBILITY_PRESET hidden)
     return()
   endif()
+  vbt_add_plugin(vbt_fabric_ring_allreduce
+                 SOURCES ${_ring}/ring_plugin.cpp ${_ring}/ring_cuda.cu ${_vbt_root}/src/vbt/fabric/ring_plan.cpp
+                 DEFINES VBT_RING_HAS_CUDA=1)
+  set_target_properties(vbt_fabric_ring_allreduce PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON
+                        CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON CUDA_VISIBILITY_PRESET hidden
+                        CXX_VISIBILITY_PRESET hidden)
+  target_link_libraries(vbt_fabric_ring_allreduce PRIVATE CUDA::cudart_static)
   vbt_add_plugin(vbt_example_cuda_bias_gelu SOURCES ${_vbt_root}/plugins/example_cuda_bias_gelu/bias_gelu_plugin.cu)
   set_target_properties(vbt_example_cuda_bias_gelu PROPERTIES CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON
                         CUDA_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden)
@@ -45,6 +58,11 @@ if(VBT_BUILD_TESTS)
   foreach(_mode missing_init wrong_major newer_minor init_fails duplicate_op duplicate_builtin)
     vbt_add_plugin(vbt_broken_${_mode} SOURCES ${_vbt_root}/plugins/broken/broken_plugin.c
                    DEFINES VBT_BROKEN_${_mode}=1)
+  endforeach()
+  # ABI 1.2 Tensor[] arguments, `-> ()`, `ns::name` (plugins/tensor_list_test/list_plugin.c, VBT_LIST_<mode>).
+  foreach(_mode ok abi11 minor3 bad_int_list bad_optional_list multi_device_cpu)
+    vbt_add_plugin(vbt_list_${_mode} SOURCES ${_vbt_root}/plugins/tensor_list_test/list_plugin.c
+                   DEFINES VBT_LIST_${_mode}=1)
   endforeach()
   # ABI 1.1 built-in override (plugins/override_test/override_plugin.c, selected by VBT_OVERRIDE_<mode>).
   foreach(_mode ok init_fails no_flag abi10)

@@ -8,6 +8,8 @@
 #      GPU, same weights and batches -> OUTDIR/training/
 #   3. the parity gate with device cuda -> OUTDIR/parity/
 #   4. dp (only when named in STEPS): data-parallel training on DP_GPUS GPUs (tests/gpu/dp_check.py) -> OUTDIR/dp/
+#   4b. ring (only when named in STEPS): the ring all-reduce plugin timed against NCCL (tests/gpu/ring_plugin_bench.py,
+#      RING_MIB sizes per rank, default "1 16 256 1024") -> OUTDIR/ring_bench.json; its correctness tests are in pytest
 #   5. sanitize (only when named in STEPS): compute-sanitizer (SANITIZE_TOOLS, default memcheck) over pytest of
 #      SANITIZE_TESTS (default tests/py/cuda/test_cuda_ops.py) -> OUTDIR/sanitize-TOOL.log
 # Build: cmake + ninja with CXX=/usr/bin/g++ (the image's /opt gcc links libstdc++ statically, which breaks _C
@@ -36,8 +38,15 @@ cmake -S "$RT" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVBT_ENABLE_CUDA=ON 
   -DVBT_BUILD_TESTS=OFF -DVBT_BUILD_PYTHON=ON -DPython_EXECUTABLE="$(command -v python3)" \
   -DVBT_SKIP_SUBSYSTEMS=fabric -DCBLAS_INCLUDE_DIR="$SHIM" -DOPENBLAS_LIBRARY="$SHIM/libopenblas.a" >"$OUT/configure.log" 2>&1 \
   || { tail -30 "$OUT/configure.log"; echo "configure failed" >>"$summary"; exit 1; }
-plugins=$(ninja -C "$B" -t targets all 2>/dev/null | grep -o '^vbt_example_[a-z_]*' | sort -u | tr '\n' ' ')
+plugins=$(ninja -C "$B" -t targets all 2>/dev/null | grep -o '^vbt_\(example\|fabric_ring\)_[a-z_]*' | sort -u | tr '\n' ' ')
 ninja -C "$B" -j"$(nproc)" _C $plugins >"$OUT/build.log" 2>&1 || { grep -n "error" "$OUT/build.log" | head -30; echo "build failed" >>"$summary"; exit 1; }
+# The plugin-ABI 1.2 test plugins (built by CMake only with VBT_BUILD_TESTS): one gcc call each.
+if [ -f "$RT/plugins/tensor_list_test/list_plugin.c" ]; then
+  for m in ok abi11 minor3 bad_int_list bad_optional_list multi_device_cpu; do
+    /usr/bin/gcc -O2 -fPIC -shared -fvisibility=hidden -I"$RT/include" -DVBT_LIST_$m=1 \
+      "$RT/plugins/tensor_list_test/list_plugin.c" -o "$B/vbt_plugins/libvbt_list_$m.so" || echo "gcc list plugin $m failed" >>"$summary"
+  done
+fi
 echo "build ok in $(( $(date +%s) - T0 ))s (targets: _C $plugins)" | tee -a "$summary"
 SITE=$B/site
 rm -rf "$SITE" && mkdir -p "$SITE" && cp -r "$RT/python/vibetensor" "$SITE/" && cp "$B"/_C*.so "$SITE/vibetensor/"
@@ -45,7 +54,8 @@ export VBT_PLUGIN_DIR=$B/vbt_plugins
 PYP=$SITE
 python3 -c "import pytest" 2>/dev/null || PYP=$SITE:$RT/tests/py/cuda/build/pylib
 tests="$RT/tests/py/cuda"
-for t in plugins/test_cuda_plugin.py interop/test_dlpack_cuda.py plugins/test_plugin_autograd.py distributed/test_distributed.py; do
+for t in plugins/test_cuda_plugin.py interop/test_dlpack_cuda.py plugins/test_plugin_autograd.py distributed/test_distributed.py \
+         plugins/test_plugin_tensor_list.py plugins/test_ring_plugin_cuda.py; do
   [ -f "$RT/tests/py/$t" ] && tests="$tests $RT/tests/py/$t"
 done
 STEPS=${STEPS:-pytest training parity}
@@ -77,6 +87,13 @@ if want sanitize; then
       --noconftest -p no:cacheprovider -x ${SANITIZE_TESTS:-$RT/tests/py/cuda/test_cuda_ops.py} >"$OUT/sanitize-$tool.log" 2>&1)
     echo "compute-sanitizer $tool rc=$? in $(( $(date +%s) - T5 ))s: $(grep -E 'ERROR SUMMARY|passed|failed' "$OUT/sanitize-$tool.log" | tail -2 | tr '\n' ' ')" | tee -a "$summary"
   done
+fi
+if want ring; then
+  T6=$(date +%s)
+  PYTHONPATH=$SITE timeout "$LIMIT" python3 tests/gpu/ring_plugin_bench.py "$SITE" "$VBT_PLUGIN_DIR" "$OUT/ring_bench.json" \
+    ${RING_MIB:-1 16 256 1024} >"$OUT/ring_bench.txt" 2>&1
+  echo "ring bench rc=$? in $(( $(date +%s) - T6 ))s" | tee -a "$summary"
+  tail -12 "$OUT/ring_bench.txt" | tee -a "$summary"
 fi
 if want dp; then
   T4=$(date +%s)

@@ -13,6 +13,10 @@
 //    plugin-side metadata (ExtSchema, owning library) and what each library registered, for rollback.
 //  * ABI 1.1: a plugin may override a built-in op's CPU kernel with VBT_KERNEL_OVERRIDE_BUILTIN (one
 //    library per op); unload_library() and a failed commit restore the previous kernel.
+//  * ABI 1.2: `Tensor[]` arguments (ExtArgType::TensorList), ops returning `()` (returns_none: the kernel only
+//    mutates its arguments), `ns::name` op names, ops exempt from the one-device policy
+//    (VBT_KERNEL_MULTI_DEVICE: OpHandle::multi_device, Note [Device policy] in dispatcher.h) and
+//    host->cuda_current_stream (answered by the provider the CUDA-enabled _C installs, NULL otherwise).
 //  * Loads and unloads are serialised (one at a time); registering while the same ops run on other
 //    threads is not supported.
 #pragma once
@@ -25,8 +29,8 @@
 
 namespace vbt::plugins {
 
-enum class ExtArgType : uint8_t { Tensor = 0, Int = 1, Float = 2, Bool = 3 };
-using ExtValue = std::variant<std::monostate, Tensor, int64_t, double, bool>;
+enum class ExtArgType : uint8_t { Tensor = 0, Int = 1, Float = 2, Bool = 3, TensorList = 4 };
+using ExtValue = std::variant<std::monostate, Tensor, int64_t, double, bool, std::vector<Tensor>>;
 
 struct ExtArg {
   std::string name;
@@ -39,6 +43,7 @@ struct ExtArg {
 struct ExtSchema {
   std::string text, name;
   std::vector<ExtArg> args;
+  bool returns_none = false;  // `-> ()` (ABI 1.2)
   // Throws vbt::Error(Value) naming the problem on a malformed or unsupported schema.
   static ExtSchema parse(const std::string& text);
 };
@@ -55,7 +60,13 @@ std::vector<std::string> overridden_ops();
 bool has_ext_op(const std::string& name);
 ExtSchema ext_op_schema(const std::string& name);  // RuntimeError if unknown
 std::vector<std::string> ext_op_names();
-// Calls an extension op with arguments in schema order (defaults already filled in).
+// Calls an extension op with arguments in schema order (defaults already filled in). An op returning `()`
+// gives an undefined Tensor.
 Tensor call_ext_op(const std::string& name, std::vector<ExtValue> args);
+
+// host->cuda_current_stream asks this function (device index -> cudaStream_t as void*); set by the Python
+// extension when it is built with CUDA. Without one the member returns NULL.
+using CudaStreamProvider = void* (*)(int device_index);
+void set_cuda_stream_provider(CudaStreamProvider fn);
 
 }  // namespace vbt::plugins

@@ -29,6 +29,24 @@
  * the appended member). Plugin ops and overrides are registered in the runtime's dispatcher, so plugin
  * ops are also reachable through vibetensor._C.call and listed by _C.op_schemas().
  *
+ * ABI 1.2 appends, for collectives and other ops over several tensors and devices (plugins built against 1.0
+ * and 1.1 keep loading; sizeof(vbt_value) stays 16 bytes):
+ *  - the schema argument type `Tensor[]` (a list of tensors, not optional, no default), passed to kernels as a
+ *    vbt_value tagged VBT_VALUE_TENSOR_LIST whose u.list points to a vbt_tensor_list {data, size}: `size`
+ *    borrowed handles, valid for the call (like a Tensor argument's handle). From Python: a list or tuple of
+ *    tensors (`vt.ops.ns.op([t0, t1])`).
+ *  - the return type `-> ()`: an op that only mutates its arguments; its kernel leaves *out NULL and the call
+ *    returns None.
+ *  - op names may carry one namespace, `ns::name` (reached from Python as vt.ops.ns.name).
+ *  - the flag VBT_KERNEL_MULTI_DEVICE of register_kernel_ex, for a plugin's own op and kDLCUDA: the op is exempt
+ *    from the dispatcher's one-device policy (its tensors may be on several CUDA devices, or mix CPU and CUDA).
+ *    Dispatch of such an op: the CUDA kernel when any tensor argument (in a Tensor or a Tensor[]) is on a CUDA
+ *    device, else the CPU kernel; the kernel itself checks where its tensors are. The runtime sets no current
+ *    device for it.
+ *  - host->cuda_current_stream(device): the calling thread's current CUDA stream of a device (a cudaStream_t as
+ *    void*), so a CUDA kernel launches on it and needs no device-wide synchronisation. NULL is the legacy default
+ *    stream (launching on it is correct); it is also what kDLCPU and a runtime without CUDA return.
+ *
  * Errors: functions return a vbt_status; a failing kernel or init calls host->set_error(msg) and
  * returns non-zero; the runtime raises a Python exception carrying msg. No C++ exception ever crosses
  * this interface.
@@ -46,7 +64,7 @@ extern "C" {
 #endif
 
 #define VBT_PLUGIN_ABI_MAJOR 1
-#define VBT_PLUGIN_ABI_MINOR 1
+#define VBT_PLUGIN_ABI_MINOR 2
 
 #if defined(_WIN32)
 #define VBT_PLUGIN_EXPORT __declspec(dllexport)
@@ -68,7 +86,8 @@ typedef enum vbt_status {
 /* Flags of register_kernel_ex (ABI 1.1). */
 typedef enum vbt_kernel_flags {
   VBT_KERNEL_FLAGS_NONE = 0,
-  VBT_KERNEL_OVERRIDE_BUILTIN = 1 /* replace a built-in op's kernel (CPU only) until the library is unloaded */
+  VBT_KERNEL_OVERRIDE_BUILTIN = 1, /* replace a built-in op's kernel (CPU only) until the library is unloaded */
+  VBT_KERNEL_MULTI_DEVICE = 2      /* ABI 1.2: the op's tensors may be on several devices (kDLCUDA kernels only) */
 } vbt_kernel_flags;
 
 typedef enum vbt_value_tag {
@@ -76,12 +95,19 @@ typedef enum vbt_value_tag {
   VBT_VALUE_TENSOR = 1,
   VBT_VALUE_INT = 2,
   VBT_VALUE_FLOAT = 3,
-  VBT_VALUE_BOOL = 4
+  VBT_VALUE_BOOL = 4,
+  VBT_VALUE_TENSOR_LIST = 5 /* ABI 1.2: u.list */
 } vbt_value_tag;
 
 typedef struct vbt_tensor_s* vbt_tensor;       /* opaque tensor handle */
 typedef struct vbt_registrar_s* vbt_registrar; /* opaque, valid only during vbt_plugin_init */
 typedef struct vbt_iter_s* vbt_iter;           /* opaque elementwise iterator */
+
+/* A Tensor[] argument (ABI 1.2): `size` borrowed handles (none NULL), valid for the kernel call. */
+typedef struct vbt_tensor_list {
+  const vbt_tensor* data;
+  int64_t size;
+} vbt_tensor_list;
 
 /* One kernel argument, in schema order. */
 typedef struct vbt_value {
@@ -92,6 +118,7 @@ typedef struct vbt_value {
     int64_t i;
     double f;
     int32_t b;
+    const vbt_tensor_list* list; /* VBT_VALUE_TENSOR_LIST (ABI 1.2) */
   } u;
 } vbt_value;
 
@@ -122,8 +149,8 @@ typedef struct vbt_host_api {
 
   /* --- registration (only inside vbt_plugin_init) --- */
   /* Defines a new op, e.g. "myadd(Tensor self, Tensor other, float alpha=1.0) -> Tensor". Argument
-   * types: Tensor, int, float, bool. A name that already exists (runtime op or any plugin's) fails
-   * with VBT_STATUS_DUPLICATE. */
+   * types: Tensor, int, float, bool, and since ABI 1.2 Tensor[]; returns: Tensor, or () since 1.2. A name
+   * that already exists (runtime op or any plugin's) fails with VBT_STATUS_DUPLICATE. */
   int32_t (*define_op)(vbt_registrar reg, const char* schema);
   /* Registers the kernel of an op for one device type (kDLCPU or kDLCUDA). */
   int32_t (*register_kernel)(vbt_registrar reg, const char* op_name, int32_t dl_device_type, vbt_kernel_fn fn,
@@ -158,6 +185,11 @@ typedef struct vbt_host_api {
    * at call time. A given out= tensor receives the kernel's result (as a torch out= overload would). */
   int32_t (*register_kernel_ex)(vbt_registrar reg, const char* op_name, int32_t dl_device_type, vbt_kernel_fn fn,
                                 void* user_data, uint32_t flags);
+
+  /* --- ABI 1.2 (present when abi_minor >= 2) --- */
+  /* The calling thread's current CUDA stream of `device` (a cudaStream_t). NULL means the legacy default stream,
+   * and is also returned for kDLCPU and by a runtime built without CUDA. */
+  void* (*cuda_current_stream)(DLDevice device);
 } vbt_host_api;
 
 typedef void (*vbt_plugin_abi_version_fn)(uint32_t* major, uint32_t* minor);

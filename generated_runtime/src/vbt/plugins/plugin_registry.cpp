@@ -3,6 +3,7 @@
 // catches and reports through a status plus a thread-local error message.
 #include <dlfcn.h>
 
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -18,6 +19,8 @@
 struct vbt_tensor_s {
   vbt::Tensor t;
 };
+
+static_assert(sizeof(vbt_value) == 16, "vbt_value's layout is part of the plugin ABI (1.0 to 1.2)");
 
 struct vbt_iter_s {
   std::string op_name;
@@ -40,6 +43,7 @@ struct ExtOp {
   ExtSchema schema;
   std::map<int32_t, ExtKernel> kernels;  // by DLPack device type
   std::string library;
+  bool multi_device = false;             // VBT_KERNEL_MULTI_DEVICE (ABI 1.2)
 };
 
 // What one library registered in the dispatcher (undone in reverse order by a rollback or an unload).
@@ -78,6 +82,15 @@ bool valid_identifier(const std::string& s) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.')) return false;
   return true;
 }
+
+// An op name: an identifier, or since ABI 1.2 `ns::name` (one namespace, both parts identifiers).
+bool valid_op_name(const std::string& s) {
+  size_t sep = s.find("::");
+  if (sep == std::string::npos) return valid_identifier(s);
+  return valid_identifier(s.substr(0, sep)) && valid_identifier(s.substr(sep + 2));
+}
+
+std::atomic<CudaStreamProvider> g_stream_provider{nullptr};
 
 ScalarType scalar_type_of(DLDataType d) {
   for (int i = 0; i < kNumScalarTypes; ++i) {
@@ -125,12 +138,17 @@ ExtSchema ExtSchema::parse(const std::string& text) {
   };
   ExtSchema s;
   s.text = trim(text);
-  size_t lp = s.text.find('('), rp = s.text.rfind(')');
-  if (lp == std::string::npos || rp == std::string::npos || rp < lp) bad("expected 'name(args) -> Tensor'");
+  size_t lp = s.text.find('('), rp = std::string::npos;
+  for (size_t i = lp, depth = 0; lp != std::string::npos && i < s.text.size(); ++i) {  // the ')' closing the args
+    if (s.text[i] == '(') ++depth;
+    if (s.text[i] == ')' && --depth == 0) { rp = i; break; }
+  }
+  if (lp == std::string::npos || rp == std::string::npos) bad("expected 'name(args) -> Tensor'");
   s.name = trim(s.text.substr(0, lp));
-  if (!valid_identifier(s.name)) bad("bad op name '" + s.name + "'");
+  if (!valid_op_name(s.name)) bad("bad op name '" + s.name + "' (an identifier, or 'namespace::name')");
   std::string rest = trim(s.text.substr(rp + 1));
-  if (rest != "-> Tensor") bad("the only supported return type is '-> Tensor'");
+  if (rest == "-> ()") s.returns_none = true;
+  else if (rest != "-> Tensor") bad("the supported return types are '-> Tensor' and '-> ()'");
   std::string body = s.text.substr(lp + 1, rp - lp - 1);
   size_t pos = 0;
   while (pos <= body.size()) {
@@ -153,12 +171,18 @@ ExtSchema ExtSchema::parse(const std::string& text) {
     if (!valid_identifier(a.name)) bad("bad argument name '" + a.name + "'");
     for (const ExtArg& o : s.args)
       if (o.name == a.name) bad("argument '" + a.name + "' appears twice");
+    std::string written = type;
     if (!type.empty() && type.back() == '?') { a.optional = true; type.pop_back(); }
     if (type == "Tensor") a.type = ExtArgType::Tensor;
     else if (type == "int") a.type = ExtArgType::Int;
     else if (type == "float") a.type = ExtArgType::Float;
     else if (type == "bool") a.type = ExtArgType::Bool;
-    else bad("unsupported argument type '" + type + "' (Tensor, int, float, bool)");
+    else if (type == "Tensor[]") a.type = ExtArgType::TensorList;
+    else bad("unsupported argument type '" + written + "' (Tensor, int, float, bool, Tensor[])");
+    if (a.type == ExtArgType::TensorList && a.optional)
+      bad("argument '" + a.name + "': an optional tensor list 'Tensor[]?' is not supported (pass an empty list)");
+    if (a.type == ExtArgType::TensorList && a.has_default)
+      bad("argument '" + a.name + "': a 'Tensor[]' argument cannot have a default");
     if (a.has_default) {
       try {
         if (def == "None") {
@@ -205,6 +229,7 @@ struct vbt_registrar_s {
   };
   std::vector<StagedKernel> kernels;
   std::vector<StagedKernel> overrides;  // register_kernel_ex with VBT_KERNEL_OVERRIDE_BUILTIN
+  std::vector<std::string> multi_device_ops;  // register_kernel_ex with VBT_KERNEL_MULTI_DEVICE (ABI 1.2)
   bool active = true;
   std::vector<std::string> errors;  // every failed registration
 };
@@ -279,8 +304,27 @@ int32_t host_register_kernel(vbt_registrar r, const char* op_name, int32_t devic
 int32_t host_register_kernel_ex(vbt_registrar r, const char* op_name, int32_t device_type, vbt_kernel_fn fn,
                                 void* user, uint32_t flags) {
   if (!r || !r->active) return fail(nullptr, VBT_STATUS_WRONG_PHASE, "register_kernel_ex called outside vbt_plugin_init");
-  if (flags & ~uint32_t(VBT_KERNEL_OVERRIDE_BUILTIN))
+  if (flags & ~uint32_t(VBT_KERNEL_OVERRIDE_BUILTIN | VBT_KERNEL_MULTI_DEVICE))
     return fail(r, VBT_STATUS_INVALID_ARGUMENT, "register_kernel_ex: unknown flags " + std::to_string(flags));
+  if ((flags & VBT_KERNEL_OVERRIDE_BUILTIN) && (flags & VBT_KERNEL_MULTI_DEVICE))
+    return fail(r, VBT_STATUS_INVALID_ARGUMENT,
+                "register_kernel_ex: VBT_KERNEL_OVERRIDE_BUILTIN and VBT_KERNEL_MULTI_DEVICE cannot be combined");
+  if (flags & VBT_KERNEL_MULTI_DEVICE) {
+    std::string name = op_name ? op_name : "";
+    if (device_type != kDLCUDA)
+      return fail(r, VBT_STATUS_UNSUPPORTED, "register_kernel_ex('" + name +
+                                                 "'): VBT_KERNEL_MULTI_DEVICE needs a kDLCUDA kernel (device type " +
+                                                 std::to_string(device_type) + ")");
+    bool own = false;
+    for (const ExtSchema& o : r->new_ops) own |= o.name == name;
+    if (!own)
+      return fail(r, VBT_STATUS_UNSUPPORTED, "register_kernel_ex('" + name +
+                                                 "'): VBT_KERNEL_MULTI_DEVICE applies only to an op this plugin "
+                                                 "defines");
+    int32_t rc = host_register_kernel(r, op_name, device_type, fn, user);
+    if (rc == VBT_STATUS_OK) r->multi_device_ops.push_back(name);
+    return rc;
+  }
   if (!(flags & VBT_KERNEL_OVERRIDE_BUILTIN)) return host_register_kernel(r, op_name, device_type, fn, user);
   if (!op_name || !fn) return fail(r, VBT_STATUS_INVALID_ARGUMENT, "register_kernel_ex: NULL op name or kernel");
   std::string name = op_name;
@@ -379,6 +423,17 @@ void host_iter_free(vbt_iter it) { delete it; }
 
 void host_set_error(const char* msg) { tls_error = msg ? msg : ""; }
 
+void* host_cuda_current_stream(DLDevice device) {
+  if (device.device_type != kDLCUDA) return nullptr;
+  CudaStreamProvider p = g_stream_provider.load();
+  if (!p) return nullptr;
+  try {
+    return p(device.device_id);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
 const vbt_host_api& host_api() {
   static const vbt_host_api api = [] {
     vbt_host_api a{};
@@ -397,6 +452,7 @@ const vbt_host_api& host_api() {
     a.iter_free = &host_iter_free;
     a.set_error = &host_set_error;
     a.register_kernel_ex = &host_register_kernel_ex;
+    a.cuda_current_stream = &host_cuda_current_stream;
     return a;
   }();
   return api;
@@ -412,8 +468,15 @@ std::string join(const std::vector<std::string>& v) {
 // built-in): arguments become vbt_values in schema order; a given out= receives the result.
 Value run_plugin_kernel(const OpHandle& op, const Args& args, const ExtKernel& k) {
   const char* name = op.def.name;
+  size_t nhandles = args.size();
+  for (const Value& a : args.values())
+    if (auto tl = std::get_if<TensorList>(&a)) nhandles += tl->size();
   std::vector<vbt_tensor_s> handles;
-  handles.reserve(args.size());
+  handles.reserve(nhandles);  // never reallocates: values point into it
+  std::vector<vbt_tensor> list_handles;  // the handle arrays of Tensor[] arguments, back to back
+  list_handles.reserve(nhandles);
+  std::vector<vbt_tensor_list> lists;
+  lists.reserve(args.size());
   std::vector<vbt_value> values(args.size());
   Tensor out_arg;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -429,6 +492,20 @@ Value run_plugin_kernel(const OpHandle& op, const Args& args, const ExtKernel& k
       handles.push_back(vbt_tensor_s{*t});
       v.tag = VBT_VALUE_TENSOR;
       v.u.tensor = &handles.back();
+    } else if (auto tl = std::get_if<TensorList>(&a)) {
+      const size_t first = list_handles.size();
+      for (size_t j = 0; j < tl->size(); ++j) {
+        const Tensor& t = (*tl)[j];
+        if (!t.defined()) {
+          std::string arg = i < op.schema.args.size() ? op.schema.args[i].name : std::to_string(i);
+          throw_error(ErrorKind::Value, name, ": argument '", arg, "' holds an undefined tensor at index ", j);
+        }
+        handles.push_back(vbt_tensor_s{t});
+        list_handles.push_back(&handles.back());
+      }
+      lists.push_back(vbt_tensor_list{list_handles.data() + first, static_cast<int64_t>(tl->size())});
+      v.tag = VBT_VALUE_TENSOR_LIST;
+      v.u.list = &lists.back();
     } else if (auto n = std::get_if<int64_t>(&a)) {
       v.tag = VBT_VALUE_INT;
       v.u.i = *n;
@@ -445,7 +522,7 @@ Value run_plugin_kernel(const OpHandle& op, const Args& args, const ExtKernel& k
     } else {
       std::string arg = i < op.schema.args.size() ? op.schema.args[i].name : std::to_string(i);
       throw_error(ErrorKind::NotImplemented, name, ": argument '", arg,
-                  "' has a type the plugin ABI cannot pass (Tensor, int, float, bool, Scalar)");
+                  "' has a type the plugin ABI cannot pass (Tensor, Tensor[], int, float, bool, Scalar)");
     }
   }
   vbt_tensor out = nullptr;
@@ -458,6 +535,13 @@ Value run_plugin_kernel(const OpHandle& op, const Args& args, const ExtKernel& k
                      : rc == VBT_STATUS_UNSUPPORTED    ? ErrorKind::NotImplemented
                                                        : ErrorKind::Runtime;
     throw_error(kind, name, ": plugin kernel failed (status ", rc, "): ", msg);
+  }
+  if (op.schema.returns == "()") {  // ABI 1.2: an op that only mutates its arguments
+    if (out) {
+      delete out;
+      throw_error(ErrorKind::Runtime, name, ": plugin kernel of an op returning () produced an output tensor");
+    }
+    return std::monostate{};
   }
   VBT_CHECK(out != nullptr, name, ": plugin kernel returned OK but no output tensor");
   Tensor result = out->t;
@@ -577,6 +661,11 @@ std::vector<std::string> load_library(const std::string& path) {
       std::lock_guard<std::mutex> lock(registry().mu);
       registry().ops.at(k.op).kernels[k.device_type] = k.kernel;
     }
+    for (const std::string& n : reg.multi_device_ops) {
+      d.set_multi_device(n, true);  // dropped with the op by remove_op
+      std::lock_guard<std::mutex> lock(registry().mu);
+      registry().ops.at(n).multi_device = true;
+    }
     for (auto& o : reg.overrides) {
       BoxedKernel previous = d.set_boxed_kernel(o.op, DispatchKey::CPU, boxed(o.kernel));
       rec.overrides.push_back({o.op, std::move(previous)});
@@ -658,9 +747,12 @@ Tensor call_ext_op(const std::string& name, std::vector<ExtValue> args) {
   for (ExtValue& v : args) std::visit([&](auto&& x) { values.push_back(Value(std::move(x))); }, v);
   // The dispatcher's call path: layers, the device policy (Note [Device policy]), then the plugin kernel.
   Value r = Dispatcher::get().call(op, values);
+  if (op.schema.returns == "()" && std::holds_alternative<std::monostate>(r)) return Tensor();
   auto* t = std::get_if<Tensor>(&r);
   VBT_CHECK(t != nullptr, name, ": plugin op did not return a Tensor");
   return *t;
 }
+
+void set_cuda_stream_provider(CudaStreamProvider fn) { g_stream_provider.store(fn); }
 
 }  // namespace vbt::plugins

@@ -69,6 +69,43 @@ TEST(PluginLoader, SchemaParserRejectsBadSchemas) {
   EXPECT_EQ(std::get<bool>(s.args[4].default_value), true);
 }
 
+// ABI 1.2: Tensor[] arguments, `-> ()`, `ns::name` op names.
+TEST(PluginLoader, SchemaParserTakesTensorListsNoneReturnsAndNamespaces) {
+  auto s = plugins::ExtSchema::parse("fabric::ring_all_reduce(Tensor[] tensors) -> ()");
+  EXPECT_EQ(s.name, "fabric::ring_all_reduce");
+  EXPECT_TRUE(s.returns_none);
+  ASSERT_EQ(s.args.size(), 1u);
+  EXPECT_EQ(s.args[0].type, plugins::ExtArgType::TensorList);
+  EXPECT_FALSE(plugins::ExtSchema::parse("f(Tensor[] xs, float a=1.0) -> Tensor").returns_none);
+  EXPECT_THROW(plugins::ExtSchema::parse("f(Tensor[]? xs) -> Tensor"), Error);
+  EXPECT_THROW(plugins::ExtSchema::parse("f(Tensor[] xs=None) -> Tensor"), Error);
+  EXPECT_THROW(plugins::ExtSchema::parse("f(int[] xs) -> Tensor"), Error);
+  EXPECT_THROW(plugins::ExtSchema::parse("a::b::c(Tensor x) -> Tensor"), Error);
+  EXPECT_THROW(plugins::ExtSchema::parse("f(Tensor x) -> (Tensor, Tensor)"), Error);
+}
+
+TEST(PluginLoader, TensorListOpsRunThroughTheDispatcher) {
+  plugins::load_library(plugin("vbt_list_ok"));
+  Tensor a = call_tensor_op("full", {Shape{3}, Scalar(1.5)}), b = call_tensor_op("full", {Shape{3}, Scalar(2.0)});
+  Tensor r = call_tensor_op("vbt_list_sum", {TensorList{a, b, b}, 2.0});
+  EXPECT_FLOAT_EQ(r.data<float>()[2], 11.f);
+  Value none = call_op("vbt_list::scale_", {TensorList{a}, 4.0});  // -> (): mutates, returns None
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(none));
+  EXPECT_FLOAT_EQ(a.data<float>()[0], 6.f);
+  EXPECT_FALSE(plugins::call_ext_op("vbt_list::scale_", {std::vector<Tensor>{a}, 0.5}).defined());
+  EXPECT_FLOAT_EQ(a.data<float>()[1], 3.f);
+  // the ring plugin's CPU kernel, three ranks of 5 elements (short last chunk)
+  plugins::load_library(plugin("vbt_fabric_ring_allreduce"));
+  TensorList ranks;
+  for (int k = 1; k <= 3; ++k) ranks.push_back(call_tensor_op("full", {Shape{5}, Scalar(double(k))}));
+  call_op("fabric::ring_all_reduce", {ranks});
+  for (const Tensor& t : ranks)
+    for (int i = 0; i < 5; ++i) EXPECT_FLOAT_EQ(t.data<float>()[i], 6.f);
+  EXPECT_NE(load_error("vbt_list_minor3").find("newer than this runtime's 1.2"), std::string::npos);
+  EXPECT_NE(load_error("vbt_list_multi_device_cpu").find("VBT_KERNEL_MULTI_DEVICE needs a kDLCUDA kernel"),
+            std::string::npos);
+}
+
 TEST(PluginLoader, PluginOpsAreDispatcherOpsAndOverridesRollBack) {
   plugins::load_library(plugin("vbt_example_hypot"));
   const OpHandle* h = Dispatcher::get().find_or_null("vbt_example_hypot");

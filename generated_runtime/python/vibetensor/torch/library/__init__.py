@@ -549,6 +549,8 @@ class _Namespace:
         op = _custom_ops.get(q)
         if op is not None:
             return op
+        if _C._has_ext_op(q):  # a plugin op named "ns::name" (plugin ABI 1.2)
+            return _PluginOp(q)
         if self._ns == "aten" and _builtin_schema(name) is not None:
             return lambda *a, **k: _C.call(name, *a, **k)
         raise AttributeError(f"vt.ops.{self._ns} has no op {name!r}")
@@ -575,7 +577,8 @@ class _Ops:
             raise AttributeError(name)
         if _C._has_ext_op(name):
             return _PluginOp(name)
-        if name == "aten" or any(q.startswith(name + "::") for q in _custom_ops):
+        if (name == "aten" or any(q.startswith(name + "::") for q in _custom_ops)
+                or any(q.startswith(name + "::") for q in _C._ext_ops())):
             return _Namespace(name)
         raise AttributeError(f"vt.ops has no op or namespace {name!r}")
 

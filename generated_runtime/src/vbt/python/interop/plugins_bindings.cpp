@@ -15,6 +15,9 @@
 
 #include "vbt/dispatch/dispatcher.h"
 #include "vbt/plugins/registry.h"
+#ifdef VBT_HAS_CUDA
+#include "vbt/cuda/stream.h"
+#endif
 
 namespace nb = nanobind;
 using namespace vbt;
@@ -45,12 +48,25 @@ plugins::ExtValue ext_value(nb::handle h, const plugins::ExtArg& spec, const std
     case plugins::ExtArgType::Bool:
       if (!PyBool_Check(h.ptr())) bad("bool");
       return h.ptr() == Py_True;
+    case plugins::ExtArgType::TensorList: {  // ABI 1.2: a list or tuple of tensors
+      if (!PyList_Check(h.ptr()) && !PyTuple_Check(h.ptr())) bad("a list or tuple of Tensors");
+      std::vector<Tensor> out;
+      size_t j = 0;
+      for (nb::handle item : nb::borrow<nb::sequence>(h)) {
+        if (!nb::isinstance<Tensor>(item))
+          throw_error(ErrorKind::Type, op, "(): argument '", spec.name, "' must be a list of Tensors, but element ",
+                      j, " is ", nb::type_name(item.type()).c_str());
+        out.push_back(nb::cast<Tensor>(item));
+        ++j;
+      }
+      return out;
+    }
   }
   bad("a supported value");
   return std::monostate{};
 }
 
-Tensor ext_call(const std::string& name, nb::args args, nb::kwargs kwargs) {
+nb::object ext_call(const std::string& name, nb::args args, nb::kwargs kwargs) {
   plugins::ExtSchema s = plugins::ext_op_schema(name);
   const auto& specs = s.args;
   if (args.size() > specs.size())
@@ -73,8 +89,13 @@ Tensor ext_call(const std::string& name, nb::args args, nb::kwargs kwargs) {
     else if (specs[i].has_default) boxed.push_back(specs[i].default_value);
     else throw_error(ErrorKind::Type, name, "() missing required argument '", specs[i].name, "'");
   }
-  nb::gil_scoped_release release;  // plugin kernels never touch Python
-  return plugins::call_ext_op(name, std::move(boxed));
+  Tensor r;
+  {
+    nb::gil_scoped_release release;  // plugin kernels never touch Python
+    r = plugins::call_ext_op(name, std::move(boxed));
+  }
+  if (s.returns_none) return nb::none();  // `-> ()` (ABI 1.2)
+  return nb::cast(r);
 }
 
 // ---- Python override layer --------------------------------------------------------------------------
@@ -185,6 +206,11 @@ void set_python_override(const std::string& name, nb::object fn) {
 }  // namespace
 
 void vbt_bind_plugins(nb::module_& m) {
+#ifdef VBT_HAS_CUDA
+  // host->cuda_current_stream (ABI 1.2): this thread's current vibetensor stream of the device.
+  plugins::set_cuda_stream_provider(
+      [](int device_index) -> void* { return static_cast<void*>(cuda::current_stream(device_index).handle()); });
+#endif
   m.def("_load_library", [](const std::string& path) {
     nb::gil_scoped_release release;
     return plugins::load_library(path);
