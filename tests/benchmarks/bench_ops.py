@@ -216,15 +216,18 @@ def cases(quick: bool) -> list[Case]:
 
 
 # --------------------------------------------------------------------------------------------------------- timing
+CLOCK = time.perf_counter  # --clock cpu: time.process_time (CPU seconds of all threads)
+
+
 def sample(fn: Callable[[], Any], iters: int) -> float:
     """Seconds per call over ``iters`` back-to-back calls, garbage collector off."""
     gc_was = gc.isenabled()
     gc.disable()
     try:
-        t = time.perf_counter()
+        t = CLOCK()
         for _ in range(iters):
             fn()
-        return (time.perf_counter() - t) / iters
+        return (CLOCK() - t) / iters
     finally:
         if gc_was:
             gc.enable()
@@ -330,9 +333,16 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3, help="untimed calls per framework before timing (default 3)")
     ap.add_argument("--quick", action="store_true",
                     help="smaller large operands (2048^2), 5 repeats, 10 ms samples, unless given explicitly")
-    ap.add_argument("-k", dest="select", default=None, help="only cases whose name contains this substring")
+    ap.add_argument("-k", dest="select", action="append", default=None,
+                    help="only cases whose name contains this substring (repeatable: any of them)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall: time.perf_counter (default); cpu: time.process_time, CPU seconds of all threads "
+                         "(steadier than wall time on a loaded machine; with several threads it also counts "
+                         "their spinning, so read it for --threads 1)")
     ap.add_argument("--out", help="write the JSON report here")
     args = ap.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     repeats = args.repeats if not args.quick or "--repeats" in sys.argv else 5
     min_sample_ms = args.min_sample_ms if args.min_sample_ms is not None else (10.0 if args.quick else 50.0)
 
@@ -348,13 +358,15 @@ def main() -> None:
         "torch_version": torch.__version__,
         "threads": {"requested": threads, "torch": torch.get_num_threads(), "vt": vt.get_num_threads()},
         "repeats": repeats, "min_sample_ms": min_sample_ms, "warmup": args.warmup, "quick": args.quick,
+        "clock": args.clock,
         "statistic": "median seconds per call; ratio = vt / torch (> 1: vibetensor slower); slow = ratio > 2",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "results": [],
     }
     print(f"device {report['device']} | torch {torch.__version__} | threads torch={report['threads']['torch']} "
-          f"vt={report['threads']['vt']} | repeats {repeats} | min sample {min_sample_ms} ms", flush=True)
-    selected = [c for c in cases(args.quick) if args.select is None or args.select in c[0]]
+          f"vt={report['threads']['vt']} | repeats {repeats} | min sample {min_sample_ms} ms | clock {args.clock}",
+          flush=True)
+    selected = [c for c in cases(args.quick) if args.select is None or any(k in c[0] for k in args.select)]
     rows = []
     print_header()
     for case in selected:
