@@ -89,6 +89,13 @@ def get_num_threads():
 
 
 def set_num_threads(n):
+    """Threads of the CPU kernels (OpenMP) and of OpenBLAS (matmul), like torch.set_num_threads."""
+    import builtins  # `int` here is the dtype
+
+    if not isinstance(n, builtins.int) or isinstance(n, builtins.bool):
+        raise RuntimeError(f"set_num_threads expects an int, but got {type(n).__name__}")
+    if n <= 0:
+        raise RuntimeError("set_num_threads expects a positive integer")
     _C.set_num_threads(n)
 
 

@@ -48,6 +48,9 @@ VBT_KERNEL(k_max_dim) VBT_KERNEL(k_min_dim) VBT_KERNEL(k_argmax) VBT_KERNEL(k_ar
 VBT_KERNEL(k_std) VBT_KERNEL(k_norm) VBT_KERNEL(k_logsumexp) VBT_KERNEL(k_all) VBT_KERNEL(k_any)
 VBT_KERNEL(k_cumsum) VBT_KERNEL(k_cumprod) VBT_KERNEL(k_softmax) VBT_KERNEL(k_log_softmax)
 VBT_KERNEL(k_fused_layer_norm)
+// reduce_kernels.cpp, Note [Fused NN ops]: fused ops with a backward (CPU reference kernels)
+VBT_KERNEL(k_fused_cross_entropy) VBT_KERNEL(k_fused_cross_entropy_backward)
+VBT_KERNEL(k_fused_layer_norm_fwd) VBT_KERNEL(k_fused_layer_norm_backward)
 // linalg_kernels.cpp
 VBT_KERNEL(k_mm) VBT_KERNEL(k_bmm) VBT_KERNEL(k_matmul) VBT_KERNEL(k_addmm) VBT_KERNEL(k_linear)
 VBT_KERNEL(k_outer) VBT_KERNEL(k_dot) VBT_KERNEL(k_baddbmm)

@@ -8,6 +8,12 @@
 #include <omp.h>
 #endif
 
+// OpenBLAS (linked for cblas_?gemm, linalg_kernels.cpp) keeps its own thread pool and count. Declared here, weak,
+// rather than taken from cblas.h: only OpenBLAS has it, and a BLAS without it leaves the call out.
+extern "C" {
+__attribute__((weak)) void openblas_set_num_threads(int);
+}
+
 namespace vbt {
 
 int get_num_threads() {
@@ -18,12 +24,13 @@ int get_num_threads() {
 #endif
 }
 
+// Like torch.set_num_threads: the OpenMP team size of parallel_for and OpenBLAS's thread count (matmul) together.
 void set_num_threads(int n) {
+  if (n <= 0) return;
 #ifdef _OPENMP
-  if (n > 0) omp_set_num_threads(n);
-#else
-  (void)n;
+  omp_set_num_threads(n);
 #endif
+  if (openblas_set_num_threads) openblas_set_num_threads(n);
 }
 
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {

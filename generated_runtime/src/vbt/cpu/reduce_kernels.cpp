@@ -127,7 +127,9 @@ void run_reduce(const Tensor& in, const ReducePlan& p, Acc init, Step step, Emit
 // per output, not per run); outputs with several runs are processed in blocks of 32, run index outermost,
 // so memory is read in order; a single contiguous run (sum of everything) is cut into fixed 64Ki-element
 // chunks summed in parallel and added in chunk order (the result does not depend on the thread count);
-// outer-dim sums add 8 rows per pass over a 16-column register block, in row order (same values).
+// outer-dim sums add 8 rows per pass over a 16-column register block, in row order (same values). A single run
+// per output (sum over the last dim) keeps its 32 lanes in registers (vec::sum_f32_f64), and float64 runs use
+// vec::sum_f64 (AVX2, same lanes and order as sum_contig's loop); both prefetch ahead (vec_math.h).
 constexpr int64_t kLanes = 32;
 
 struct Identity {
@@ -137,6 +139,8 @@ struct Identity {
 template <typename T, typename A, typename Map> A sum_contig(const T* x, int64_t n, Map map) {
   if constexpr (std::is_same_v<T, float> && std::is_same_v<A, double> && std::is_same_v<Map, Identity>)
     return vec::sum_f32_f64(x, n);  // same arithmetic, also compiled for AVX2
+  if constexpr (std::is_same_v<T, double> && std::is_same_v<A, double> && std::is_same_v<Map, Identity>)
+    return vec::sum_f64(x, n);  // same arithmetic (same lanes, same order), AVX2 with prefetches
   A acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -166,15 +170,26 @@ void run_sum(const Tensor& in, const ReducePlan& p, Map map, Emit emit) {
         const int64_t nchunks = (inner_n + kChunk - 1) / kChunk;
         std::vector<double> part(static_cast<size_t>(nchunks));
         parallel_for(0, nchunks, std::max<int64_t>(1, kParallelGrain / kChunk), [&](int64_t b, int64_t e) {
-          for (int64_t c = b; c < e; ++c) {
-            double lanes[vec::kSumLanes] = {};
-            vec::sum_f32_lanes(lanes, base + c * kChunk, std::min(kChunk, inner_n - c * kChunk));
-            part[static_cast<size_t>(c)] = vec::combine_lanes(lanes);
-          }
+          for (int64_t c = b; c < e; ++c)  // lanes from zero, combined: sum_f32_f64 (registers on AVX2+FMA)
+            part[static_cast<size_t>(c)] =
+                vec::sum_f32_f64(base + c * kChunk, std::min(kChunk, inner_n - c * kChunk));
         });
         double acc = 0;
         for (double v : part) acc += v;
         emit(0, acc);
+        return;
+      }
+      if (outer_red == 1) {
+        // One contiguous run per output (sum over the last dim): vec::sum_f32_f64 per output, the same arithmetic
+        // as the block loop below without its per-output lane zeroing (a rep stos) and, for one kept dim, without
+        // offset_of's divisions.
+        const int64_t kst = nk == 1 ? p.keep_strides[0] : 0;
+        parallel_for(0, p.num_out, grain, [&](int64_t b, int64_t e) {
+          for (int64_t o = b; o < e; ++o) {
+            const int64_t off = nk == 1 ? o * kst : offset_of(o, p.keep_sizes, p.keep_strides);
+            emit(o, vec::sum_f32_f64(base + off, inner_n));
+          }
+        });
         return;
       }
       // Every run of an output feeds the same 32 lanes (no per-run combination), then one pairwise combine.
@@ -201,9 +216,10 @@ void run_sum(const Tensor& in, const ReducePlan& p, Map map, Emit emit) {
     }
   }
   if (nr == 0 || p.red_strides.back() == 1) {
+    const int64_t kst = nk == 1 ? p.keep_strides[0] : 0;  // one kept dim (row sums): no divisions per output
     parallel_for(0, p.num_out, grain, [&](int64_t b, int64_t e) {
       for (int64_t o = b; o < e; ++o) {
-        const T* ob = base + offset_of(o, p.keep_sizes, p.keep_strides);
+        const T* ob = base + (nk == 1 ? o * kst : offset_of(o, p.keep_sizes, p.keep_strides));
         A acc = A(0);
         for (int64_t r = 0; r < outer_red; ++r)
           acc += sum_contig<T, A>(ob + offset_of(r, outer_sizes, outer_strides), inner_n, map);
@@ -735,5 +751,368 @@ Value k_cumprod(const Args& a) { return cum_like<true>(a, "cumprod"); }
 // softmax/log_softmax(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
 Value k_softmax(const Args& a) { return softmax_like<false>(a, "softmax"); }
 Value k_log_softmax(const Args& a) { return softmax_like<true>(a, "log_softmax"); }
+
+// ================================================================================================================
+// Fused NN ops with a backward (Note [Fused NN ops]): the CPU reference kernels of _fused_cross_entropy(_backward)
+// and _fused_layer_norm_fwd / _fused_layer_norm_backward. The CUDA kernels (src/vbt/cuda/ops/reduce_gemm.cu,
+// FusedNnNote) compute the same quantities; autograd formulas (src/vbt/autograd/formulas.cpp) connect forward and
+// backward; nn.functional.cross_entropy / layer_norm call them (python/vibetensor/torch/nn/functional.py).
+//
+// Note [Fused NN ops]
+//  * _fused_cross_entropy(input [M, C], target [M] int, ignore_index, label_smoothing eps, reduction) ->
+//    [loss, stats [M, 2], total []]: per row the max m and ls = log(sum_j exp(x_j - m)) (lse = m + ls); a row
+//    whose target is
+//    ignore_index contributes 0, else loss_i = lse - (1 - eps) * x_t - eps / C * sum_j x_j (the label-smoothed
+//    negative log-likelihood). total: the number of non-ignored rows; mean = sum_i loss_i / total (NaN when every
+//    row is ignored, as PyTorch). stats and total are in the accumulate dtype (float64 for float64, else float32);
+//    m and ls are kept apart so that the backward's softmax exp(x - m) * exp(-ls) does not lose the digits a
+//    rounded lse of a large |x| would.
+//    CPU: an out-of-range target raises IndexError; CUDA (no host sync): its row's loss and gradient are NaN.
+//  * _fused_cross_entropy_backward(grad, input, target, stats, total, ...) -> dinput: for a non-ignored row
+//    s * (softmax(x)_j - eps / C - (1 - eps) [j == t]) with s = grad_i (none), grad (sum), grad / total (mean);
+//    ignored rows 0.
+//  * _fused_layer_norm_fwd(input, normalized_shape, weight?, bias?, eps) -> [y, mean [R], rstd [R]] (R rows of
+//    the trailing normalized dims, mean/rstd in the accumulate dtype) and _fused_layer_norm_backward(grad, input,
+//    mean, rstd, weight?, normalized_shape, bool has_bias) -> [dx, dweight (if weight), dbias (if has_bias)]:
+//    xhat = (x - mean) * rstd, h = grad * w, dx = rstd * (h - mean_j(h) - xhat * mean_j(h * xhat)),
+//    dweight = sum_rows grad * xhat, dbias = sum_rows grad.
+namespace {
+
+int ce_reduction(const std::string& r, const char* op) {
+  if (r == "none") return 0;
+  if (r == "mean") return 1;
+  if (r == "sum") return 2;
+  VBT_CHECK_VALUE(false, op, ": ", r, " is not a valid value for reduction");
+  return 1;
+}
+
+// Checks of _fused_cross_entropy's operands (CPU and CUDA kernels share them); returns C.
+int64_t ce_check(const char* op, const Tensor& in, const Tensor& tgt) {
+  VBT_CHECK(in.dim() == 2, op, ": expected a 2-D input [N, C], got ", shape_str(in.sizes()));
+  VBT_CHECK(is_floating(in.dtype()), op, ": expected a floating input, got ", dtype_name(in.dtype()));
+  VBT_CHECK(!is_floating(tgt.dtype()) && tgt.dtype() != ScalarType::Bool, op,
+            ": expected target of an integer dtype (class indices), got ", dtype_name(tgt.dtype()));
+  VBT_CHECK_VALUE(tgt.dim() == 1 && tgt.sizes()[0] == in.sizes()[0], op, ": Expected input batch_size (",
+                  in.sizes()[0], ") to match target batch_size (", tgt.numel(), ").");
+  return in.sizes()[1];
+}
+
+// The row's max m (NaN when any element is NaN; 0 when infinite, so that exp(x - m) stays defined) and
+// ls = log(sum_j exp(x_j - m)).
+template <typename T> std::pair<double, double> ce_row_stats(const T* x, int64_t n, std::vector<float>& buf) {
+  if constexpr (std::is_same_v<T, float>) {  // vectorisable: lane maxima (NaN skipped: it reaches the sum), exp, sum
+    float ml[kLanes];
+    for (int64_t j = 0; j < kLanes; ++j) ml[j] = -std::numeric_limits<float>::infinity();
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      for (int64_t j = 0; j < kLanes; ++j) ml[j] = vec::select(ml[j] < x[i + j], x[i + j], ml[j]);
+    for (; i < n; ++i) ml[0] = vec::select(ml[0] < x[i], x[i], ml[0]);
+    float mf = ml[0];
+    for (int64_t j = 1; j < kLanes; ++j) mf = ml[j] > mf ? ml[j] : mf;
+    if (std::isinf(mf)) mf = 0;  // all -inf (or NaN): ls = -inf / NaN; a +inf: ls = +inf
+    buf.resize(static_cast<size_t>(n));
+    vec::exp_f32_array(buf.data(), x, n, mf);
+    return {static_cast<double>(mf), std::log(sum_contig<float, double>(buf.data(), n, Identity{}))};
+  }
+  double m = -std::numeric_limits<double>::infinity();
+  bool nan = false;
+  for (int64_t j = 0; j < n; ++j) {
+    nan = nan || std::isnan(static_cast<double>(x[j]));
+    m = std::max(m, static_cast<double>(x[j]));
+  }
+  if (nan) return {std::numeric_limits<double>::quiet_NaN(), 0.0};
+  if (std::isinf(m)) m = 0;  // all -inf: ls = -inf; a +inf: ls = +inf
+  double s = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    buf.resize(static_cast<size_t>(n));
+    vec::exp_f32_array(buf.data(), x, n, static_cast<float>(m));
+    for (int64_t j = 0; j < n; ++j) s += buf[j];
+  } else {
+    for (int64_t j = 0; j < n; ++j) s += std::exp(x[j] - m);
+  }
+  return {m, std::log(s)};
+}
+}  // namespace
+
+// _fused_cross_entropy(Tensor input, Tensor target, int ignore_index=-100, float label_smoothing=0.0,
+//                      str reduction='mean') -> Tensor[]   (Note [Fused NN ops])
+Value k_fused_cross_entropy(const Args& a) {
+  const char* op = "_fused_cross_entropy";
+  Tensor in = a.tensor(0), tgt = a.tensor(1);
+  const int64_t ignore = a.integer(2);
+  const double eps = a.real(3);
+  const int red = ce_reduction(a.str(4), op);
+  const int64_t C = ce_check(op, in, tgt);
+  VBT_CHECK(in.dtype() == ScalarType::Float32 || in.dtype() == ScalarType::Float64, op,
+            ": expected a float32 or float64 input on the CPU, got ", dtype_name(in.dtype()));
+  in = contiguous_or_self(in);
+  tgt = cast_to(contiguous_or_self(tgt), ScalarType::Int64);
+  const int64_t M = in.sizes()[0];
+  const ScalarType acc = in.dtype();
+  Tensor lse = empty({M, 2}, acc);
+  Tensor rowloss = empty({M}, ScalarType::Float64);
+  const int64_t* tp = tgt.data<int64_t>();
+  for (int64_t i = 0; i < M; ++i)
+    VBT_CHECK_INDEX(tp[i] == ignore || (tp[i] >= 0 && tp[i] < C), op, ": Target ", tp[i],
+                    " is out of bounds (number of classes ", C, ")");
+  VBT_DISPATCH_FLOATING(in.dtype(), op, [&]<typename T>() {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      const T* x = in.data<T>();
+      T* lp = lse.data<T>();
+      double* rl = rowloss.data<double>();
+      parallel_for(0, M, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(C, 1)), [&](int64_t r0, int64_t r1) {
+        std::vector<float> buf;
+        for (int64_t i = r0; i < r1; ++i) {
+          const T* xr = x + i * C;
+          const auto [m, ls] = ce_row_stats(xr, C, buf);
+          lp[2 * i] = static_cast<T>(m);
+          lp[2 * i + 1] = static_cast<T>(ls);
+          if (tp[i] == ignore) { rl[i] = 0; continue; }
+          double v = (m - static_cast<double>(xr[tp[i]])) + ls + eps * static_cast<double>(xr[tp[i]]);
+          if (eps > 0) {
+            double sx = 0;
+            for (int64_t j = 0; j < C; ++j) sx += xr[j];
+            v -= eps / static_cast<double>(C) * sx;
+          }
+          rl[i] = v;
+        }
+      });
+    }
+  });
+  double count = 0, total = 0;
+  const double* rl = rowloss.data<double>();
+  for (int64_t i = 0; i < M; ++i) {
+    if (tp[i] != ignore) count += 1;
+    total += rl[i];
+  }
+  Tensor cnt = empty({}, acc);
+  Tensor loss;
+  if (red == 0) {
+    loss = cast_to(rowloss, in.dtype());
+  } else {
+    loss = empty({}, in.dtype());
+    const double v = red == 2 ? total : total / count;
+    if (in.dtype() == ScalarType::Float32) *loss.data<float>() = static_cast<float>(v);
+    else *loss.data<double>() = v;
+  }
+  if (acc == ScalarType::Float32) *cnt.data<float>() = static_cast<float>(count);
+  else *cnt.data<double>() = count;
+  return TensorList{loss, lse, cnt};
+}
+
+// _fused_cross_entropy_backward(Tensor grad, Tensor input, Tensor target, Tensor stats, Tensor total,
+//                               int ignore_index=-100, float label_smoothing=0.0, str reduction='mean') -> Tensor
+Value k_fused_cross_entropy_backward(const Args& a) {
+  const char* op = "_fused_cross_entropy_backward";
+  Tensor g = a.tensor(0), in = a.tensor(1), tgt = a.tensor(2), lse = a.tensor(3), cnt = a.tensor(4);
+  const int64_t ignore = a.integer(5);
+  const double eps = a.real(6);
+  const int red = ce_reduction(a.str(7), op);
+  const int64_t C = ce_check(op, in, tgt);
+  VBT_CHECK(in.dtype() == ScalarType::Float32 || in.dtype() == ScalarType::Float64, op,
+            ": expected a float32 or float64 input on the CPU, got ", dtype_name(in.dtype()));
+  const int64_t M = in.sizes()[0];
+  VBT_CHECK(red == 0 ? g.numel() == M : g.numel() == 1, op, ": grad of shape ", shape_str(g.sizes()),
+            " does not match the reduction");
+  VBT_CHECK(lse.numel() == 2 * M && cnt.numel() == 1, op, ": stats/total do not match the input");
+  in = contiguous_or_self(in);
+  tgt = cast_to(contiguous_or_self(tgt), ScalarType::Int64);
+  Tensor gd = cast_to(contiguous_or_self(g), ScalarType::Float64);
+  Tensor ld = cast_to(contiguous_or_self(lse), ScalarType::Float64);
+  const double total = item_of(cnt).to_double();
+  Tensor out = empty(in.sizes(), in.dtype());
+  const int64_t* tp = tgt.data<int64_t>();
+  const double* gp = gd.data<double>();
+  const double* lp = ld.data<double>();
+  VBT_DISPATCH_FLOATING(in.dtype(), op, [&]<typename T>() {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      const T* x = in.data<T>();
+      T* y = out.data<T>();
+      parallel_for(0, M, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(C, 1)), [&](int64_t r0, int64_t r1) {
+        for (int64_t i = r0; i < r1; ++i) {
+          const T* xr = x + i * C;
+          T* yr = y + i * C;
+          if (tp[i] == ignore) {
+            std::fill(yr, yr + C, T(0));
+            continue;
+          }
+          const double s = red == 0 ? gp[i] : red == 2 ? gp[0] : gp[0] / total;
+          const T sm = static_cast<T>(eps / static_cast<double>(C) * s);
+          // softmax = exp(x - m) * exp(-ls), scaled by s in one factor
+          const T f = static_cast<T>(std::exp(-lp[2 * i + 1]) * s);
+          if constexpr (std::is_same_v<T, float>) {
+            vec::exp_f32_array(yr, xr, C, static_cast<float>(lp[2 * i]));
+          } else {
+            for (int64_t j = 0; j < C; ++j) yr[j] = std::exp(xr[j] - lp[2 * i]);
+          }
+          for (int64_t j = 0; j < C; ++j) yr[j] = yr[j] * f - sm;
+          if (tp[i] >= 0 && tp[i] < C) yr[tp[i]] -= static_cast<T>((1.0 - eps) * s);
+        }
+      });
+    }
+  });
+  return out;
+}
+
+namespace {
+// Shared checks of the fused layer_norm ops; returns the row length.
+int64_t ln_check(const char* op, const Tensor& in, const Shape& ns, const Tensor& w, const Tensor& b) {
+  const int64_t nd = static_cast<int64_t>(ns.size());
+  VBT_CHECK(nd >= 1 && nd <= in.dim(), op, ": normalized_shape ", shape_str(ns), " does not fit input shape ",
+            shape_str(in.sizes()));
+  for (int64_t d = 0; d < nd; ++d)
+    VBT_CHECK(in.sizes()[in.dim() - nd + d] == ns[d], op, ": input shape ", shape_str(in.sizes()),
+              " does not end with normalized_shape ", shape_str(ns));
+  VBT_CHECK(is_floating(in.dtype()), op, ": expected a floating input, got ", dtype_name(in.dtype()));
+  for (const Tensor* t : {&w, &b})
+    if (t->defined())
+      VBT_CHECK(t->dtype() == in.dtype() && t->sizes() == ns && t->device() == in.device(), op,
+                ": weight/bias must have shape ", shape_str(ns), " and dtype ", dtype_name(in.dtype()), " on ",
+                in.device().str(), ", got ", shape_str(t->sizes()), " ", dtype_name(t->dtype()), " on ",
+                t->device().str());
+  return shape_numel(ns);
+}
+}  // namespace
+
+// _fused_layer_norm_fwd(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None,
+//                       float eps=1e-05) -> Tensor[]   (Note [Fused NN ops])
+Value k_fused_layer_norm_fwd(const Args& a) {
+  const char* op = "_fused_layer_norm_fwd";
+  Tensor in = a.tensor(0);
+  const Shape& ns = a.int_list(1);
+  Tensor w = a.opt_tensor(2), b = a.opt_tensor(3);
+  const double eps = a.real(4);
+  const int64_t n = ln_check(op, in, ns, w, b);
+  VBT_CHECK(in.dtype() == ScalarType::Float32 || in.dtype() == ScalarType::Float64, op,
+            ": expected a float32 or float64 input on the CPU, got ", dtype_name(in.dtype()));
+  in = contiguous_or_self(in);
+  if (w.defined()) w = contiguous_or_self(w);
+  if (b.defined()) b = contiguous_or_self(b);
+  const int64_t rows = n ? in.numel() / n : 0;
+  Tensor out = empty(in.sizes(), in.dtype());
+  Tensor mean_t = empty({rows}, in.dtype()), rstd_t = empty({rows}, in.dtype());
+  if (rows == 0) return TensorList{out, mean_t, rstd_t};
+  VBT_DISPATCH_FLOATING(in.dtype(), op, [&]<typename T>() {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      const T* x = in.data<T>();
+      T* y = out.data<T>();
+      T* mp = mean_t.data<T>();
+      T* rp = rstd_t.data<T>();
+      const T* wp = w.defined() ? w.data<T>() : nullptr;
+      const T* bp = b.defined() ? b.data<T>() : nullptr;
+      parallel_for(0, rows, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(n, 1)), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const T* xr = x + r * n;
+          T* yr = y + r * n;
+          if constexpr (std::is_same_v<T, float>) {  // as _fused_layer_norm's float32 rows (vec_math.h)
+            const float mf = static_cast<float>(vec::sum_f32_blocked(xr, n, 0.0f, false) / static_cast<double>(n));
+            const double var = vec::sum_f32_blocked(xr, n, mf, true) / static_cast<double>(n);
+            const float rf = static_cast<float>(1.0 / std::sqrt(var + eps));
+            mp[r] = mf;
+            rp[r] = rf;
+            vec::layer_norm_row_f32(yr, xr, n, mf, rf, wp, bp);
+            continue;
+          }
+          double mean = 0;
+          for (int64_t i = 0; i < n; ++i) mean += xr[i];
+          mean /= static_cast<double>(n);
+          double ss = 0;
+          for (int64_t i = 0; i < n; ++i) ss += (xr[i] - mean) * (xr[i] - mean);
+          const double rstd = 1.0 / std::sqrt(ss / static_cast<double>(n) + eps);
+          mp[r] = static_cast<T>(mean);
+          rp[r] = static_cast<T>(rstd);
+          const T mf = static_cast<T>(mean), rf = static_cast<T>(rstd);
+          for (int64_t i = 0; i < n; ++i) {
+            T v = (xr[i] - mf) * rf;
+            if (wp) v *= wp[i];
+            if (bp) v += bp[i];
+            yr[i] = v;
+          }
+        }
+      });
+    }
+  });
+  return TensorList{out, mean_t, rstd_t};
+}
+
+// _fused_layer_norm_backward(Tensor grad, Tensor input, Tensor mean, Tensor rstd, Tensor? weight,
+//                            int[] normalized_shape, bool has_bias=False) -> Tensor[]
+//   -> [dinput, dweight (when weight is given), dbias (when has_bias)]   (Note [Fused NN ops])
+Value k_fused_layer_norm_backward(const Args& a) {
+  const char* op = "_fused_layer_norm_backward";
+  Tensor g = a.tensor(0), in = a.tensor(1), mean_t = a.tensor(2), rstd_t = a.tensor(3), w = a.opt_tensor(4);
+  const Shape& ns = a.int_list(5);
+  const bool has_bias = a.boolean(6);
+  const int64_t n = ln_check(op, in, ns, w, Tensor());
+  VBT_CHECK(in.dtype() == ScalarType::Float32 || in.dtype() == ScalarType::Float64, op,
+            ": expected a float32 or float64 input on the CPU, got ", dtype_name(in.dtype()));
+  VBT_CHECK(g.sizes() == in.sizes(), op, ": grad of shape ", shape_str(g.sizes()), " for input of shape ",
+            shape_str(in.sizes()));
+  in = contiguous_or_self(in);
+  g = cast_to(contiguous_or_self(g), in.dtype());
+  if (w.defined()) w = contiguous_or_self(w);
+  Tensor md = cast_to(contiguous_or_self(mean_t), ScalarType::Float64);
+  Tensor rd = cast_to(contiguous_or_self(rstd_t), ScalarType::Float64);
+  const int64_t rows = n ? in.numel() / n : 0;
+  VBT_CHECK(md.numel() == rows && rd.numel() == rows, op, ": mean/rstd must have ", rows, " elements");
+  Tensor dx = empty(in.sizes(), in.dtype());
+  // dweight/dbias: per-row-chunk partial sums in double, combined in chunk order (deterministic)
+  const int64_t nchunks = rows ? std::min<int64_t>(rows, 64) : 0;
+  std::vector<double> pw(w.defined() ? static_cast<size_t>(nchunks * n) : 0, 0.0);
+  std::vector<double> pb(has_bias ? static_cast<size_t>(nchunks * n) : 0, 0.0);
+  VBT_DISPATCH_FLOATING(in.dtype(), op, [&]<typename T>() {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      const T* x = in.data<T>();
+      const T* gp = g.data<T>();
+      T* y = dx.data<T>();
+      const T* wp = w.defined() ? w.data<T>() : nullptr;
+      const double* mp = md.data<double>();
+      const double* rp = rd.data<double>();
+      parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {
+        for (int64_t c = c0; c < c1; ++c) {
+          const int64_t rb = rows * c / nchunks, re = rows * (c + 1) / nchunks;
+          double* pwc = wp ? pw.data() + c * n : nullptr;
+          double* pbc = has_bias ? pb.data() + c * n : nullptr;
+          for (int64_t r = rb; r < re; ++r) {
+            const T* xr = x + r * n;
+            const T* gr = gp + r * n;
+            T* yr = y + r * n;
+            const double mu = mp[r], rs = rp[r];
+            double s1 = 0, s2 = 0;
+            for (int64_t i = 0; i < n; ++i) {
+              const double xh = (xr[i] - mu) * rs;
+              const double h = wp ? static_cast<double>(gr[i]) * wp[i] : static_cast<double>(gr[i]);
+              s1 += h;
+              s2 += h * xh;
+              if (pwc) pwc[i] += static_cast<double>(gr[i]) * xh;
+              if (pbc) pbc[i] += gr[i];
+            }
+            s1 /= static_cast<double>(n);
+            s2 /= static_cast<double>(n);
+            for (int64_t i = 0; i < n; ++i) {
+              const double xh = (xr[i] - mu) * rs;
+              const double h = wp ? static_cast<double>(gr[i]) * wp[i] : static_cast<double>(gr[i]);
+              yr[i] = static_cast<T>(rs * (h - s1 - xh * s2));
+            }
+          }
+        }
+      });
+    }
+  });
+  TensorList outs{dx};
+  auto combine = [&](const std::vector<double>& p) {
+    Tensor t = empty(ns, ScalarType::Float64);
+    double* tp = t.data<double>();
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0;
+      for (int64_t c = 0; c < nchunks; ++c) s += p[c * n + i];
+      tp[i] = s;
+    }
+    return cast_to(t, in.dtype());
+  };
+  if (w.defined()) outs.push_back(combine(pw));
+  if (has_bias) outs.push_back(combine(pb));
+  return outs;
+}
 
 }  // namespace vbt

@@ -12,8 +12,10 @@ namespace vbt {
 namespace {
 
 // f: generic lambda over the opmath type. Result dtype = float version of the input dtype.
-// f32_array (optional): fn(float* out, const float* in, n) for contiguous float32 runs, giving the same
-// values as f (used where a whole-array function can be compiled for a wider ISA, see vec_math.h).
+// f32_array (optional): fn(float* out, const float* in, n) for float32, giving f's values up to its accuracy
+// bound (a whole-array function compiled for a wider ISA, see vec_math.h). Strided float32 runs are copied
+// through a small buffer into it too, so a float32 element's result never depends on the layout (the AVX2+FMA
+// gelu takes another formula than the scalar one, Note [gelu fast path]).
 template <typename F, typename A = std::nullptr_t> Value unary_float(const char* op, const Args& a, F f, A f32_array = nullptr) {
   const Tensor& x = a.tensor(0);
   Tensor out = a.opt_tensor(1);
@@ -22,12 +24,18 @@ template <typename F, typename A = std::nullptr_t> Value unary_float(const char*
                           .is_inplace(out.defined() && out.is_same(x)).build();
   VBT_DISPATCH_FLOATING(dt, op, [&]<typename T>() {
     if constexpr (std::is_same_v<T, float> && !std::is_same_v<A, std::nullptr_t>) {
-      it.for_each([f, f32_array](char** data, const int64_t* st, int64_t n) {
+      it.for_each([f32_array](char** data, const int64_t* st, int64_t n) {
         if (st[0] == sizeof(float) && st[1] == sizeof(float)) {
           f32_array(reinterpret_cast<float*>(data[0]), reinterpret_cast<const float*>(data[1]), n);
         } else {
-          for (int64_t i = 0; i < n; ++i)
-            *reinterpret_cast<float*>(data[0] + i * st[0]) = f(*reinterpret_cast<const float*>(data[1] + i * st[1]));
+          constexpr int64_t kBuf = 256;
+          float xb[kBuf], yb[kBuf];
+          for (int64_t i0 = 0; i0 < n; i0 += kBuf) {
+            const int64_t m = std::min(kBuf, n - i0);
+            for (int64_t j = 0; j < m; ++j) xb[j] = *reinterpret_cast<const float*>(data[1] + (i0 + j) * st[1]);
+            f32_array(yb, xb, m);
+            for (int64_t j = 0; j < m; ++j) *reinterpret_cast<float*>(data[0] + (i0 + j) * st[0]) = yb[j];
+          }
         }
       });
     } else {

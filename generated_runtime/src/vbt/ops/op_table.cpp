@@ -97,6 +97,12 @@ const std::vector<OpDef>& op_table() {
       cpu_out("log_softmax", "log_softmax(Tensor self, int dim, ScalarType? dtype=None, *, Tensor? out=None) -> Tensor", k_log_softmax, OutMode::Exact),
       // forward-only fused layer_norm (nn.functional.layer_norm uses it when no operand requires grad)
       cpu("_fused_layer_norm", "_fused_layer_norm(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1e-05) -> Tensor", k_fused_layer_norm),
+      // fused ops with a backward (Note [Fused NN ops] in src/vbt/cpu/reduce_kernels.cpp): nn.functional's
+      // cross_entropy (class-index targets, no class weights) and layer_norm with grad
+      cpu("_fused_cross_entropy", "_fused_cross_entropy(Tensor input, Tensor target, int ignore_index=-100, float label_smoothing=0.0, str reduction='mean') -> Tensor[]", k_fused_cross_entropy),
+      cpu("_fused_cross_entropy_backward", "_fused_cross_entropy_backward(Tensor grad, Tensor input, Tensor target, Tensor stats, Tensor total, int ignore_index=-100, float label_smoothing=0.0, str reduction='mean') -> Tensor", k_fused_cross_entropy_backward),
+      cpu("_fused_layer_norm_fwd", "_fused_layer_norm_fwd(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1e-05) -> Tensor[]", k_fused_layer_norm_fwd),
+      cpu("_fused_layer_norm_backward", "_fused_layer_norm_backward(Tensor grad, Tensor input, Tensor mean, Tensor rstd, Tensor? weight, int[] normalized_shape, bool has_bias=False) -> Tensor[]", k_fused_layer_norm_backward),
       // ---- sorting and selection along one dim (Note [Sort order] in sort_kernels.cpp)
       cpu("sort", "sort(Tensor self, int dim=-1, bool descending=False, *, bool stable=False) -> Tensor[]", k_sort),
       cpu("argsort", "argsort(Tensor self, int dim=-1, bool descending=False, *, bool stable=False) -> Tensor", k_argsort),
