@@ -5,7 +5,10 @@ target_sources(vbt_core PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/../src/vbt/autograd/engine.cpp
   ${CMAKE_CURRENT_LIST_DIR}/../src/vbt/autograd/formulas.cpp
   ${CMAKE_CURRENT_LIST_DIR}/../src/vbt/autograd/layer.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/../src/vbt/autograd/streams.cpp
 )
+# Read by cmake/cuda_subsystem.cmake (included later): the CUDA stream hooks of the engine need autograd.
+set(VBT_AUTOGRAD_INCLUDED ON)
 if(TARGET _C)
   target_sources(_C PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../src/vbt/python/autograd/autograd_bindings.cpp)
   target_compile_definitions(_C PRIVATE VBT_HAS_AUTOGRAD=1)

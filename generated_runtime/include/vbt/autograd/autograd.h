@@ -23,6 +23,8 @@
 //     moved on regenerates its grad_fn from the base's current history (refresh in
 //     autograd_meta.cpp), as PyTorch does.
 //   * Freeing a graph never recurses (release_node), so graphs of any depth are fine.
+//   * On devices with streams (CUDA) every node runs its backward on the stream its forward ran on, and
+//     the engine orders gradients across streams with events (Note [Autograd streams] in engine.cpp).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -30,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "vbt/autograd/streams.h"
 #include "vbt/core/tensor_impl.h"
 #include "vbt/dispatch/value.h"
 
@@ -72,6 +75,9 @@ struct Node : std::enable_shared_from_this<Node> {
   // retain_grad(): where to store the gradient of a given output.
   std::vector<std::pair<uint32_t, std::weak_ptr<TensorImpl>>> retained;
   uint64_t sequence_nr;
+  // The stream that was current on the device of the node's (first) output when its forward op ran;
+  // backward runs the node on it (Note [Autograd streams] in engine.cpp). Undefined: no stream (CPU).
+  StreamRef stream;
 };
 
 struct AutogradMeta : AutogradMetaInterface {

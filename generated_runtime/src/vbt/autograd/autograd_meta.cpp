@@ -135,6 +135,7 @@ Edge gradient_edge(const Tensor& t) {
 
 void set_history(const Tensor& t, std::shared_ptr<Node> fn, uint32_t output_nr) {
   AutogradMeta& m = get_or_create_meta(t);
+  if (fn && !fn->stream.defined()) fn->stream = current_stream_of(t.device());
   m.grad_fn = std::move(fn);
   m.output_nr = output_nr;
   m.requires_grad = false;  // derived from grad_fn for non-leaves
@@ -228,6 +229,7 @@ Tensor SavedVariable::unpack(const Node* owner) const {
 AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : variable(std::move(leaf)) {
   sequence_nr = UINT64_MAX;
   input_meta.push_back(InputMeta{variable->sizes(), variable->dtype(), variable->device()});
+  stream = current_stream_of(variable->device());
 }
 
 std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {

@@ -4,7 +4,33 @@
 //   3. a ready queue (highest sequence number first) holds nodes whose dependencies are all met;
 //      each node's inputs are summed in a per-node gradient buffer before it runs;
 //   4. for autograd.grad, gradients arriving at the inputs' edges are captured instead of being
-//      accumulated, and only nodes that lead to an input run.
+//      accumulated, and only nodes that lead to an input run;
+//   5. on devices with streams, nodes run on their forward streams, ordered by events (the Note below).
+//
+// Note [Autograd streams]
+//   PyTorch's stream semantics of backward, for device types that registered StreamHooks (CUDA;
+//   include/vbt/autograd/streams.h). Nothing of this runs when no hooks are registered (CPU builds).
+//   * Recording. A node remembers the stream that was current on the device of its first output when
+//     its forward op ran (set_history; AccumulateGrad: when the leaf's accumulator is made, i.e. the
+//     leaf's first use in the graph). Node::stream keeps that stream alive.
+//   * The caller's streams. The streams current when backward()/grad() is called, per device ("the
+//     backward call is synchronised with the current stream at call time"). The root's gradients
+//     (implicit ones or grad_outputs) count as produced on them, and a node without a stream on a
+//     device (e.g. a CPU node returning a CUDA gradient) runs its work there on them.
+//   * Running a node. The node's stream is made current while its pre-hooks, its backward and the
+//     validation of its outputs (sum_to, dtype casts) run; so every op of its backward is queued on it.
+//   * Handing a gradient over. A gradient g on device d from producer P to consumer C is accumulated
+//     on C's stream if C's stream is on d, else on the caller's stream of d; P's stream on d is P's
+//     stream, or the caller's stream of d when P's stream is elsewhere. When the two differ, an event
+//     recorded on the producer stream is waited on by the accumulation stream (the host never blocks),
+//     and g is record_stream'ed on the accumulation stream: the caching allocator keeps g's block
+//     (allocated on the producer's stream) from being reused until the consumer's work is done. A
+//     second gradient for the same input is added on the accumulation stream.
+//   * Finishing. When the graph has run, the caller's stream of each device waits for every stream a
+//     node ran on there (AccumulateGrad's .grad writes, captured gradients of grad(), retained
+//     gradients), so work queued on the caller's stream after backward() returns sees finished values;
+//     leaf .grad tensors written and gradients captured on another stream are record_stream'ed on the
+//     caller's stream (the user goes on using them there). With one stream nothing is recorded.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -73,7 +99,70 @@ struct CompareSeq {
   bool operator()(const Node* a, const Node* b) const { return a->sequence_nr < b->sequence_nr; }
 };
 
+// Per-backward stream bookkeeping (Note [Autograd streams]). Devices are few: small vectors.
+struct StreamState {
+  bool on = false;  // some device type has stream hooks
+  std::vector<StreamRef> caller;  // the caller's current stream per device, queried once
+  std::vector<StreamRef> used;    // distinct streams nodes ran on
+  std::vector<Tensor> handoffs;   // gradients left to the caller (leaf .grad, captured)
+
+  const StreamRef& caller_stream(Device d) {
+    for (const StreamRef& s : caller)
+      if (s.device == d) return s;
+    caller.push_back(current_stream_of(d));
+    caller.back().device = d;
+    return caller.back();
+  }
+  // The stream `node` runs its work of device d on.
+  StreamRef stream_on(const Node& node, Device d) {
+    if (node.stream.defined() && node.stream.device == d) return node.stream;
+    return caller_stream(d);
+  }
+  void note_used(const StreamRef& s) {
+    for (const StreamRef& u : used)
+      if (u.same(s)) return;
+    used.push_back(s);
+  }
+  // Adds gradient g (from producer to consumer) into slot (the Note's "Handing a gradient over").
+  void accumulate(Tensor& slot, const Tensor& g, const Node& producer, const Node& consumer) {
+    StreamHooks* hooks = stream_hooks(g.device().type);
+    if (!hooks) {
+      slot = slot.defined() ? call_tensor_op("add", {slot, g}) : g;
+      return;
+    }
+    StreamRef prod = stream_on(producer, g.device());
+    StreamRef acc = stream_on(consumer, g.device());
+    if (!acc.same(prod)) {
+      hooks->wait_stream(acc, prod);
+      hooks->record_stream(g, acc);
+    }
+    if (!slot.defined()) {
+      slot = g;
+      return;
+    }
+    StreamRefGuard guard(acc);
+    slot = call_tensor_op("add", {slot, g});
+  }
+  // A gradient the caller will use, written on `node`'s stream.
+  void handoff(const Tensor& t, const Node& node) {
+    if (!t.defined() || !node.stream.defined() || node.stream.device != t.device()) return;
+    if (!node.stream.same(caller_stream(t.device()))) handoffs.push_back(t);
+  }
+  // The Note's "Finishing".
+  void finish() {
+    if (!on) return;
+    for (const StreamRef& u : used) {
+      const StreamRef& c = caller_stream(u.device);
+      if (!u.same(c)) stream_hooks(u.device.type)->wait_stream(c, u);
+    }
+    for (const Tensor& t : handoffs)
+      if (StreamHooks* hooks = stream_hooks(t.device().type)) hooks->record_stream(t, caller_stream(t.device()));
+    handoffs.clear();
+  }
+};
+
 struct GraphTask {
+  StreamState streams;
   bool keep_graph = false;
   bool capture_mode = false;  // autograd.grad: capture, do not accumulate
   std::unordered_map<Node*, int> deps;
@@ -88,9 +177,12 @@ struct GraphTask {
 void compute_dependencies(GraphTask& task, Node* root) {
   std::vector<Node*> stack{root};
   std::unordered_set<Node*> seen{root};
+  StreamState& ss = task.streams;
+  ss.on = any_stream_hooks();
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
+    if (ss.on && n->stream.defined()) ss.caller_stream(n->stream.device);  // "at call time", before any guard
     for (const Edge& e : n->next_edges) {
       if (!e.valid()) continue;
       Node* c = e.fn.get();
@@ -162,10 +254,14 @@ void execute(GraphTask& task, std::shared_ptr<GraphRoot> root) {
   // Keep every node alive while the task runs (release_variables may drop the last tensor
   // referencing an upstream node).
   std::vector<std::shared_ptr<Node>> keep;
+  StreamState& ss = task.streams;
   ready.push(root.get());
   while (!ready.empty()) {
     Node* node = ready.top();
     ready.pop();
+    const bool node_stream = ss.on && node->stream.defined();
+    if (node_stream) ss.note_used(node->stream);
+    StreamRefGuard stream_guard(node_stream ? node->stream : StreamRef{});
     std::vector<Tensor> inputs;
     auto bit = task.buffers.find(node);
     if (bit != task.buffers.end()) {
@@ -176,8 +272,12 @@ void execute(GraphTask& task, std::shared_ptr<GraphRoot> root) {
     run_pre_hooks(node, inputs);
     auto cit = task.captures.find(node);
     if (cit != task.captures.end()) {
-      for (auto& [nr, idx] : cit->second)
-        if (nr < inputs.size() && inputs[nr].defined()) task.captured[idx] = inputs[nr];
+      for (auto& [nr, idx] : cit->second) {
+        if (nr < inputs.size() && inputs[nr].defined()) {
+          task.captured[idx] = inputs[nr];
+          if (node_stream) ss.handoff(inputs[nr], *node);
+        }
+      }
     }
     bool run = true;
     if (task.filter) run = task.exec_needed[node];
@@ -195,6 +295,11 @@ void execute(GraphTask& task, std::shared_ptr<GraphRoot> root) {
       e.first += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       e.second += 1;
     }
+    if (node_stream) {
+      if (auto* acc = dynamic_cast<AccumulateGrad*>(node)) {
+        if (AutogradMeta* m = get_meta(Tensor(acc->variable))) ss.handoff(m->grad, *node);
+      }
+    }
     if (!task.keep_graph) node->release_variables();
     if (outputs.size() > node->next_edges.size()) outputs.resize(node->next_edges.size());
     for (size_t i = 0; i < node->next_edges.size(); ++i) {
@@ -206,7 +311,8 @@ void execute(GraphTask& task, std::shared_ptr<GraphRoot> root) {
         auto& buf = task.buffers[next];
         if (buf.size() < next->input_meta.size()) buf.resize(next->input_meta.size());
         Tensor& slot = buf[e.input_nr];
-        slot = slot.defined() ? call_tensor_op("add", {slot, g}) : g;
+        if (ss.on) ss.accumulate(slot, g, *node, *next);
+        else slot = slot.defined() ? call_tensor_op("add", {slot, g}) : g;
       }
       if (--task.deps[next] == 0) ready.push(next);
     }
@@ -260,10 +366,12 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
     for (Node* t : targets) task.exec_needed[t] = true;
     AutoGradMode mode(create_graph);
     execute(task, root);
+    task.streams.finish();
     return;
   }
   AutoGradMode mode(create_graph);
   execute(task, root);
+  task.streams.finish();
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
@@ -288,6 +396,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
   {
     AutoGradMode mode(create_graph);
     execute(task, root);
+    task.streams.finish();
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!task.captured[i].defined() && !allow_unused) {

@@ -565,6 +565,63 @@ F(log_softmax_bw) {
   return r;
 }
 
+// ---- fused NN ops (Note [Fused NN ops] in src/vbt/cpu/reduce_kernels.cpp): the backward is its own fused op
+// (CPU and CUDA kernels); not differentiable twice (the backward op has no formula).
+// (create_graph: the same gradient from differentiable ops, softmax and masks, so it can be differentiated again)
+F(fused_cross_entropy_bw) {
+  OUT;
+  if (!c.needs(0)) return r;
+  // outputs: loss, lse, total; only the loss's gradient flows (lse/total are internal)
+  if (!GradMode::is_enabled()) {
+    r[0] = op("_fused_cross_entropy_backward", {c.g(0), c.arg(0), c.arg(1), c.result(1), c.result(2), c.val(2),
+                                                c.val(3), c.val(4)});
+    return r;
+  }
+  Tensor x = c.arg(0), t = c.arg(1), g = c.g(0), total = c.result(2);
+  const int64_t C = x.sizes()[1];
+  const double eps = c.real(3);
+  const std::string& red = std::get<std::string>(c.val(4));
+  Tensor ign = scalar_to_tensor(Scalar(c.integer(2)), ScalarType::Int64);
+  ign.impl()->wrapped_number = true;
+  Tensor valid = cmp("ne", t, ign);
+  Tensor safe = where(valid, t, zeros(Shape{}, t.dtype(), t.device()));
+  Tensor oh = cast(op("one_hot", {safe, C}), x.dtype());
+  Tensor d = sub(sub(op("softmax", {x, int64_t(1)}), mul(oh, 1.0 - eps)), num(eps / static_cast<double>(C)));
+  Tensor scale = mul(g, cast(valid, x.dtype()));
+  if (red == "mean") scale = div(scale, total);
+  r[0] = mul(d, unsqueeze(scale, 1));
+  return r;
+}
+F(fused_layer_norm_bw) {
+  OUT;
+  const bool has_w = !c.none(2), has_b = !c.none(3);
+  if (!c.needs(0) && !(has_w && c.needs(2)) && !(has_b && c.needs(3))) return r;
+  Value w = has_w ? Value(c.arg(2)) : Value();
+  if (GradMode::is_enabled()) {  // create_graph: differentiable ops from the saved input (can be differentiated again)
+    Tensor x = c.arg(0), g = c.g(0);
+    const Shape& ns = c.int_list(1);
+    Shape dims, rows;
+    for (int64_t d = x.dim() - static_cast<int64_t>(ns.size()); d < x.dim(); ++d) dims.push_back(d);
+    for (int64_t d = 0; d < x.dim() - static_cast<int64_t>(ns.size()); ++d) rows.push_back(d);
+    Tensor xc = sub(x, op("mean", {x, dims, true}));
+    Tensor rstd = un("rsqrt", add(op("mean", {mul(xc, xc), dims, true}), num(c.real(4))));
+    Tensor xh = mul(xc, rstd);
+    Tensor h = has_w ? mul(g, c.arg(2)) : g;
+    if (c.needs(0))
+      r[c.slot(0)] = mul(rstd, sub(sub(h, op("mean", {h, dims, true})), mul(xh, op("mean", {mul(h, xh), dims, true}))));
+    if (has_w && c.needs(2)) r[c.slot(2)] = rows.empty() ? mul(g, xh) : sum(mul(g, xh), rows, false);
+    if (has_b && c.needs(3)) r[c.slot(3)] = rows.empty() ? g : sum(g, rows, false);
+    return r;
+  }
+  Value res = call_op("_fused_layer_norm_backward",
+                      {c.g(0), c.arg(0), c.result(1), c.result(2), w, c.int_list(1), has_b});
+  const TensorList& t = std::get<TensorList>(res);
+  if (c.needs(0)) r[c.slot(0)] = t.at(0);
+  if (has_w && c.needs(2)) r[c.slot(2)] = t.at(1);
+  if (has_b && c.needs(3)) r[c.slot(3)] = t.at(has_w ? 2 : 1);
+  return r;
+}
+
 // ---- linear algebra
 F(mm_bw) {
   OUT;
@@ -1002,6 +1059,8 @@ const std::vector<FormulaDef>& formula_table() {
       {"cumprod", "CumprodBackward0", A0, true, cumprod_bw},
       {"softmax", "SoftmaxBackward0", 0, true, softmax_bw},
       {"log_softmax", "LogSoftmaxBackward0", 0, true, log_softmax_bw},
+      {"_fused_cross_entropy", "NllLossBackward0", A0 | A1, true, fused_cross_entropy_bw},
+      {"_fused_layer_norm_fwd", "NativeLayerNormBackward0", A0 | A2, true, fused_layer_norm_bw},
       {"mm", "MmBackward0", A0 | A1, false, mm_bw},
       {"bmm", "BmmBackward0", A0 | A1, false, bmm_bw},
       {"matmul", "MmBackward0", A0 | A1, false, matmul_bw},

@@ -166,6 +166,7 @@ std::shared_ptr<Node> make_view_of_base_node(const Tensor& base, const Tensor& v
                          view.storage_offset() - base.storage_offset()};
   vn->next_edges.push_back(gradient_edge(base));
   vn->input_meta.push_back(InputMeta{view.sizes(), view.dtype(), view.device()});
+  vn->stream = current_stream_of(view.device());
   return vn;
 }
 
