@@ -78,6 +78,12 @@ if(VBT_CUDA_ENABLED AND TARGET vbt_core)
   set_target_properties(vbt_cuda_ops PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON)
   target_compile_options(vbt_cuda_ops PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
   target_compile_definitions(vbt_cuda_ops PUBLIC VBT_WITH_CUDA_OPS=1)
+  # The autograd engine's CUDA stream hooks (Note [Autograd streams] in src/vbt/autograd/engine.cpp), when the
+  # autograd subsystem is built (cmake/autograd.cmake, included before this file, sets VBT_AUTOGRAD_INCLUDED).
+  if(VBT_AUTOGRAD_INCLUDED)
+    target_sources(vbt_cuda_ops PRIVATE ${VBT_CUDA_ROOT}/src/vbt/cuda/autograd_streams.cpp)
+    target_compile_definitions(vbt_cuda_ops PUBLIC VBT_WITH_CUDA_AUTOGRAD=1)
+  endif()
   if(TARGET _C)
     target_link_libraries(_C PRIVATE vbt_cuda_ops)
   endif()

@@ -107,6 +107,7 @@ class CachingAllocator {
   void* allocate(std::size_t bytes, StreamId stream);  // nullptr for 0 bytes; throws OutOfMemoryError
   void free(void* ptr);                                // nullptr is a no-op; unknown pointers throw
   void record_stream(void* ptr, StreamId stream);      // ptr must be a live allocation
+  bool try_record_stream(void* ptr, StreamId stream);  // record_stream; false (no-op) for a pointer it does not own
   void empty_cache();                                  // waits for pending events, frees free segments
 
   void set_per_process_memory_fraction(double fraction);  // 0 < fraction <= 1

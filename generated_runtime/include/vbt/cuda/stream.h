@@ -22,6 +22,13 @@ class Stream {
   bool query() const;  // true when all queued work has completed
   void synchronize() const;
   bool operator==(const Stream& o) const { return handle_ == o.handle_ && device_ == o.device_; }
+  // The shared owner of a created stream (null for the default stream). With wrap(), code that keeps streams
+  // as plain handles (the autograd engine's StreamRef, src/vbt/cuda/autograd_streams.cpp) keeps one alive
+  // and rebuilds the Stream.
+  const std::shared_ptr<void>& owner() const { return owner_; }
+  static Stream wrap(cudaStream_t handle, int device_index, std::shared_ptr<void> owner) {
+    return Stream(handle, device_index, std::move(owner));
+  }
 
  private:
   Stream(cudaStream_t handle, int device, std::shared_ptr<void> owner)
@@ -32,6 +39,7 @@ class Stream {
 };
 
 Stream current_stream(int device_index);
+StreamId current_stream_id(int device_index);  // current_stream(d).id() without copying the handle
 void set_current_stream(const Stream& stream);
 
 class StreamGuard {

@@ -332,6 +332,7 @@ std::size_t CachingAllocator::release_free_segments(bool oldest_first, const Poo
 }
 
 void CachingAllocator::process_events(bool wait) {
+  if (pending_.empty()) return;  // the common case, on every allocate
   std::vector<PendingEvent> still_pending;
   std::vector<PendingEvent> pending;
   pending.swap(pending_);
@@ -360,14 +361,19 @@ void CachingAllocator::maybe_drop_graph(Pool* pool) {
 }
 
 void CachingAllocator::record_stream(void* ptr, StreamId stream) {
+  VBT_CHECK(try_record_stream(ptr, stream), "CachingAllocator::record_stream: pointer ", ptr,
+            " is not a live allocation of this allocator");
+}
+
+bool CachingAllocator::try_record_stream(void* ptr, StreamId stream) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = live_blocks_.find(reinterpret_cast<std::uintptr_t>(ptr));
-  VBT_CHECK(it != live_blocks_.end(), "CachingAllocator::record_stream: pointer ", ptr,
-            " is not a live allocation of this allocator");
+  if (it == live_blocks_.end()) return false;
   Block* block = it->second;
-  if (stream == block->stream) return;
+  if (stream == block->stream) return true;
   auto& uses = block->stream_uses;
   if (std::find(uses.begin(), uses.end(), stream) == uses.end()) uses.push_back(stream);
+  return true;
 }
 
 void CachingAllocator::empty_cache() {

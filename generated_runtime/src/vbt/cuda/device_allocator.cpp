@@ -3,6 +3,7 @@
 // own stream (the stream recorded at allocation), so the cache outlives every storage it backs.
 #include "vbt/cuda/device_allocator.h"
 
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -35,6 +36,13 @@ DataPtr CachingDeviceAllocator::allocate(size_t nbytes) {
 
 #ifdef VBT_WITH_CUDA
 CachingDeviceAllocator& cuda_caching_allocator(int device_index) {
+  // Fast path (every CUDA allocation comes here): a device's allocator, once made, is published in a lock-free
+  // table, so the common call is one atomic load: no mutex, no cudaGetDeviceCount.
+  constexpr int kFastDevices = 64;
+  static std::atomic<CachingDeviceAllocator*> fast[kFastDevices] = {};
+  if (device_index >= 0 && device_index < kFastDevices) {
+    if (CachingDeviceAllocator* a = fast[device_index].load(std::memory_order_acquire)) return *a;
+  }
   static std::mutex mutex;
   // Never destroyed: storages freed during static destruction must still find their cache and backend.
   static auto& per_device = *new std::vector<std::unique_ptr<CachingDeviceAllocator>>();
@@ -52,7 +60,8 @@ CachingDeviceAllocator& cuda_caching_allocator(int device_index) {
     backends[device_index] = std::make_unique<CudaBackend>(device_index);
     auto cache = std::make_shared<CachingAllocator>(*backends[device_index], AllocatorConfig{}, device_index);
     slot = std::make_unique<CachingDeviceAllocator>(
-        std::move(cache), device_index, [device_index] { return current_stream(device_index).id(); });
+        std::move(cache), device_index, [device_index] { return current_stream_id(device_index); });
+    if (device_index < kFastDevices) fast[device_index].store(slot.get(), std::memory_order_release);
   }
   return *slot;
 }

@@ -1,8 +1,8 @@
-// Stream, current-stream-per-device and StreamGuard (stream.h). The current streams are thread-local,
-// one slot per device, empty meaning the default stream.
+// Stream, current-stream-per-device and StreamGuard (stream.h). The current streams are thread-local, a vector
+// indexed by device (a device past its end: the default stream), cheap to read on every allocation and launch.
 #include "vbt/cuda/stream.h"
 
-#include <map>
+#include <vector>
 
 #include "vbt/cuda/cuda_error.h"
 #include "vbt/cuda/device_guard.h"
@@ -39,19 +39,32 @@ void Stream::synchronize() const {
 }
 
 namespace {
-std::map<int, Stream>& current_streams() {
-  thread_local std::map<int, Stream> streams;
+// Indexed by device; a slot past the end is the default stream (every CUDA allocation and kernel launch reads it).
+std::vector<Stream>& current_streams() {
+  thread_local std::vector<Stream> streams;
   return streams;
 }
 }  // namespace
 
 Stream current_stream(int device_index) {
   auto& streams = current_streams();
-  auto it = streams.find(device_index);
-  return it == streams.end() ? Stream::default_stream(device_index) : it->second;
+  return device_index >= 0 && static_cast<std::size_t>(device_index) < streams.size()
+             ? streams[device_index]
+             : Stream::default_stream(device_index);
 }
 
-void set_current_stream(const Stream& stream) { current_streams().insert_or_assign(stream.device_index(), stream); }
+StreamId current_stream_id(int device_index) {
+  auto& streams = current_streams();
+  return device_index >= 0 && static_cast<std::size_t>(device_index) < streams.size() ? streams[device_index].id() : 0;
+}
+
+void set_current_stream(const Stream& stream) {
+  auto& streams = current_streams();
+  int d = stream.device_index();
+  VBT_CHECK(d >= 0, "set_current_stream: a stream of device ", d);
+  while (streams.size() <= static_cast<std::size_t>(d)) streams.push_back(Stream::default_stream(static_cast<int>(streams.size())));
+  streams[d] = stream;
+}
 
 StreamGuard::StreamGuard(const Stream& stream) : previous_(current_stream(stream.device_index())) {
   set_current_stream(stream);

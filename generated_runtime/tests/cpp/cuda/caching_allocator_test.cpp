@@ -133,6 +133,25 @@ TEST_F(AllocatorTest, RecordStreamDelaysReuseUntilTheEventCompletes) {
   alloc.free(c);
 }
 
+TEST_F(AllocatorTest, TryRecordStreamIgnoresForeignPointersAndOtherwiseRecords) {
+  // The autograd engine's record_stream (src/vbt/cuda/autograd_streams.cpp) may see memory the allocator does
+  // not own (DLPack imports): try_record_stream says so instead of throwing; on a live block it is record_stream.
+  int foreign = 0;
+  EXPECT_FALSE(alloc.try_record_stream(&foreign, 3));
+  EXPECT_THROW(alloc.record_stream(&foreign, 3), vbt::Error);
+  void* a = alloc.allocate(4096, 0);
+  EXPECT_TRUE(alloc.try_record_stream(a, 3));
+  alloc.free(a);
+  EXPECT_FALSE(alloc.try_record_stream(a, 3));  // freed: no longer live
+  void* b = alloc.allocate(4096, 0);
+  EXPECT_NE(addr(b), addr(a));  // pending on stream 3
+  backend.complete_stream(3);
+  void* c = alloc.allocate(4096, 0);
+  EXPECT_EQ(addr(c), addr(a));
+  alloc.free(b);
+  alloc.free(c);
+}
+
 TEST_F(AllocatorTest, BlockUsedOnTwoStreamsWaitsForBothEvents) {
   void* a = alloc.allocate(4096, 0);
   alloc.record_stream(a, 1);

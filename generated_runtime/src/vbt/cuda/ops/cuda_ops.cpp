@@ -644,6 +644,144 @@ Value k_layer_norm_cuda(const Args& a) {
   return out;
 }
 
+// ---- fused ops with a backward (FusedNnNote in reduce_gemm.cu; the CPU op's schema, Note [Fused NN ops] in
+// src/vbt/cpu/reduce_kernels.cpp). No host sync: an out-of-range target gives its row a NaN loss and gradient.
+int ce_reduction_code(const std::string& r, const char* op) {
+  if (r == "none") return 0;
+  if (r == "mean") return 1;
+  if (r == "sum") return 2;
+  VBT_CHECK_VALUE(false, op, ": ", r, " is not a valid value for reduction");
+  return 1;
+}
+ScalarType acc_dtype(ScalarType dt) { return dt == ScalarType::Float64 ? ScalarType::Float64 : ScalarType::Float32; }
+Tensor ce_operands(const char* op, Tensor& in, const Tensor& target) {
+  VBT_CHECK(in.dim() == 2, op, ": expected a 2-D input [N, C], got ", shape_str(in.sizes()));
+  VBT_CHECK(is_floating(in.dtype()), op, ": expected a floating input, got ", dtype_name(in.dtype()));
+  VBT_CHECK(!is_floating(target.dtype()) && target.dtype() != ScalarType::Bool, op,
+            ": expected target of an integer dtype (class indices), got ", dtype_name(target.dtype()));
+  VBT_CHECK_VALUE(target.dim() == 1 && target.sizes()[0] == in.sizes()[0], op, ": Expected input batch_size (",
+                  in.sizes()[0], ") to match target batch_size (", target.numel(), ").");
+  VBT_CHECK(in.sizes()[1] > 0, op, ": expected at least one class");
+  VBT_CHECK(target.device() == in.device(), op, ": target must be on ", in.device().str());
+  if (!in.is_contiguous()) in = clone_cuda(in, in.dtype());
+  Tensor t = target;
+  if (t.dtype() != ScalarType::Int64 || !t.is_contiguous()) t = clone_cuda(t, ScalarType::Int64);
+  return t;
+}
+Value k_cross_entropy_cuda(const Args& a) {
+  const char* op = "_fused_cross_entropy";
+  Tensor in = a.tensor(0);
+  Tensor tgt = ce_operands(op, in, a.tensor(1));
+  const int64_t ignore = a.integer(2);
+  const double eps = a.real(3);
+  const int red = ce_reduction_code(a.str(4), op);
+  const int64_t M = in.sizes()[0], C = in.sizes()[1];
+  const ScalarType acc = acc_dtype(in.dtype());
+  Tensor loss = red == 0 ? empty({M}, in.dtype(), in.device()) : empty({}, in.dtype(), in.device());
+  Tensor lse = empty({M, 2}, acc, in.device()), total = empty({}, acc, in.device());
+  Tensor rowloss = red == 0 ? Tensor() : empty({M}, acc, in.device());
+  DeviceGuard guard(in.device().index);
+  check_launch(launch_cross_entropy_fwd(int(in.dtype()), in.data_ptr(), tgt.data<int64_t>(), M, C, ignore, eps, red,
+                                        loss.data_ptr(), lse.data_ptr(), red == 0 ? nullptr : rowloss.data_ptr(),
+                                        total.data_ptr(), stream_of(in.device())), op, in.dtype());
+  return TensorList{loss, lse, total};
+}
+Value k_cross_entropy_backward_cuda(const Args& a) {
+  const char* op = "_fused_cross_entropy_backward";
+  Tensor in = a.tensor(1);
+  Tensor tgt = ce_operands(op, in, a.tensor(2));
+  const ScalarType acc = acc_dtype(in.dtype());
+  Tensor g = operand(a.tensor(0), in.device(), in.dtype());
+  Tensor lse = operand(a.tensor(3), in.device(), acc), total = operand(a.tensor(4), in.device(), acc);
+  const int64_t ignore = a.integer(5);
+  const double eps = a.real(6);
+  const int red = ce_reduction_code(a.str(7), op);
+  const int64_t M = in.sizes()[0], C = in.sizes()[1];
+  VBT_CHECK(red == 0 ? g.numel() == M : g.numel() == 1, op, ": grad of shape ", shape_str(g.sizes()),
+            " does not match the reduction");
+  VBT_CHECK(lse.numel() == 2 * M && total.numel() == 1, op, ": stats/total do not match the input");
+  if (!g.is_contiguous()) g = clone_cuda(g, g.dtype());
+  if (!lse.is_contiguous()) lse = clone_cuda(lse, lse.dtype());
+  Tensor dx = empty(in.sizes(), in.dtype(), in.device());
+  DeviceGuard guard(in.device().index);
+  check_launch(launch_cross_entropy_bwd(int(in.dtype()), g.data_ptr(), red == 0, in.data_ptr(), tgt.data<int64_t>(),
+                                        lse.data_ptr(), total.data_ptr(), M, C, ignore, eps, red == 1, dx.data_ptr(),
+                                        stream_of(in.device())), op, in.dtype());
+  return dx;
+}
+// Checks of the fused layer_norm ops (as the CPU kernels'); weight/bias made contiguous. Returns the row length.
+int64_t ln_operands(const char* op, Tensor& in, const Shape& ns, Tensor& w, Tensor& b) {
+  const int64_t nd = static_cast<int64_t>(ns.size());
+  VBT_CHECK(nd >= 1 && nd <= in.dim(), op, ": normalized_shape ", shape_str(ns), " does not fit input shape ",
+            shape_str(in.sizes()));
+  for (int64_t d = 0; d < nd; ++d)
+    VBT_CHECK(in.sizes()[in.dim() - nd + d] == ns[d], op, ": input shape ", shape_str(in.sizes()),
+              " does not end with normalized_shape ", shape_str(ns));
+  VBT_CHECK(is_floating(in.dtype()), op, ": expected a floating input, got ", dtype_name(in.dtype()));
+  for (Tensor* t : {&w, &b})
+    if (t->defined()) {
+      VBT_CHECK(t->dtype() == in.dtype() && t->sizes() == ns && t->device() == in.device(), op,
+                ": weight/bias must have shape ", shape_str(ns), " and dtype ", dtype_name(in.dtype()), " on ",
+                in.device().str(), ", got ", shape_str(t->sizes()), " ", dtype_name(t->dtype()), " on ",
+                t->device().str());
+      if (!t->is_contiguous()) *t = clone_cuda(*t, t->dtype());
+    }
+  if (!in.is_contiguous()) in = clone_cuda(in, in.dtype());
+  return shape_numel(ns);
+}
+Value k_layer_norm_fwd_cuda(const Args& a) {
+  const char* op = "_fused_layer_norm_fwd";
+  Tensor in = a.tensor(0), w = a.opt_tensor(2), b = a.opt_tensor(3);
+  const Shape& ns = a.int_list(1);
+  const int64_t n = ln_operands(op, in, ns, w, b);
+  const int64_t rows = n ? in.numel() / n : 0;
+  const ScalarType acc = acc_dtype(in.dtype());
+  Tensor out = empty(in.sizes(), in.dtype(), in.device());
+  Tensor mean = empty({rows}, acc, in.device()), rstd = empty({rows}, acc, in.device());
+  if (rows == 0 || n == 0) return TensorList{out, mean, rstd};
+  DeviceGuard guard(in.device().index);
+  check_launch(launch_layer_norm_fwd(int(in.dtype()), in.data_ptr(), w.defined() ? w.data_ptr() : nullptr,
+                                     b.defined() ? b.data_ptr() : nullptr, out.data_ptr(), mean.data_ptr(),
+                                     rstd.data_ptr(), rows, n, a.real(4), stream_of(in.device())), op, in.dtype());
+  return TensorList{out, mean, rstd};
+}
+Value k_layer_norm_backward_cuda(const Args& a) {
+  const char* op = "_fused_layer_norm_backward";
+  Tensor in = a.tensor(1), w = a.opt_tensor(4), none;
+  const Shape& ns = a.int_list(5);
+  const bool has_bias = a.boolean(6);
+  const int64_t n = ln_operands(op, in, ns, w, none);
+  const int64_t rows = n ? in.numel() / n : 0;
+  const ScalarType acc = acc_dtype(in.dtype());
+  Tensor g = operand(a.tensor(0), in.device(), in.dtype());
+  VBT_CHECK(g.sizes() == in.sizes(), op, ": grad of shape ", shape_str(g.sizes()), " for input of shape ",
+            shape_str(in.sizes()));
+  if (!g.is_contiguous()) g = clone_cuda(g, g.dtype());
+  Tensor mean = operand(a.tensor(2), in.device(), acc), rstd = operand(a.tensor(3), in.device(), acc);
+  VBT_CHECK(mean.numel() == rows && rstd.numel() == rows, op, ": mean/rstd must have ", rows, " elements");
+  if (!mean.is_contiguous()) mean = clone_cuda(mean, acc);
+  if (!rstd.is_contiguous()) rstd = clone_cuda(rstd, acc);
+  Tensor dx = empty(in.sizes(), in.dtype(), in.device());
+  Tensor dw = w.defined() ? empty(ns, in.dtype(), in.device()) : Tensor();
+  Tensor db = has_bias ? empty(ns, in.dtype(), in.device()) : Tensor();
+  TensorList outs{dx};
+  if (dw.defined()) outs.push_back(dw);
+  if (db.defined()) outs.push_back(db);
+  if (n == 0) return outs;
+  if (rows == 0) {
+    for (size_t i = 1; i < outs.size(); ++i) fill(outs[i], Scalar(0.0));
+    return outs;
+  }
+  Tensor ws;
+  if (dw.defined() || db.defined()) ws = empty({2 * layer_norm_bwd_chunks(rows) * n}, acc, in.device());
+  DeviceGuard guard(in.device().index);
+  check_launch(launch_layer_norm_bwd(int(in.dtype()), g.data_ptr(), in.data_ptr(), mean.data_ptr(), rstd.data_ptr(),
+                                     w.defined() ? w.data_ptr() : nullptr, rows, n, dx.data_ptr(),
+                                     dw.defined() ? dw.data_ptr() : nullptr, db.defined() ? db.data_ptr() : nullptr,
+                                     ws.defined() ? ws.data_ptr() : nullptr, stream_of(in.device())), op, in.dtype());
+  return outs;
+}
+
 // ---- matrix products
 void check_mm_dtypes(const char* op, const Tensor& x, const Tensor& y) {
   VBT_CHECK(x.dtype() == y.dtype(), op, ": expected m1 and m2 to have the same dtype, but got: ", dtype_name(x.dtype()),
@@ -1812,6 +1950,9 @@ void register_cuda_ops() {
     reg("sum", k_sum); reg("mean", k_mean); reg("amax", k_minmax<Red::Max>); reg("amin", k_minmax<Red::Min>);
     reg("softmax", k_softmax<false>); reg("log_softmax", k_softmax<true>);
     reg("_fused_layer_norm", k_layer_norm_cuda);
+    reg("_fused_layer_norm_fwd", k_layer_norm_fwd_cuda); reg("_fused_layer_norm_backward", k_layer_norm_backward_cuda);
+    reg("_fused_cross_entropy", k_cross_entropy_cuda);
+    reg("_fused_cross_entropy_backward", k_cross_entropy_backward_cuda);
     reg("mm", k_mm); reg("bmm", k_bmm); reg("matmul", k_matmul);
     reg("exp2", k_unary_float<Ew::Exp2>); reg("log2", k_unary_float<Ew::Log2>); reg("log10", k_unary_float<Ew::Log10>);
     reg("log1p", k_unary_float<Ew::Log1p>); reg("expm1", k_unary_float<Ew::Expm1>); reg("tan", k_unary_float<Ew::Tan>);

@@ -45,6 +45,11 @@ __global__ void elementwise_kernel(LoopGeometry g, F f) {
 // bandwidth), with 16-byte vector loads/stores when every dense pointer is aligned to its pack, and plain
 // element loads otherwise. The < V tail elements go to the first threads. Same functor, same per-element
 // arithmetic as the generic loop, so results are bit-identical.
+// Broadcasts along one dim of a dense 2-D output (the loop's two coalesced dims: `inner` elements per row) take
+// the same path: an input may also be a row vector repeated over the rows (a bias [C] against [N, C]: element i
+// reads in[i % inner]) or a column repeated along the rows ([N, 1] against [N, C]: in[i / inner]). When inner is
+// a multiple of V a pack never crosses a row: a row vector's pack is one vector load at i0 % inner, a column's
+// one element; otherwise (or misaligned) each element computes its own index.
 template <typename T, int V> struct alignas(sizeof(T) * V < 16 ? sizeof(T) * V : 16) Pack { T v[V]; };
 template <typename T, int V> constexpr size_t pack_align() { return sizeof(T) * V < 16 ? sizeof(T) * V : 16; }
 
@@ -53,13 +58,21 @@ template <typename F> struct VecInputs<F, std::void_t<decltype(F::kVecInputs)>> 
   static constexpr int n = F::kVecInputs;
 };
 
+enum : int { kDense = 0, kScalar = 1, kRowVec = 2, kColVec = 3 };  // how an input of the contiguous path is read
+
 template <typename To, typename Ti> struct ContigArgs {
   To* out;
   const Ti* in[2];
-  bool bcast[2];
+  bool bcast[2];  // mode[k] == kScalar
+  int mode[2];
   int64_t n;
-  bool aligned;
+  int64_t inner;  // row length of the 2-D case (n for a 1-D loop)
+  bool aligned;   // every dense/row-vector pointer aligned to its pack, and inner % V == 0 when a vector broadcasts
 };
+
+template <typename Ti> __device__ __forceinline__ int64_t contig_index(int mode, int64_t i, int64_t inner) {
+  return mode == kDense ? i : mode == kScalar ? 0 : mode == kRowVec ? i % inner : i / inner;
+}
 
 template <int V, int NIN, typename To, typename Ti, typename F>
 __global__ void contig_kernel(ContigArgs<To, Ti> c, F f) {
@@ -71,17 +84,21 @@ __global__ void contig_kernel(ContigArgs<To, Ti> c, F f) {
     Ti x[NIN][V];
 #pragma unroll
     for (int k = 0; k < NIN; ++k) {
-      if (c.bcast[k]) {
-        const Ti s0 = c.in[k][0];
+      const int mode = c.mode[k];
+      if (c.bcast[k] || (mode == kColVec && c.aligned)) {  // one value for the whole pack
+        const Ti s0 = c.in[k][mode == kColVec ? i0 / c.inner : 0];
 #pragma unroll
         for (int u = 0; u < V; ++u) x[k][u] = s0;
       } else if (c.aligned) {
-        const Pack<Ti, V> p = *reinterpret_cast<const Pack<Ti, V>*>(c.in[k] + i0);
+        const Pack<Ti, V> p = *reinterpret_cast<const Pack<Ti, V>*>(c.in[k] + (mode == kRowVec ? i0 % c.inner : i0));
 #pragma unroll
         for (int u = 0; u < V; ++u) x[k][u] = p.v[u];
-      } else {
+      } else if (mode == kDense) {
 #pragma unroll
         for (int u = 0; u < V; ++u) x[k][u] = c.in[k][i0 + u];
+      } else {
+#pragma unroll
+        for (int u = 0; u < V; ++u) x[k][u] = c.in[k][contig_index<Ti>(mode, i0 + u, c.inner)];
       }
     }
     Pack<To, V> o;
@@ -99,9 +116,9 @@ __global__ void contig_kernel(ContigArgs<To, Ti> c, F f) {
   }
   const int64_t t = nvec * V + tid;
   if (t < c.n) {
-    const Ti a = c.in[0][c.bcast[0] ? 0 : t];
+    const Ti a = c.in[0][contig_index<Ti>(c.mode[0], t, c.inner)];
     if constexpr (NIN == 1) c.out[t] = f.calc(a);
-    else c.out[t] = f.calc(a, c.in[1][c.bcast[1] ? 0 : t]);
+    else c.out[t] = f.calc(a, c.in[1][contig_index<Ti>(c.mode[1], t, c.inner)]);
   }
 }
 
@@ -132,18 +149,33 @@ template <int NT, typename F> bool try_contig(const LoopGeometry& g, const F& f,
     using To = typename F::out_t;
     using Ti = typename F::in_t;
     constexpr int V = sizeof(Ti) >= 16 ? 1 : static_cast<int>(16 / sizeof(Ti));
-    if (g.ndim != 1 || g.strides[0][0] != static_cast<int64_t>(sizeof(To))) return false;
+    if (g.ndim < 1 || g.ndim > 2 || g.strides[0][0] != static_cast<int64_t>(sizeof(To))) return false;
+    const int64_t inner = g.sizes[0];
+    if (g.ndim == 2 && g.strides[0][1] != inner * static_cast<int64_t>(sizeof(To))) return false;  // dense output
     ContigArgs<To, Ti> c{};
     c.out = reinterpret_cast<To*>(g.data[0]);
     c.n = g.numel;
+    c.inner = inner;
     bool aligned = reinterpret_cast<uintptr_t>(g.data[0]) % pack_align<To, V>() == 0;
+    bool vec_bcast = false;
+    const int64_t es = static_cast<int64_t>(sizeof(Ti));
     for (int k = 0; k < NIN; ++k) {
-      const int64_t st = g.strides[k + 1][0];
-      if (st != 0 && st != static_cast<int64_t>(sizeof(Ti))) return false;
+      const int64_t s0 = g.strides[k + 1][0], s1 = g.ndim == 2 ? g.strides[k + 1][1] : s0 * inner;
+      int mode;
+      if (s0 == es && s1 == inner * es) mode = kDense;
+      else if (s0 == 0 && s1 == 0) mode = kScalar;
+      else if (s0 == es && s1 == 0) mode = kRowVec;
+      else if (s0 == 0 && s1 == es) mode = kColVec;
+      else return false;
+      if (g.ndim == 1 && mode != kDense && mode != kScalar) return false;
       c.in[k] = reinterpret_cast<const Ti*>(g.data[k + 1]);
-      c.bcast[k] = st == 0;
-      if (st != 0 && reinterpret_cast<uintptr_t>(g.data[k + 1]) % pack_align<Ti, V>() != 0) aligned = false;
+      c.mode[k] = mode;
+      c.bcast[k] = mode == kScalar;
+      vec_bcast = vec_bcast || mode == kRowVec || mode == kColVec;
+      if ((mode == kDense || mode == kRowVec) && reinterpret_cast<uintptr_t>(g.data[k + 1]) % pack_align<Ti, V>() != 0)
+        aligned = false;
     }
+    if (vec_bcast && inner % V != 0) aligned = false;
     c.aligned = aligned;
     const int64_t blocks = grid_blocks(g.numel / V > 0 ? g.numel / V : 1);
     contig_kernel<V, NIN, To, Ti, F><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(c, f);

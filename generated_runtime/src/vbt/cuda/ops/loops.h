@@ -108,6 +108,28 @@ cudaError_t launch_softmax_rows(bool log, int in_dtype, int out_dtype, const voi
 // reduce_gemm.cu); w and b: contiguous [cols] of the same dtype, or nullptr; out contiguous like in.
 cudaError_t launch_layer_norm(int dtype, const void* in, const void* w, const void* b, void* out, int64_t rows,
                               int64_t cols, double eps, cudaStream_t stream);
+// The same, also writing each row's mean and rstd (the accumulate type: float, double for float64) for the
+// backward (FusedNnNote in reduce_gemm.cu); mean/rstd: [rows].
+cudaError_t launch_layer_norm_fwd(int dtype, const void* in, const void* w, const void* b, void* out, void* mean,
+                                  void* rstd, int64_t rows, int64_t cols, double eps, cudaStream_t stream);
+// layer_norm backward: dx (like in), and when non-null dw / db ([cols], the input's dtype), which need
+// `workspace`: 2 * layer_norm_bwd_chunks(rows) * cols accumulate-type elements of device memory. w may be null.
+int64_t layer_norm_bwd_chunks(int64_t rows);
+cudaError_t launch_layer_norm_bwd(int dtype, const void* grad, const void* in, const void* mean, const void* rstd,
+                                  const void* w, int64_t rows, int64_t cols, void* dx, void* dw, void* db,
+                                  void* workspace, cudaStream_t stream);
+// cross_entropy over a contiguous [rows, cols] input with int64 class targets (FusedNnNote): lse [rows, 2] (row max,
+// log of the sum of exp(x - max)) and
+// total [] (non-ignored rows) in the accumulate type; reduction 0 none (out [rows] of the input's dtype), 1 mean,
+// 2 sum (out []); rowloss: [rows] accumulate-type scratch for mean/sum (unused for none).
+cudaError_t launch_cross_entropy_fwd(int dtype, const void* in, const int64_t* tgt, int64_t rows, int64_t cols,
+                                     int64_t ignore, double eps, int reduction, void* out, void* lse, void* rowloss,
+                                     void* total, cudaStream_t stream);
+// dx [rows, cols] from grad ([rows] when grad_per_row, else one element; input's dtype), lse [rows, 2] and total.
+cudaError_t launch_cross_entropy_bwd(int dtype, const void* grad, bool grad_per_row, const void* in,
+                                     const int64_t* tgt, const void* lse, const void* total, int64_t rows,
+                                     int64_t cols, int64_t ignore, double eps, bool mean, void* dx,
+                                     cudaStream_t stream);
 
 // C[b] = A[b] @ B[b] for b < batch; A is [M, K], B [K, N], C [M, N], each with element strides
 // (batch, row, col); float dtypes, one dtype for all three.

@@ -259,7 +259,8 @@ template <typename A, typename R> __device__ A block_all(A v, R r, A* sh) {
 template <typename A> __device__ A block_sum(A v, A* sh) { return block_all(v, SumR{}, sh); }
 
 template <typename T, typename A>
-__global__ void layer_norm_kernel(const T* in, const T* w, const T* b, T* out, int64_t n, double eps) {
+__global__ void layer_norm_kernel(const T* in, const T* w, const T* b, T* out, int64_t n, double eps,
+                                  A* mean_out = nullptr, A* rstd_out = nullptr) {
   __shared__ A sh[32];
   const int64_t row = blockIdx.x;
   const T* x = in + row * n;
@@ -285,6 +286,10 @@ __global__ void layer_norm_kernel(const T* in, const T* w, const T* b, T* out, i
     }
     ss = block_sum(ss, sh);
     rstd = static_cast<A>(1.0 / sqrt(static_cast<double>(ss) / static_cast<double>(n) + eps));
+    if (mean_out && threadIdx.x == 0) {  // the fused forward with a backward saves the row statistics
+      mean_out[row] = mean;
+      rstd_out[row] = rstd;
+    }
 #pragma unroll
     for (int k = 0; k < kLnRegs; ++k) {
       const int64_t j = threadIdx.x + k * nt;
@@ -307,6 +312,10 @@ __global__ void layer_norm_kernel(const T* in, const T* w, const T* b, T* out, i
   }
   ss = block_sum(ss, sh);
   rstd = static_cast<A>(1.0 / sqrt(static_cast<double>(ss) / static_cast<double>(n) + eps));
+  if (mean_out && threadIdx.x == 0) {
+    mean_out[row] = mean;
+    rstd_out[row] = rstd;
+  }
   for (int64_t j = threadIdx.x; j < n; j += nt) {
     A r = (static_cast<A>(up(x[j])) - mean) * rstd;
     if (w) r *= static_cast<A>(up(w[j]));
@@ -436,6 +445,11 @@ cudaError_t launch_softmax_rows(bool log, int in_dtype, int out_dtype, const voi
 
 cudaError_t launch_layer_norm(int dtype, const void* in, const void* w, const void* b, void* out, int64_t rows,
                               int64_t cols, double eps, cudaStream_t s) {
+  return launch_layer_norm_fwd(dtype, in, w, b, out, nullptr, nullptr, rows, cols, eps, s);
+}
+
+cudaError_t launch_layer_norm_fwd(int dtype, const void* in, const void* w, const void* b, void* out, void* mean,
+                                  void* rstd, int64_t rows, int64_t cols, double eps, cudaStream_t s) {
   return dispatch_float(dtype, [&](auto tag) -> cudaError_t {
     using T = typename decltype(tag)::type;
     using A = acc_t<T>;
@@ -447,7 +461,8 @@ cudaError_t launch_layer_norm(int dtype, const void* in, const void* w, const vo
       int64_t n = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
       layer_norm_kernel<T, A><<<static_cast<unsigned>(n), threads, 0, s>>>(
           static_cast<const T*>(in) + r0 * cols, static_cast<const T*>(w), static_cast<const T*>(b),
-          static_cast<T*>(out) + r0 * cols, cols, eps);
+          static_cast<T*>(out) + r0 * cols, cols, eps, mean ? static_cast<A*>(mean) + r0 : nullptr,
+          rstd ? static_cast<A*>(rstd) + r0 : nullptr);
     }
     return cudaGetLastError();
   });
@@ -464,6 +479,277 @@ cudaError_t launch_gemm(int dtype, const GemmArgs& a, cudaStream_t s) {
       dim3 grid(static_cast<unsigned>((a.N + kTile - 1) / kTile), static_cast<unsigned>((a.M + kTile - 1) / kTile),
                 static_cast<unsigned>(nb));
       gemm_kernel<T, A><<<grid, threads, 0, s>>>(a, b0);
+    }
+    return cudaGetLastError();
+  });
+}
+
+// ---- fused cross_entropy and layer_norm backward (FusedNnNote; the math: Note [Fused NN ops] in
+// src/vbt/cpu/reduce_kernels.cpp, whose CPU kernels are the reference). One block per row, warp-shuffle block
+// sums (block_all), accumulation in A (float for float/half/bfloat16, double for double): deterministic.
+//  * cross_entropy forward: row max, then sum exp(x - max) (and sum x for label smoothing); rows of at most
+//    kLnRegs * blockDim elements are read once into registers. Thread 0 writes the row's stats (max m, ls = log of
+//    the sum; lse = m + ls) and its loss (0 for an
+//    ignored row, NaN for an out-of-range target: no host sync to raise). A one-block kernel sums the row losses
+//    and counts the non-ignored rows (total) for mean/sum.
+//  * cross_entropy backward: dx = s * (exp(x - m) * exp(-ls) - eps / C - (1 - eps) [j == t]), s from grad (and
+//    total).
+//  * layer_norm backward: dx per row (two block sums: h and h * xhat); dweight/dbias in two deterministic
+//    passes: a [chunk, column] grid of 32 x 8 blocks writes per-chunk column partials to the workspace, then one
+//    thread per column adds its chunks in order.
+namespace {
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(1024) ce_fwd_kernel(const T* in, const int64_t* tgt, int64_t C, int64_t ignore,
+                                                      A eps, A* lse_out, A* rowloss, T* out_none) {
+  __shared__ A sh[32];
+  const int64_t row = blockIdx.x;
+  const T* x = in + row * C;
+  const int64_t nt = blockDim.x;
+  A m = lowest<A>(), s = 0, sx = 0;
+  if (C <= kLnRegs * nt) {
+    A v[kLnRegs];
+#pragma unroll
+    for (int k = 0; k < kLnRegs; ++k) {
+      const int64_t j = threadIdx.x + k * nt;
+      v[k] = j < C ? static_cast<A>(up(x[j])) : lowest<A>();
+      m = MaxR{}.combine(m, v[k]);
+    }
+    m = block_all(m, MaxR{}, sh);
+    const A ms = isinf(m) ? A(0) : m;  // all -inf (or a +inf): shift by 0, the sum is then 0 / inf / NaN
+#pragma unroll
+    for (int k = 0; k < kLnRegs; ++k) {
+      const int64_t j = threadIdx.x + k * nt;
+      if (j < C) {
+        s += exp(v[k] - ms);
+        sx += v[k];
+      }
+    }
+    m = ms;
+  } else {
+    for (int64_t j = threadIdx.x; j < C; j += nt) m = MaxR{}.combine(m, static_cast<A>(up(x[j])));
+    m = block_all(m, MaxR{}, sh);
+    if (isinf(m)) m = A(0);
+    for (int64_t j = threadIdx.x; j < C; j += nt) {
+      const A v = static_cast<A>(up(x[j]));
+      s += exp(v - m);
+      sx += v;
+    }
+  }
+  s = block_sum(s, sh);
+  if (eps != A(0)) sx = block_sum(sx, sh);
+  if (threadIdx.x != 0) return;
+  const A ls = static_cast<A>(::log(s));
+  lse_out[2 * row] = m;
+  lse_out[2 * row + 1] = ls;
+  const int64_t t = tgt[row];
+  A loss;
+  if (t == ignore) {
+    loss = A(0);
+  } else if (t < 0 || t >= C) {
+    loss = A(NAN);
+  } else {
+    const A xt = static_cast<A>(up(x[t]));
+    loss = (m - xt) + ls + eps * xt - (eps != A(0) ? eps / static_cast<A>(C) * sx : A(0));
+  }
+  if (out_none) out_none[row] = cvt<T>(loss);
+  else rowloss[row] = loss;
+}
+
+// Sums the row losses (when rowloss != nullptr) into out (mean: divided by total) and counts the non-ignored rows
+// into total[0]. One block of 1024 threads.
+template <typename T, typename A>
+__global__ void __launch_bounds__(1024) ce_total_kernel(const A* rowloss, const int64_t* tgt, int64_t M,
+                                                        int64_t ignore, bool mean, T* out, A* total) {
+  __shared__ A sh[32];
+  A s = 0, cnt = 0;
+  for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
+    if (rowloss) s += rowloss[i];
+    cnt += tgt[i] != ignore ? A(1) : A(0);
+  }
+  cnt = block_sum(cnt, sh);
+  if (rowloss) s = block_sum(s, sh);
+  if (threadIdx.x != 0) return;
+  total[0] = cnt;
+  if (out) out[0] = cvt<T>(mean ? s / cnt : s);
+}
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(512) ce_bwd_kernel(const T* grad, bool grad_per_row, const T* in,
+                                                     const int64_t* tgt, const A* lse, const A* total, int64_t C,
+                                                     int64_t ignore, A eps, bool mean, T* dx) {
+  const int64_t row = blockIdx.x;
+  const T* x = in + row * C;
+  T* y = dx + row * C;
+  const int64_t t = tgt[row];
+  if (t == ignore) {
+    for (int64_t j = threadIdx.x; j < C; j += blockDim.x) y[j] = cvt<T>(A(0));
+    return;
+  }
+  A g = static_cast<A>(up(grad[grad_per_row ? row : 0]));
+  if (mean) g /= total[0];
+  if (t < 0 || t >= C) g = A(NAN);
+  const A m = lse[2 * row], f = exp(-lse[2 * row + 1]) * g, sm = eps / static_cast<A>(C) * g, st = (A(1) - eps) * g;
+  for (int64_t j = threadIdx.x; j < C; j += blockDim.x) {
+    A v = exp(static_cast<A>(up(x[j])) - m) * f - sm;
+    if (j == t) v -= st;
+    y[j] = cvt<T>(v);
+  }
+}
+
+template <typename T, typename A>
+__global__ void ln_bwd_dx_kernel(const T* grad, const T* in, const A* mean, const A* rstd, const T* w, int64_t n,
+                                 T* dx) {
+  __shared__ A sh[32];
+  const int64_t row = blockIdx.x;
+  const T* x = in + row * n;
+  const T* g = grad + row * n;
+  T* y = dx + row * n;
+  const A mu = mean[row], rs = rstd[row];
+  A s1 = 0, s2 = 0;
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+    const A xh = (static_cast<A>(up(x[j])) - mu) * rs;
+    A h = static_cast<A>(up(g[j]));
+    if (w) h *= static_cast<A>(up(w[j]));
+    s1 += h;
+    s2 += h * xh;
+  }
+  s1 = block_sum(s1, sh) / static_cast<A>(n);
+  s2 = block_sum(s2, sh) / static_cast<A>(n);
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+    const A xh = (static_cast<A>(up(x[j])) - mu) * rs;
+    A h = static_cast<A>(up(g[j]));
+    if (w) h *= static_cast<A>(up(w[j]));
+    y[j] = cvt<T>(rs * (h - s1 - xh * s2));
+  }
+}
+
+constexpr int kLnColY = 8;  // rows per step of a dweight/dbias partial block (32 columns x 8 rows of threads)
+
+template <typename T, typename A>
+__global__ void ln_bwd_wb_partial_kernel(const T* grad, const T* in, const A* mean, const A* rstd, int64_t rows,
+                                         int64_t n, int64_t rows_per_chunk, A* pw, A* pb) {
+  __shared__ A sw[kLnColY][33], sb[kLnColY][33];
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
+  const int64_t chunk = blockIdx.y;
+  const int64_t r0 = chunk * rows_per_chunk;
+  const int64_t r1 = r0 + rows_per_chunk < rows ? r0 + rows_per_chunk : rows;
+  A aw = 0, ab = 0;
+  if (col < n) {
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += kLnColY) {
+      const A gv = static_cast<A>(up(grad[r * n + col]));
+      if (pw) aw += gv * (static_cast<A>(up(in[r * n + col])) - mean[r]) * rstd[r];
+      ab += gv;
+    }
+  }
+  sw[threadIdx.y][threadIdx.x] = aw;
+  sb[threadIdx.y][threadIdx.x] = ab;
+  __syncthreads();
+  if (threadIdx.y != 0 || col >= n) return;
+  A tw = 0, tb = 0;
+#pragma unroll
+  for (int k = 0; k < kLnColY; ++k) {
+    tw += sw[k][threadIdx.x];
+    tb += sb[k][threadIdx.x];
+  }
+  if (pw) pw[chunk * n + col] = tw;
+  if (pb) pb[chunk * n + col] = tb;
+}
+
+template <typename T, typename A>
+__global__ void ln_bwd_wb_final_kernel(const A* pw, const A* pb, int64_t nchunks, int64_t n, T* dw, T* db) {
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (col >= n) return;
+  A tw = 0, tb = 0;
+  for (int64_t c = 0; c < nchunks; ++c) {
+    if (pw) tw += pw[c * n + col];
+    if (pb) tb += pb[c * n + col];
+  }
+  if (dw) dw[col] = cvt<T>(tw);
+  if (db) db[col] = cvt<T>(tb);
+}
+
+int row_threads(int64_t cols, int per_thread, int max_threads) {
+  int threads = 32;
+  while (threads < max_threads && static_cast<int64_t>(threads) * per_thread < cols) threads *= 2;
+  return threads;
+}
+
+}  // namespace
+
+cudaError_t launch_cross_entropy_fwd(int dtype, const void* in, const int64_t* tgt, int64_t rows, int64_t cols,
+                                     int64_t ignore, double eps, int reduction, void* out, void* lse, void* rowloss,
+                                     void* total, cudaStream_t s) {
+  return dispatch_float(dtype, [&](auto tag) -> cudaError_t {
+    using T = typename decltype(tag)::type;
+    using A = acc_t<T>;
+    if (rows > 0 && cols > 0) {
+      // 8 elements per thread (kLnRegs = 16 leaves room): rows up to 16384 classes stay in registers
+      const int threads = row_threads(cols, 8, 1024);
+      for (int64_t r0 = 0; r0 < rows; r0 += INT_MAX) {
+        const int64_t nr = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
+        ce_fwd_kernel<T, A><<<static_cast<unsigned>(nr), threads, 0, s>>>(
+            static_cast<const T*>(in) + r0 * cols, tgt + r0, cols, ignore, static_cast<A>(eps),
+            static_cast<A*>(lse) + 2 * r0, reduction == 0 ? nullptr : static_cast<A*>(rowloss) + r0,
+            reduction == 0 ? static_cast<T*>(out) + r0 : nullptr);
+      }
+    }
+    ce_total_kernel<T, A><<<1, 1024, 0, s>>>(reduction == 0 || cols == 0 ? nullptr : static_cast<const A*>(rowloss),
+                                            tgt, cols == 0 ? 0 : rows, ignore, reduction == 1,
+                                            reduction == 0 ? nullptr : static_cast<T*>(out), static_cast<A*>(total));
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t launch_cross_entropy_bwd(int dtype, const void* grad, bool grad_per_row, const void* in,
+                                     const int64_t* tgt, const void* lse, const void* total, int64_t rows,
+                                     int64_t cols, int64_t ignore, double eps, bool mean, void* dx, cudaStream_t s) {
+  return dispatch_float(dtype, [&](auto tag) -> cudaError_t {
+    using T = typename decltype(tag)::type;
+    using A = acc_t<T>;
+    if (rows == 0 || cols == 0) return cudaSuccess;
+    const int threads = row_threads(cols, 4, 512);
+    for (int64_t r0 = 0; r0 < rows; r0 += INT_MAX) {
+      const int64_t nr = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
+      ce_bwd_kernel<T, A><<<static_cast<unsigned>(nr), threads, 0, s>>>(
+          static_cast<const T*>(grad) + (grad_per_row ? r0 : 0), grad_per_row, static_cast<const T*>(in) + r0 * cols,
+          tgt + r0, static_cast<const A*>(lse) + 2 * r0, static_cast<const A*>(total), cols, ignore, static_cast<A>(eps),
+          mean, static_cast<T*>(dx) + r0 * cols);
+    }
+    return cudaGetLastError();
+  });
+}
+
+int64_t layer_norm_bwd_chunks(int64_t rows) {
+  const int64_t c = (rows + 63) / 64;
+  return c < 1 ? 1 : c > 256 ? 256 : c;
+}
+
+cudaError_t launch_layer_norm_bwd(int dtype, const void* grad, const void* in, const void* mean, const void* rstd,
+                                  const void* w, int64_t rows, int64_t cols, void* dx, void* dw, void* db,
+                                  void* workspace, cudaStream_t s) {
+  return dispatch_float(dtype, [&](auto tag) -> cudaError_t {
+    using T = typename decltype(tag)::type;
+    using A = acc_t<T>;
+    if (rows == 0 || cols == 0) return cudaSuccess;
+    const int threads = row_threads(cols, 4, 256);
+    for (int64_t r0 = 0; r0 < rows; r0 += INT_MAX) {
+      const int64_t nr = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
+      ln_bwd_dx_kernel<T, A><<<static_cast<unsigned>(nr), threads, 0, s>>>(
+          static_cast<const T*>(grad) + r0 * cols, static_cast<const T*>(in) + r0 * cols,
+          static_cast<const A*>(mean) + r0, static_cast<const A*>(rstd) + r0, static_cast<const T*>(w), cols,
+          static_cast<T*>(dx) + r0 * cols);
+    }
+    if (dw || db) {
+      const int64_t nchunks = layer_norm_bwd_chunks(rows), per = (rows + nchunks - 1) / nchunks;
+      A* pw = dw ? static_cast<A*>(workspace) : nullptr;
+      A* pb = db ? static_cast<A*>(workspace) + nchunks * cols : nullptr;
+      dim3 grid(static_cast<unsigned>((cols + 31) / 32), static_cast<unsigned>(nchunks));
+      ln_bwd_wb_partial_kernel<T, A><<<grid, dim3(32, kLnColY), 0, s>>>(
+          static_cast<const T*>(grad), static_cast<const T*>(in), static_cast<const A*>(mean),
+          static_cast<const A*>(rstd), rows, cols, per, pw, pb);
+      ln_bwd_wb_final_kernel<T, A><<<static_cast<unsigned>((cols + 255) / 256), 256, 0, s>>>(
+          pw, pb, nchunks, cols, static_cast<T*>(dw), static_cast<T*>(db));
     }
     return cudaGetLastError();
   });

@@ -26,6 +26,9 @@
 #include "vbt/cuda/pinned_allocator.h"
 #include "vbt/cuda/stream.h"
 #endif
+#ifdef VBT_WITH_CUDA_AUTOGRAD
+#include "vbt/cuda/autograd_streams.h"
+#endif
 #ifdef VBT_WITH_CUDA_OPS
 #include <nanobind/stl/vector.h>
 
@@ -214,6 +217,10 @@ void vbt_bind_cuda(nanobind::module_& m) {
 #ifdef VBT_WITH_CUDA_OPS
   // CUDA op kernels: the op table's CUDA column and cuda:N storages (include/vbt/cuda/ops.h).
   vbt::cuda::register_cuda_ops();
+#ifdef VBT_WITH_CUDA_AUTOGRAD
+  // Backward on CUDA runs each node on its forward stream (Note [Autograd streams] in engine.cpp).
+  vbt::cuda::install_autograd_stream_hooks();
+#endif
   m.def("_cuda_has_ops", [] { return true; });
   m.def("_cuda_to_device", [](const vbt::Tensor& t, const std::string& device, bool non_blocking) {
     return vbt::cuda::to_device(t, vbt::Device::parse(device), non_blocking);
