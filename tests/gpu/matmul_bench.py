@@ -7,30 +7,19 @@ with the device synchronised before and after (host wall clock), reported as TFL
 from __future__ import annotations
 
 import json
-import statistics
+import os
 import sys
-import time
 
 sys.path.insert(0, sys.argv[1])
 import torch  # noqa: E402
 import vibetensor.torch as vt  # noqa: E402
 from vibetensor.interop import from_dlpack  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import timed  # noqa: E402 (tests/gpu/timing.py)
+
 SHAPES = [((1024, 1024), (1024, 1024)), ((4096, 4096), (4096, 4096)), ((64, 128, 128), (64, 128, 128)),
           ((8192, 256), (256, 1024)), ((32, 512, 64), (32, 64, 512))]
-
-
-def timed(fn, sync, calls, repeats=7):
-    fn()
-    sync()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        sync()
-        samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -43,10 +32,10 @@ def main() -> None:
             flops = 2 * a.shape[-2] * a.shape[-1] * b.shape[-1] * (a.shape[0] if a.dim() == 3 else 1)
             calls = max(3, min(200, int(2e11 / flops)))
             row = {"dtype": dtype, "a": list(sa), "b": list(sb)}
-            row["torch_s"] = timed(lambda: torch.matmul(a, b), torch.cuda.synchronize, calls)
+            row["torch_s"] = timed(lambda: torch.matmul(a, b), torch.cuda.synchronize, calls, 7)[0]
             for backend in ("cublas", "kernel"):
                 vt.cuda.set_matmul_backend(backend)
-                row[f"vt_{backend}_s"] = timed(lambda: vt.matmul(va, vb), vt.cuda.synchronize, calls)
+                row[f"vt_{backend}_s"] = timed(lambda: vt.matmul(va, vb), vt.cuda.synchronize, calls, 7)[0]
             vt.cuda.set_matmul_backend("cublas")
             ref = torch.matmul(a.double(), b.double())
             got = torch.from_dlpack(vt.matmul(va, vb))

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, sys.argv[1])
 os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
@@ -22,19 +20,7 @@ import numpy as np  # noqa: E402
 import vibetensor.torch as vt  # noqa: E402
 from vibetensor import _C  # noqa: E402
 from ring_nccl_ref import NcclAllReduce  # noqa: E402
-
-
-def timed(fn, sync, calls, repeats=9):
-    fn()
-    sync()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        sync()
-        samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples), samples
+from timing import timed  # noqa: E402 (tests/gpu/timing.py)
 
 
 def main() -> None:
