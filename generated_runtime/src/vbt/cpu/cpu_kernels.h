@@ -51,6 +51,9 @@ VBT_KERNEL(k_fused_layer_norm)
 // reduce_kernels.cpp, Note [Fused NN ops]: fused ops with a backward (CPU reference kernels)
 VBT_KERNEL(k_fused_cross_entropy) VBT_KERNEL(k_fused_cross_entropy_backward)
 VBT_KERNEL(k_fused_layer_norm_fwd) VBT_KERNEL(k_fused_layer_norm_backward)
+// The argument checks of every layer_norm kernel, CPU and CUDA (normalized_shape fits the input's trailing dims, a
+// floating input, weight/bias of that shape, dtype and device); returns the row length.
+int64_t check_layer_norm_operands(const char* op, const Tensor& in, const Shape& ns, const Tensor& w, const Tensor& b);
 // linalg_kernels.cpp
 VBT_KERNEL(k_mm) VBT_KERNEL(k_bmm) VBT_KERNEL(k_matmul) VBT_KERNEL(k_addmm) VBT_KERNEL(k_linear)
 VBT_KERNEL(k_outer) VBT_KERNEL(k_dot) VBT_KERNEL(k_baddbmm)

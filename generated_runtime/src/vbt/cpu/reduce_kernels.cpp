@@ -692,22 +692,12 @@ Value k_fused_layer_norm(const Args& a) {
   const Shape& ns = a.int_list(1);
   Tensor w = a.opt_tensor(2), b = a.opt_tensor(3);
   const double eps = a.real(4);
-  const int64_t nd = static_cast<int64_t>(ns.size());
-  VBT_CHECK(nd >= 1 && nd <= in.dim(), op, ": normalized_shape ", shape_str(ns), " does not fit input shape ",
-            shape_str(in.sizes()));
-  for (int64_t d = 0; d < nd; ++d)
-    VBT_CHECK(in.sizes()[in.dim() - nd + d] == ns[d], op, ": input shape ", shape_str(in.sizes()),
-              " does not end with normalized_shape ", shape_str(ns));
+  const int64_t n = check_layer_norm_operands(op, in, ns, w, b), rows = n ? in.numel() / n : 0;
   VBT_CHECK(in.dtype() == ScalarType::Float32 || in.dtype() == ScalarType::Float64, op,
             ": expected a float32 or float64 input, got ", dtype_name(in.dtype()));
-  for (const Tensor* t : {&w, &b})
-    if (t->defined())
-      VBT_CHECK(t->dtype() == in.dtype() && t->sizes() == ns, op, ": weight/bias must have shape ", shape_str(ns),
-                " and dtype ", dtype_name(in.dtype()), ", got ", shape_str(t->sizes()), " ", dtype_name(t->dtype()));
   in = contiguous_or_self(in);
   if (w.defined()) w = contiguous_or_self(w);
   if (b.defined()) b = contiguous_or_self(b);
-  const int64_t n = shape_numel(ns), rows = n ? in.numel() / n : 0;
   Tensor out = empty(in.sizes(), in.dtype());
   if (rows == 0 || n == 0) return out;
   VBT_DISPATCH_FLOATING(in.dtype(), op, [&]<typename T>() {
@@ -954,9 +944,8 @@ Value k_fused_cross_entropy_backward(const Args& a) {
   return out;
 }
 
-namespace {
-// Shared checks of the fused layer_norm ops; returns the row length.
-int64_t ln_check(const char* op, const Tensor& in, const Shape& ns, const Tensor& w, const Tensor& b) {
+// cpu_kernels.h
+int64_t check_layer_norm_operands(const char* op, const Tensor& in, const Shape& ns, const Tensor& w, const Tensor& b) {
   const int64_t nd = static_cast<int64_t>(ns.size());
   VBT_CHECK(nd >= 1 && nd <= in.dim(), op, ": normalized_shape ", shape_str(ns), " does not fit input shape ",
             shape_str(in.sizes()));
@@ -972,7 +961,6 @@ int64_t ln_check(const char* op, const Tensor& in, const Shape& ns, const Tensor
                 t->device().str());
   return shape_numel(ns);
 }
-}  // namespace
 
 // _fused_layer_norm_fwd(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None,
 //                       float eps=1e-05) -> Tensor[]   (Note [Fused NN ops])
@@ -982,7 +970,7 @@ Value k_fused_layer_norm_fwd(const Args& a) {
   const Shape& ns = a.int_list(1);
   Tensor w = a.opt_tensor(2), b = a.opt_tensor(3);
   const double eps = a.real(4);
-  const int64_t n = ln_check(op, in, ns, w, b);
+  const int64_t n = check_layer_norm_operands(op, in, ns, w, b);
   VBT_CHECK(in.dtype() == ScalarType::Float32 || in.dtype() == ScalarType::Float64, op,
             ": expected a float32 or float64 input on the CPU, got ", dtype_name(in.dtype()));
   in = contiguous_or_self(in);
@@ -1043,7 +1031,7 @@ Value k_fused_layer_norm_backward(const Args& a) {
   Tensor g = a.tensor(0), in = a.tensor(1), mean_t = a.tensor(2), rstd_t = a.tensor(3), w = a.opt_tensor(4);
   const Shape& ns = a.int_list(5);
   const bool has_bias = a.boolean(6);
-  const int64_t n = ln_check(op, in, ns, w, Tensor());
+  const int64_t n = check_layer_norm_operands(op, in, ns, w, Tensor());
   VBT_CHECK(in.dtype() == ScalarType::Float32 || in.dtype() == ScalarType::Float64, op,
             ": expected a float32 or float64 input on the CPU, got ", dtype_name(in.dtype()));
   VBT_CHECK(g.sizes() == in.sizes(), op, ": grad of shape ", shape_str(g.sizes()), " for input of shape ",

@@ -610,6 +610,14 @@ template <bool log> Value k_softmax(const Args& a) {
   return out;
 }
 
+// The layer_norm kernels' checks (shared with the CPU kernels), then contiguous operands. Returns the row length.
+int64_t ln_operands(const char* op, Tensor& in, const Shape& ns, Tensor& w, Tensor& b) {
+  const int64_t n = check_layer_norm_operands(op, in, ns, w, b);
+  for (Tensor* t : {&w, &b})
+    if (t->defined() && !t->is_contiguous()) *t = clone_cuda(*t, t->dtype());
+  if (!in.is_contiguous()) in = clone_cuda(in, in.dtype());
+  return n;
+}
 // _fused_layer_norm (the CPU op's schema and checks; forward only, nn.functional.layer_norm calls it when no
 // operand requires grad): one block per row of the trailing normalized dims (LayerNormNote in reduce_gemm.cu).
 Value k_layer_norm_cuda(const Args& a) {
@@ -618,24 +626,8 @@ Value k_layer_norm_cuda(const Args& a) {
   const Shape& ns = a.int_list(1);
   Tensor w = a.opt_tensor(2), b = a.opt_tensor(3);
   const double eps = a.real(4);
-  const int64_t nd = static_cast<int64_t>(ns.size());
-  VBT_CHECK(nd >= 1 && nd <= in.dim(), op, ": normalized_shape ", shape_str(ns), " does not fit input shape ",
-            shape_str(in.sizes()));
-  for (int64_t d = 0; d < nd; ++d)
-    VBT_CHECK(in.sizes()[in.dim() - nd + d] == ns[d], op, ": input shape ", shape_str(in.sizes()),
-              " does not end with normalized_shape ", shape_str(ns));
-  VBT_CHECK(is_floating(in.dtype()), op, ": expected a floating input, got ", dtype_name(in.dtype()));
-  for (Tensor* t : {&w, &b})
-    if (t->defined()) {
-      VBT_CHECK(t->dtype() == in.dtype() && t->sizes() == ns, op, ": weight/bias must have shape ", shape_str(ns),
-                " and dtype ", dtype_name(in.dtype()), ", got ", shape_str(t->sizes()), " ", dtype_name(t->dtype()));
-      VBT_CHECK(t->device() == in.device(), op, ": weight/bias must be on ", in.device().str(), ", got ",
-                t->device().str());
-      if (!t->is_contiguous()) *t = clone_cuda(*t, t->dtype());
-    }
-  if (!in.is_contiguous()) in = clone_cuda(in, in.dtype());
+  const int64_t n = ln_operands(op, in, ns, w, b), rows = n ? in.numel() / n : 0;
   Tensor out = empty(in.sizes(), in.dtype(), in.device());
-  const int64_t n = shape_numel(ns), rows = n ? in.numel() / n : 0;
   if (rows == 0 || n == 0) return out;
   DeviceGuard guard(in.device().index);
   check_launch(launch_layer_norm(int(in.dtype()), in.data_ptr(), w.defined() ? w.data_ptr() : nullptr,
@@ -708,26 +700,6 @@ Value k_cross_entropy_backward_cuda(const Args& a) {
                                         lse.data_ptr(), total.data_ptr(), M, C, ignore, eps, red == 1, dx.data_ptr(),
                                         stream_of(in.device())), op, in.dtype());
   return dx;
-}
-// Checks of the fused layer_norm ops (as the CPU kernels'); weight/bias made contiguous. Returns the row length.
-int64_t ln_operands(const char* op, Tensor& in, const Shape& ns, Tensor& w, Tensor& b) {
-  const int64_t nd = static_cast<int64_t>(ns.size());
-  VBT_CHECK(nd >= 1 && nd <= in.dim(), op, ": normalized_shape ", shape_str(ns), " does not fit input shape ",
-            shape_str(in.sizes()));
-  for (int64_t d = 0; d < nd; ++d)
-    VBT_CHECK(in.sizes()[in.dim() - nd + d] == ns[d], op, ": input shape ", shape_str(in.sizes()),
-              " does not end with normalized_shape ", shape_str(ns));
-  VBT_CHECK(is_floating(in.dtype()), op, ": expected a floating input, got ", dtype_name(in.dtype()));
-  for (Tensor* t : {&w, &b})
-    if (t->defined()) {
-      VBT_CHECK(t->dtype() == in.dtype() && t->sizes() == ns && t->device() == in.device(), op,
-                ": weight/bias must have shape ", shape_str(ns), " and dtype ", dtype_name(in.dtype()), " on ",
-                in.device().str(), ", got ", shape_str(t->sizes()), " ", dtype_name(t->dtype()), " on ",
-                t->device().str());
-      if (!t->is_contiguous()) *t = clone_cuda(*t, t->dtype());
-    }
-  if (!in.is_contiguous()) in = clone_cuda(in, in.dtype());
-  return shape_numel(ns);
 }
 Value k_layer_norm_fwd_cuda(const Args& a) {
   const char* op = "_fused_layer_norm_fwd";
