@@ -1,7 +1,7 @@
 """DistributedDataParallel (Note [DDP through gradient hooks]): on 2 CPU ranks that start from different weights,
 DDP makes rank 0's weights everyone's, and a few SGD steps on each rank's half of every batch give the weights of
 one process training on the whole batches; a parameter used twice and a non-contiguous gradient are covered; errors
-for what is not supported."""
+for what is not supported. no_sync() is in test_ddp_no_sync.py."""
 from __future__ import annotations
 
 import json
@@ -108,9 +108,9 @@ def test_ddp_needs_a_process_group_and_refuses_unsupported_options():
         with pytest.raises(NotImplementedError, match="find_unused_parameters"):
             DistributedDataParallel(model, find_unused_parameters=True)
         ddp = DistributedDataParallel(model)
-        with pytest.raises(NotImplementedError, match="no_sync"):
-            with ddp.no_sync():
-                pass
+        with ddp.no_sync():  # Note [DDP no_sync]; its training behaviour is in test_ddp_no_sync.py
+            assert not ddp.require_backward_grad_sync
+        assert ddp.require_backward_grad_sync
         x = vt.ones(3, 2)
         np.testing.assert_array_equal(ddp(x).detach().numpy(), model(x).detach().numpy())
     finally:

@@ -8,7 +8,8 @@ Backends:
 - ``gloo`` (also accepted as ``tcp``): CPU tensors, through the rendezvous connections (a star through rank 0,
   reduced in rank order, so every rank gets bit-identical results). It is our own TCP implementation that takes
   gloo's place in scripts written for torch; it is not the gloo library. It is meant for tests and small jobs.
-In an ``nccl`` group, CPU tensors also go through the TCP path, and ``barrier()`` always does.
+In an ``nccl`` group, CPU tensors also go through the TCP path, and ``barrier()`` always does, as do
+``broadcast_object_list`` / ``all_gather_object`` (see Note [Objects over the rendezvous connections]).
 
 Start the processes with ``python -m vibetensor.torch.distributed.run --nproc-per-node N script.py ...`` (or any
 launcher that sets torchrun's variables): RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT. See Note
@@ -19,16 +20,18 @@ from __future__ import annotations
 import atexit
 import datetime
 import enum
+import json
 import os
+import pickle
 from typing import Any
 
 import numpy as np
 
 from ._rendezvous import DistError, rendezvous
 
-__all__ = ["DistError", "ReduceOp", "all_reduce", "barrier", "broadcast", "destroy_process_group",
-           "get_backend", "get_rank", "get_world_size", "init_process_group", "is_available", "is_initialized",
-           "is_nccl_available"]
+__all__ = ["DistError", "ReduceOp", "all_gather", "all_gather_into_tensor", "all_gather_object", "all_reduce",
+           "barrier", "broadcast", "broadcast_object_list", "destroy_process_group", "get_backend", "get_rank",
+           "get_world_size", "init_process_group", "is_available", "is_initialized", "is_nccl_available"]
 
 
 class ReduceOp(enum.Enum):
@@ -325,3 +328,197 @@ def barrier(group=None, async_op: bool = False, device_ids=None):
         cuda.synchronize()
     g.channel.barrier()
     return _Done() if async_op else None
+
+
+def _gather_uses_nccl(g: _Group, what: str, tensor, outputs) -> bool:
+    """Whether a gather runs on NCCL; every tensor must be where the group's backend takes it, all on one device."""
+    where = _uses_nccl(g, tensor, what)
+    for i, out in enumerate(outputs):
+        if _uses_nccl(g, out, what) != where:
+            raise RuntimeError(f"vibetensor.distributed.{what}: the input tensor is on {tensor.device} but output "
+                               f"{i} is on {out.device}; the input and the outputs must be on one device")
+    return where
+
+
+def _check_gather_output(what: str, tensor, out, label: str) -> None:
+    if out.dtype != tensor.dtype:
+        raise TypeError(f"vibetensor.distributed.{what}: {label} has dtype {_dtype_name(out)} but the input has "
+                        f"{_dtype_name(tensor)}")
+
+
+def _host_all_gather(g: _Group, what: str, tensor) -> np.ndarray:
+    """Gather every rank's CPU ``tensor`` into a (world_size, *shape) array, the same on every rank.
+
+    A star through rank 0: each rank sends a header (dtype, shape) and its bytes; rank 0 checks every header against
+    its own and answers every rank with "ok" and the gathered bytes, or with the mismatch, which every rank raises (so
+    a rank with another shape or dtype is named on all ranks instead of a timeout)."""
+    work, _ = _host_buffer(tensor)  # bfloat16 travels as float32 (exact both ways)
+    array = work.numpy()  # contiguous (_host_buffer), 0-d for a 0-d tensor
+    header = {"dtype": _dtype_name(tensor), "shape": list(tensor.shape)}
+    gathered = np.empty((g.world_size,) + array.shape, dtype=array.dtype)
+    gathered[g.rank] = array
+    if g.world_size == 1:
+        return gathered
+    flat = gathered.reshape(-1)
+    whole = memoryview(flat.view(np.uint8)) if flat.size else memoryview(b"")
+    if g.rank == 0:
+        problems = []
+        for peer in range(1, g.world_size):
+            theirs = json.loads(bytes(g.channel.recv(peer, what)))
+            data = g.channel.recv(peer, what)
+            if theirs != header:
+                problems.append(f"rank {peer} passed a {theirs['dtype']} tensor of shape {theirs['shape']}")
+            elif array.size:
+                gathered[peer] = np.frombuffer(data, dtype=array.dtype).reshape(array.shape)
+        answer = {"ok": not problems}
+        if problems:
+            answer["error"] = (f"vibetensor.distributed.{what}: rank 0 passed a {header['dtype']} tensor of shape "
+                               f"{header['shape']} but " + ", ".join(problems) +
+                               "; every rank must pass the same shape and dtype")
+        for peer in range(1, g.world_size):
+            g.channel.send(peer, json.dumps(answer).encode(), what)
+            if not problems:
+                g.channel.send(peer, whole, what)
+        if problems:
+            raise DistError(answer["error"])
+    else:
+        g.channel.send(0, json.dumps(header).encode(), what)
+        g.channel.send(0, memoryview(array.reshape(-1).view(np.uint8)) if array.size else memoryview(b""), what)
+        answer = json.loads(bytes(g.channel.recv(0, what)))
+        if not answer["ok"]:
+            raise DistError(answer["error"])
+        g.channel.recv(0, what, whole if flat.size else None)
+    return gathered
+
+
+def _nccl_all_gather(g: _Group, what: str, tensor, output) -> None:
+    """ncclAllGather of ``tensor`` into the dense ``output`` (world_size * numel elements, rank-major) on the current
+    stream of the group's device; like _nccl_in_place, strided tensors go through contiguous copies."""
+    from ._nccl import DTYPES
+    from .. import cuda
+    name = _dtype_name(tensor)
+    if name not in DTYPES:
+        raise TypeError(f"vibetensor.distributed.{what}: NCCL has no {name} (supported: {', '.join(DTYPES)})")
+    if tensor.numel() == 0:
+        return  # nothing to gather (every rank has the same shape: torch's contract)
+    send = tensor if tensor.is_contiguous() else tensor.contiguous()
+    recv = output if output.is_contiguous() else output.contiguous()
+    g.nccl.all_gather(send.data_ptr(), recv.data_ptr(), send.numel(), DTYPES[name], g.comm,
+                      cuda.current_stream(g.device).cuda_stream)
+    if recv is not output:
+        output.copy_(recv)
+
+
+def all_gather(tensor_list, tensor, group=None, async_op: bool = False):
+    """Gather every rank's ``tensor`` into ``tensor_list`` (one tensor per rank, in rank order) on every rank.
+
+    Every rank passes a tensor of the same shape and dtype, and a list of world_size tensors of that shape and dtype
+    (torch's contract; a rank that differs is named in the error)."""
+    g = _require_group("all_gather")
+    tensor_list = list(tensor_list)
+    if len(tensor_list) != g.world_size:
+        raise ValueError(f"vibetensor.distributed.all_gather: tensor_list has {len(tensor_list)} tensors but the "
+                         f"group has world_size {g.world_size}; pass one output tensor per rank")
+    for i, out in enumerate(tensor_list):
+        _check_gather_output("all_gather", tensor, out, f"tensor_list[{i}]")
+        if list(out.shape) != list(tensor.shape):
+            raise ValueError(f"vibetensor.distributed.all_gather: tensor_list[{i}] has shape {list(out.shape)} but "
+                             f"the input has shape {list(tensor.shape)}")
+    if _gather_uses_nccl(g, "all_gather", tensor, tensor_list):
+        from .. import empty
+        n = tensor.numel()
+        flat = empty((g.world_size * n,), dtype=tensor.dtype, device=tensor.device)
+        _nccl_all_gather(g, "all_gather", tensor, flat)
+        for i, out in enumerate(tensor_list):
+            out.copy_(flat[i * n:(i + 1) * n].reshape(list(tensor.shape)))
+        return _Done() if async_op else None
+    from .. import from_numpy
+    gathered = _host_all_gather(g, "all_gather", tensor)
+    for i, out in enumerate(tensor_list):
+        out.copy_(from_numpy(np.array(gathered[i])))  # a 0-d array for a 0-d tensor
+    return _Done() if async_op else None
+
+
+def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op: bool = False):
+    """Gather every rank's ``input_tensor`` into ``output_tensor`` in rank order, as torch: the output is either the
+    inputs concatenated along dim 0 (world_size * input.shape[0], ...) or stacked (world_size, *input.shape)."""
+    g = _require_group("all_gather_into_tensor")
+    what = "all_gather_into_tensor"
+    _check_gather_output(what, input_tensor, output_tensor, "output_tensor")
+    shape, world = list(input_tensor.shape), g.world_size
+    stacked = [world] + shape
+    concatenated = [world * shape[0]] + shape[1:] if shape else None
+    if list(output_tensor.shape) not in (stacked, concatenated):
+        forms = f"{concatenated} (concatenated) or {stacked} (stacked)" if shape else f"{stacked}"
+        raise ValueError(f"vibetensor.distributed.{what}: output_tensor has shape {list(output_tensor.shape)}; for an "
+                         f"input of shape {shape} and world_size {world} it must be {forms}")
+    if _gather_uses_nccl(g, what, input_tensor, [output_tensor]):
+        _nccl_all_gather(g, what, input_tensor, output_tensor)
+        return _Done() if async_op else None
+    from .. import from_numpy
+    gathered = _host_all_gather(g, what, input_tensor)
+    output_tensor.copy_(from_numpy(gathered.reshape(list(output_tensor.shape))))
+    return _Done() if async_op else None
+
+
+# Note [Objects over the rendezvous connections]: broadcast_object_list / all_gather_object pickle the objects and
+# send the bytes over the rendezvous connections (the star through rank 0) in every backend. torch moves the pickled
+# bytes through tensors of the group's backend (CUDA tensors under nccl); we don't: these calls carry small
+# metadata, and the TCP star already exists on every rank of every backend. Unpickling runs arbitrary code, as in
+# torch: use them only between ranks of one job.
+
+def _pickle(what: str, obj) -> bytes:
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise TypeError(f"vibetensor.distributed.{what}: cannot pickle {type(obj).__name__}: {exc}") from exc
+
+
+def broadcast_object_list(object_list: list, src: int = 0, group=None, device=None) -> None:
+    """Replace the items of ``object_list`` on every rank by those of rank ``src``'s (picklable objects; every rank
+    passes a list of the same length, as in torch)."""
+    g = _require_group("broadcast_object_list")
+    what = "broadcast_object_list"
+    if not 0 <= src < g.world_size:
+        raise ValueError(f"vibetensor.distributed.{what}: src {src} is out of range for world_size {g.world_size}")
+    if g.world_size == 1:
+        return
+    payload = _pickle(what, list(object_list)) if g.rank == src else None
+    if g.rank == 0:
+        if src != 0:
+            payload = bytes(g.channel.recv(src, what))
+        for peer in range(1, g.world_size):
+            if peer != src:
+                g.channel.send(peer, payload, what)
+    elif g.rank == src:
+        g.channel.send(0, payload, what)
+    else:
+        payload = bytes(g.channel.recv(0, what))
+    if g.rank != src:
+        objects = pickle.loads(payload)
+        if len(objects) != len(object_list):
+            raise ValueError(f"vibetensor.distributed.{what}: rank {g.rank} passed a list of {len(object_list)} "
+                             f"objects but src {src} broadcast {len(objects)}; every rank passes a list of the "
+                             "same length")
+        object_list[:] = objects
+
+
+def all_gather_object(object_list: list, obj, group=None) -> None:
+    """Set ``object_list[r]`` to rank r's ``obj`` (picklable) on every rank; ``object_list`` has world_size items."""
+    g = _require_group("all_gather_object")
+    what = "all_gather_object"
+    if len(object_list) != g.world_size:
+        raise ValueError(f"vibetensor.distributed.{what}: object_list has {len(object_list)} items but the group "
+                         f"has world_size {g.world_size}; pass a list with one slot per rank, e.g. [None] * "
+                         "world_size")
+    mine = _pickle(what, obj)
+    if g.rank == 0:
+        parts = [mine] + [bytes(g.channel.recv(peer, what)) for peer in range(1, g.world_size)]
+        payload = pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL)
+        for peer in range(1, g.world_size):
+            g.channel.send(peer, payload, what)
+    else:
+        g.channel.send(0, mine, what)
+        parts = pickle.loads(bytes(g.channel.recv(0, what)))
+    # every rank unpickles its own object too, so it gets a copy as on the other ranks (torch does the same)
+    object_list[:] = [pickle.loads(part) for part in parts]
