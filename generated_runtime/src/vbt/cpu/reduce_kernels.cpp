@@ -624,10 +624,9 @@ template <bool IsProd> Value cum_like(const Args& a, const char* op) {
   return out;
 }
 
-// Fused (log_)softmax of one contiguous float32 row: max (NaN ignored, as in the generic loop), one
-// vectorised exp pass that stores exp(x - max) in y, a double sum of y (kLanes accumulators), then a scale
-// pass (softmax) or y = (x - max) - log(sum) in double (log_softmax).
-template <bool IsLog> void softmax_row_f32(const float* x, float* y, int64_t n) {
+// The max of a contiguous float32 row in kLanes vectorisable lanes; NaN is skipped (it reaches the later sum);
+// -inf for an empty or all -inf row.
+float row_max_f32(const float* x, int64_t n) {
   float ml[kLanes];
   for (int64_t j = 0; j < kLanes; ++j) ml[j] = -std::numeric_limits<float>::infinity();
   int64_t i = 0;
@@ -636,6 +635,14 @@ template <bool IsLog> void softmax_row_f32(const float* x, float* y, int64_t n) 
   for (; i < n; ++i) ml[0] = vec::select(ml[0] < x[i], x[i], ml[0]);
   float mf = ml[0];
   for (int64_t j = 1; j < kLanes; ++j) mf = ml[j] > mf ? ml[j] : mf;
+  return mf;
+}
+
+// Fused (log_)softmax of one contiguous float32 row: max (NaN ignored, as in the generic loop), one
+// vectorised exp pass that stores exp(x - max) in y, a double sum of y (kLanes accumulators), then a scale
+// pass (softmax) or y = (x - max) - log(sum) in double (log_softmax).
+template <bool IsLog> void softmax_row_f32(const float* x, float* y, int64_t n) {
+  float mf = row_max_f32(x, n);
   if (std::isinf(mf) && mf < 0) mf = 0;
   const float m = mf;
   vec::exp_f32_array(y, x, n, m);
@@ -791,14 +798,7 @@ int64_t ce_check(const char* op, const Tensor& in, const Tensor& tgt) {
 // ls = log(sum_j exp(x_j - m)).
 template <typename T> std::pair<double, double> ce_row_stats(const T* x, int64_t n, std::vector<float>& buf) {
   if constexpr (std::is_same_v<T, float>) {  // vectorisable: lane maxima (NaN skipped: it reaches the sum), exp, sum
-    float ml[kLanes];
-    for (int64_t j = 0; j < kLanes; ++j) ml[j] = -std::numeric_limits<float>::infinity();
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-      for (int64_t j = 0; j < kLanes; ++j) ml[j] = vec::select(ml[j] < x[i + j], x[i + j], ml[j]);
-    for (; i < n; ++i) ml[0] = vec::select(ml[0] < x[i], x[i], ml[0]);
-    float mf = ml[0];
-    for (int64_t j = 1; j < kLanes; ++j) mf = ml[j] > mf ? ml[j] : mf;
+    float mf = row_max_f32(x, n);
     if (std::isinf(mf)) mf = 0;  // all -inf (or NaN): ls = -inf / NaN; a +inf: ls = +inf
     buf.resize(static_cast<size_t>(n));
     vec::exp_f32_array(buf.data(), x, n, mf);

@@ -4,9 +4,6 @@ one process training on the whole batches; a parameter used twice and a non-cont
 for what is not supported. no_sync() is in test_ddp_no_sync.py."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import vibetensor.torch as vt
 import vibetensor.torch.distributed as dist
 from vibetensor.torch.nn.parallel import DistributedDataParallel
 
-RUN = [sys.executable, "-m", "vibetensor.torch.distributed.run"]
+from ddp_runs import DEVICES, one_and_two_ranks
 
 TRAIN = textwrap.dedent('''
     import json, os, sys
@@ -72,26 +69,9 @@ TRAIN = textwrap.dedent('''
 ''')
 
 
-def _gpus() -> int:
-    return vt.cuda.device_count() if vt.cuda.is_built() else 0
-
-
-@pytest.mark.parametrize("device", [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(_gpus() < 2 or not dist.is_nccl_available(),
-                                                  reason="DDP over NCCL needs two GPUs (runs on the lent machine)")),
-])
+@DEVICES
 def test_two_ranks_train_like_one_process(tmp_path: Path, device: str):
-    script = tmp_path / "train.py"
-    script.write_text(TRAIN)
-    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), device], capture_output=True,
-                         text=True, timeout=120)
-    assert one.returncode == 0, one.stderr
-    two = subprocess.run(RUN + ["--nproc-per-node", "2", str(script), str(tmp_path / "two"), device],
-                         capture_output=True, text=True, timeout=240)
-    assert two.returncode == 0, two.stdout + two.stderr
-    single = json.loads((tmp_path / "one.0.json").read_text())
-    ranks = [json.loads((tmp_path / f"two.{r}.json").read_text()) for r in range(2)]
+    single, ranks = one_and_two_ranks(tmp_path, TRAIN, device)
     assert ranks[0]["keys"] == ["module." + k for k in single["keys"]]  # torch's DDP state_dict prefix
     for name, values in single["state"].items():
         for r in ranks:

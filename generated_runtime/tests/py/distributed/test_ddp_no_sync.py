@@ -5,19 +5,12 @@ its own; the synchronized backward makes one all-reduce per parameter; a forward
 runs inside still synchronizes (torch: the forward decides). The same runs over NCCL where two GPUs exist."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-import vibetensor.torch as vt
-import vibetensor.torch.distributed as dist
-
-RUN = [sys.executable, "-m", "vibetensor.torch.distributed.run"]
+from ddp_runs import DEVICES, one_and_two_ranks
 
 TRAIN = textwrap.dedent('''
     import contextlib, json, os, sys
@@ -106,26 +99,9 @@ TRAIN = textwrap.dedent('''
 ''')
 
 
-def _gpus() -> int:
-    return vt.cuda.device_count() if vt.cuda.is_built() else 0
-
-
-@pytest.mark.parametrize("device", [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(_gpus() < 2 or not dist.is_nccl_available(),
-                                                  reason="DDP over NCCL needs two GPUs (runs on the lent machine)")),
-])
+@DEVICES
 def test_no_sync_accumulation_trains_like_one_process(tmp_path: Path, device: str):
-    script = tmp_path / "train.py"
-    script.write_text(TRAIN)
-    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), device], capture_output=True,
-                         text=True, timeout=120)
-    assert one.returncode == 0, one.stderr
-    two = subprocess.run(RUN + ["--nproc-per-node", "2", str(script), str(tmp_path / "two"), device],
-                         capture_output=True, text=True, timeout=240)
-    assert two.returncode == 0, two.stdout + two.stderr
-    single = json.loads((tmp_path / "one.0.json").read_text())
-    ranks = [json.loads((tmp_path / f"two.{r}.json").read_text()) for r in range(2)]
+    single, ranks = one_and_two_ranks(tmp_path, TRAIN, device)
     n_params = ranks[0]["n_params"]
     for r in ranks:
         log = r["log"]
