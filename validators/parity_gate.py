@@ -5,7 +5,8 @@ Spec form: ``parity: {ops: core, dtypes: all, backward: true, device: cpu}``.
 Flow (each subprocess through ``validators.sandbox.run_sandboxed``: own session, timeout, everything killed):
 1. ``run_checks reference`` (torch, never the candidate): inputs and torch's answers for a seed drawn fresh from a
    nonce each run (option ``seed`` pins it; it is recorded in the report). Every check is made twice, on two
-   different random inputs, so an op returning a cached result fails its second call.
+   different random inputs (the second redrawn until torch's answer differs from the first, which small integer
+   ranges would otherwise often repeat), so an op returning a cached result fails its second call.
 2. The gate loads inputs and answers into memory and deletes the answers from disk.
 3. ``run_checks candidate`` (the module under test, never torch) with ``ctx.state["site_dir"]`` first on its
    sys.path: replays the inputs, writes observations and a progress file. When it crashes (a segfault) or hangs
@@ -89,7 +90,7 @@ def _how(run) -> str:
 
 class ParityGate:
     name = "parity"
-    version = "2"
+    version = "3"
 
     def run(self, ctx: GateContext) -> GateResult:
         start = time.monotonic()
