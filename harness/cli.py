@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from harness import gitops
+from harness.agents.replay_agent import SELECTION_HELP
 from harness.interfaces import GateConfig, HarnessError
 from harness.runner import (EXIT_ACCEPTED, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_MISMATCH, Outcome, Runner,
                             RunOptions, describe_comparison, replay_spec)
@@ -54,7 +55,10 @@ def _outcome(args, out: Outcome, title: str) -> int:
     if counts:
         lines.append(f"  recordings: {counts['match']} match, {counts['other_gate']} match at another gate"
                      f"{' (fail the replay: --strict-gates)' if out.extra.get('strict_gates') else ''}, "
-                     f"{counts['mismatch']} mismatch; {counts['verdict_only']} compared by verdict only")
+                     f"{counts['mismatch']} mismatch; {counts['verdict_only']} compared by verdict only"
+                     + (f" ({len(out.extra['recordings'])} of {out.extra['recordings_of']} recordings selected: "
+                        f"{', '.join(map(str, out.extra['recordings']))})"
+                        if len(out.extra.get("recordings", ())) < out.extra.get("recordings_of", 0) else ""))
     for d in out.details:
         if "recorded" in d:
             then = d["recorded"] + (f" at {d['recorded_gate']}" if d.get("recorded_gate") else "")
@@ -131,7 +135,8 @@ def cmd_run(args) -> int:
         spec = find_spec(root, args.spec)
     args.agent = args.agent or "replay"
     if args.agent == "replay" and not args.resume:
-        return _outcome(args, replay_spec(runner, spec, progress=not args.json, strict_gates=args.strict_gates),
+        return _outcome(args, replay_spec(runner, spec, progress=not args.json, strict_gates=args.strict_gates,
+                                           selection=args.recordings),
                         f"replay {spec.id}")
     opts = RunOptions(agent=args.agent, agent_options=_agent_options(args, root), candidates=args.candidates,
                       max_attempts=args.max_attempts, budget_usd=args.budget_usd, nop_check=not args.no_nop_check,
@@ -294,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--allow-nop", action="store_true", help="accept a spec whose gates pass on the unchanged tree")
     r.add_argument("--strict-gates", action="store_true",
                    help="replay: a recorded failure that now fails at another gate is a mismatch (exit 5)")
+    r.add_argument("--recordings", metavar="SELECTION",
+                   help="replay: which recorded proposals to re-gate (default all); " + SELECTION_HELP)
     r.set_defaults(func=cmd_run)
 
     sm = common(sub.add_parser("submit", help="gate the change made in generated_runtime/ and record it"))

@@ -679,20 +679,25 @@ def describe_comparison(d: dict[str, Any]) -> str:
     return "match"
 
 
-def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates: bool = False) -> Outcome:
-    """Offline ``run SPEC --agent replay``: re-gate every recorded proposal of an accepted spec on the ledger state
-    it was made on, and compare today's verdict, and the gate a failure failed at, with the recorded one
-    (Note [Replay compares the failing gate]). strict_gates: a failure at another gate fails the replay too."""
-    from harness.agents.replay_agent import recordings
+def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates: bool = False,
+                selection: str | None = None) -> Outcome:
+    """Offline ``run SPEC --agent replay``: re-gate every recorded proposal of an accepted spec (or those
+    ``selection`` names, replay_agent.select_recordings) on the ledger state it was made on, and compare today's
+    verdict, and the gate a failure failed at, with the recorded one (Note [Replay compares the failing gate]).
+    strict_gates: a failure at another gate fails the replay too."""
+    from harness.agents.replay_agent import recordings, select_recordings
 
     t0 = time.monotonic()
-    recs = recordings(runner.trusted_root, spec.id)
-    if not recs:
+    all_recs = recordings(runner.trusted_root, spec.id)
+    if not all_recs:
         raise HarnessError(f"replay: spec {spec.id} has no recorded proposals (it is not in the ledger); "
                            "use a live agent, e.g. --agent openai:MODEL")
+    recs = select_recordings(all_recs, selection)
     log = RunLog(runner.state_root / "logs" / "replays", new_run_id(spec.id),
                  {"mode": "replay", "spec_id": spec.id, "agent": "replay", "model": "recorded",
-                  "started_at": utcnow(), "status": "running", "attempts": [], "strict_gates": strict_gates})
+                  "started_at": utcnow(), "status": "running", "attempts": [], "strict_gates": strict_gates,
+                  "recordings": {"selection": selection or "all", "selected": [i for i, _ in recs],
+                                 "of": len(all_recs)}})
     log.save()
     slot = Slot(runner.state_root, 0)
     details = []
@@ -703,7 +708,7 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates:
     counts = {MATCH: 0, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0}
     try:
         with prog:
-            for i, rec in enumerate(recs, start=1):
+            for i, rec in recs:
                 runner.ensure_tree(rec.parent_tree, upto_seq=rec.entry_seq - 1)
                 prog.update(0, attempt=i, phase=f"rebuilding ledger state before entry {rec.entry_seq}")
                 slot.prepare(rec.parent_tree)
@@ -737,7 +742,9 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates:
             reason = "; ".join(f"recording {d['recording']}: {describe_comparison(d)}"
                                for d in sorted(failing, key=lambda d: d["recording"]))
         else:
-            reason = f"{len(details)} recorded proposal(s) re-gated; every verdict matches the recording"
+            reason = (f"{len(details)} recorded proposal(s) re-gated"
+                      + (f" (of {len(all_recs)}: {selection})" if len(recs) < len(all_recs) else "")
+                      + "; every verdict matches the recording")
             if moved:
                 reason += (f", {len(moved)} failing at another gate than recorded (not an error without "
                            "--strict-gates): " + "; ".join(f"recording {d['recording']}: recorded "
@@ -755,4 +762,5 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates:
                            counts=counts)
         log.save()
     return Outcome(status, reason, log.run_id, str(log.dir), attempts=len(details), wall_s=time.monotonic() - t0,
-                   details=details, extra={"counts": counts, "strict_gates": strict_gates})
+                   details=details, extra={"counts": counts, "strict_gates": strict_gates,
+                                           "recordings": [i for i, _ in recs], "recordings_of": len(all_recs)})

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.interfaces import AgentError, AgentRequest, AgentResponse, Proposal, Usage
+from harness.interfaces import AgentError, HarnessError, AgentRequest, AgentResponse, Proposal, Usage
 from harness.gitops import EMPTY_TREE
 from harness.ledger import Ledger
 from harness.runlog import read_stored_proposal
@@ -160,3 +160,45 @@ class ReplayAgent:
         return AgentResponse(text=f"(recorded proposal {i + 1}/{len(recs)}, run {r.run_id})", proposal=r.proposal,
                              usage=Usage(), model=self.model,
                              meta={"recorded_verdict": r.recorded_verdict, "entry_seq": r.entry_seq})
+
+
+SELECTION_HELP = ("comma-separated: N (1-based), A-B, first, last, last:N, failed (recorded as not passing), all")
+
+
+def select_recordings(recs: list[Recording], selection: str | None) -> list[tuple[int, Recording]]:
+    """The recordings a replay re-gates, each with its 1-based number among all of the spec's recordings (numbers
+    stay the same whatever is selected, so reports of partial replays compare). ``None`` or "all": every one.
+    Each recording is re-gated on its own parent state, so any subset is a valid replay. Order: recording order,
+    each at most once. An unknown term or an index out of range is a HarnessError naming it."""
+    n = len(recs)
+    if selection is None or selection.strip() in ("", "all"):
+        return list(enumerate(recs, start=1))
+    chosen: set[int] = set()
+    for term in (t.strip() for t in selection.split(",")):
+        try:
+            if term == "all":
+                chosen.update(range(1, n + 1))
+            elif term == "first":
+                chosen.add(1)
+            elif term == "last":
+                chosen.add(n)
+            elif term.startswith("last:"):
+                k = int(term[5:])
+                if k < 1:
+                    raise ValueError
+                chosen.update(range(max(1, n - k + 1), n + 1))
+            elif term == "failed":
+                chosen.update(i for i, r in enumerate(recs, start=1) if r.recorded_verdict != "pass")
+            elif "-" in term:
+                a, b = (int(x) for x in term.split("-", 1))
+                if not 1 <= a <= b <= n:
+                    raise HarnessError(f"replay --recordings: range {term} is outside 1-{n}")
+                chosen.update(range(a, b + 1))
+            else:
+                k = int(term)
+                if not 1 <= k <= n:
+                    raise HarnessError(f"replay --recordings: recording {k} does not exist (the spec has {n})")
+                chosen.add(k)
+        except ValueError:
+            raise HarnessError(f"replay --recordings: cannot read {term!r} ({SELECTION_HELP})") from None
+    return [(i, recs[i - 1]) for i in sorted(chosen)]

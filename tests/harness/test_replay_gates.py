@@ -133,3 +133,49 @@ def test_recorded_failure_that_passes_today_is_a_mismatch(recorded):
     assert code == 5, out
     assert out["counts"][MISMATCH] == 1 and out["details"][0]["result"] == MISMATCH
     assert "recorded fail, today pass" in out["reason"]
+
+
+def test_select_recordings_terms_and_errors():
+    from harness.agents.replay_agent import select_recordings
+    from harness.interfaces import HarnessError
+
+    class R:
+        def __init__(self, verdict):
+            self.recorded_verdict = verdict
+
+    recs = [R("pass"), R("fail"), R("pass"), R("rejected"), R("pass"), R("pass")]
+    pick = lambda sel: [i for i, _ in select_recordings(recs, sel)]  # noqa: E731
+    assert pick(None) == pick("all") == [1, 2, 3, 4, 5, 6]
+    assert pick("first,failed,last") == [1, 2, 4, 6]
+    assert pick("last:2") == [5, 6] and pick("last:99") == [1, 2, 3, 4, 5, 6]
+    assert pick("2-3, 3, 5") == [2, 3, 5]  # sorted, each once
+    assert select_recordings(recs, "failed")[0][1] is recs[1]
+    for bad, message in [("7", "recording 7 does not exist (the spec has 6)"), ("0", "recording 0 does not exist"),
+                         ("4-9", "range 4-9 is outside 1-6"), ("newest", "cannot read 'newest'"),
+                         ("last:0", "cannot read 'last:0'"), ("3-1", "range 3-1 is outside")]:
+        with pytest.raises(HarnessError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            select_recordings(recs, bad)
+
+
+def test_replay_of_selected_recordings_keeps_their_numbers(recorded):
+    repo, _ = recorded
+    code, out = vt_replay(repo, "--recordings", "last")
+    assert code == 0, out
+    assert [d["recording"] for d in out["details"]] == [2] and out["recordings"] == [2] and out["recordings_of"] == 2
+    assert "1 recorded proposal(s) re-gated (of 2: last)" in out["reason"]
+    assert out["counts"] == {MATCH: 1, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0}
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "01-toy", "--agent", "replay", "--recordings",
+                        "failed"], cwd=repo, capture_output=True, text=True, timeout=600, env=ENV)
+    assert p.returncode == 0, p.stderr
+    assert "recording 1 (entry" in p.stdout and "recording 2 (entry" not in p.stdout
+    assert "(1 of 2 recordings selected: 1)" in p.stdout
+
+
+def test_replay_with_a_bad_selection_is_a_clear_error_that_writes_no_run(recorded):
+    repo, _ = recorded
+    replays = repo / "logs" / "replays"
+    before = sorted(replays.iterdir()) if replays.exists() else []
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "01-toy", "--agent", "replay", "--recordings",
+                        "5"], cwd=repo, capture_output=True, text=True, timeout=600, env=ENV)
+    assert p.returncode != 0 and "recording 5 does not exist (the spec has 2)" in (p.stderr + p.stdout)
+    assert (sorted(replays.iterdir()) if replays.exists() else []) == before
