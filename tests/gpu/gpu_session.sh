@@ -10,6 +10,8 @@
 #   4. dp (only when named in STEPS): data-parallel training on DP_GPUS GPUs (tests/gpu/dp_check.py) -> OUTDIR/dp/
 #   4b. ring (only when named in STEPS): the ring all-reduce plugin timed against NCCL (tests/gpu/ring_plugin_bench.py,
 #      RING_MIB sizes per rank, default "1 16 256 1024") -> OUTDIR/ring_bench.json; its correctness tests are in pytest
+#   4c. bench (only when named in STEPS): tests/benchmarks/bench_cuda.py and tests/gpu/matmul_bench.py against torch
+#      -> OUTDIR/bench_cuda.{txt,json}, OUTDIR/matmul.{txt,json}; micro: tests/gpu/microbench/run.sh -> OUTDIR/micro/
 #   5. sanitize (only when named in STEPS): compute-sanitizer (SANITIZE_TOOLS, default memcheck) over pytest of
 #      SANITIZE_TESTS (default tests/py/cuda/test_cuda_ops.py) -> OUTDIR/sanitize-TOOL.log
 # Build: cmake + ninja with CXX=/usr/bin/g++ (the image's /opt gcc links libstdc++ statically, which breaks _C
@@ -94,6 +96,20 @@ if want ring; then
     ${RING_MIB:-1 16 256 1024} >"$OUT/ring_bench.txt" 2>&1
   echo "ring bench rc=$? in $(( $(date +%s) - T6 ))s" | tee -a "$summary"
   tail -12 "$OUT/ring_bench.txt" | tee -a "$summary"
+fi
+if want bench; then  # side-by-side benchmarks against torch (tests/benchmarks/bench_cuda.py, tests/gpu/matmul_bench.py)
+  T7=$(date +%s)
+  PYTHONPATH=$SITE timeout "$LIMIT" python3 tests/benchmarks/bench_cuda.py --out "$OUT/bench_cuda.json" >"$OUT/bench_cuda.txt" 2>&1
+  echo "bench_cuda rc=$? in $(( $(date +%s) - T7 ))s" | tee -a "$summary"
+  T8=$(date +%s)
+  timeout "$LIMIT" python3 tests/gpu/matmul_bench.py "$SITE" "$OUT/matmul.json" >"$OUT/matmul.txt" 2>&1
+  echo "matmul_bench rc=$? in $(( $(date +%s) - T8 ))s" | tee -a "$summary"
+fi
+if want micro; then  # standalone kernel micro-benchmarks (tests/gpu/microbench/run.sh; MICRO names a subset)
+  T9=$(date +%s)
+  timeout "$LIMIT" bash tests/gpu/microbench/run.sh "$OUT/micro" ${MICRO:-} >"$OUT/micro.txt" 2>&1
+  echo "micro rc=$? in $(( $(date +%s) - T9 ))s" | tee -a "$summary"
+  rm -rf "$OUT/micro/bin"
 fi
 if want dp; then
   T4=$(date +%s)
