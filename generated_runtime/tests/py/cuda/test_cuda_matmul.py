@@ -137,6 +137,26 @@ def test_bmm_layouts(backend, dt):
     check(vt.bmm(to_vt(z), to_vt(make((0, k, n), dt))), torch.empty(0, m, n, dtype=TDT[dt]), k)
 
 
+@pytest.mark.parametrize("dt", DTYPES)
+def test_matmul_3d_same_batch_layouts(backend, dt):
+    """Two 3-D operands with one batch size: matmul is one GEMM with no view ops around it (MatmulHostNote in
+    cuda_ops.cpp), for every operand layout, an expanded (stride-0) batch, K = 0 and a size mismatch."""
+    B, m, k, n = 3, 9, 21, 13
+    x, y = make((B, m, k), dt, 1), make((B, k, n), dt, 2)
+    check(vt.matmul(to_vt(x), to_vt(y)), ref(torch.matmul, dt, x, y), k)
+    xt, yt = make((B, k, m), dt, 3), make((B, n, k), dt, 4)  # column-major matrices
+    check(vt.matmul(to_vt(xt).transpose(1, 2), to_vt(yt).transpose(1, 2)),
+          ref(torch.matmul, dt, xt.transpose(1, 2), yt.transpose(1, 2)), k)
+    x1 = make((1, m, k), dt, 5)  # one matrix expanded over the batch: batch stride 0
+    check(vt.matmul(to_vt(x1).expand(B, m, k), to_vt(y)), ref(torch.matmul, dt, x1.expand(B, m, k), y), k)
+    xs = make((B, m, 2 * k), dt, 6)  # column slice: copied for cuBLAS
+    check(vt.matmul(to_vt(xs)[:, :, ::2], to_vt(y)), ref(torch.matmul, dt, xs[:, :, ::2], y), k)
+    zx, zy = make((B, m, 0), dt), make((B, 0, n), dt)
+    check(vt.matmul(to_vt(zx), to_vt(zy)), torch.zeros(B, m, n, dtype=TDT[dt]), 1)
+    with pytest.raises(RuntimeError, match=r"Expected size .* to be: \[\*, 21\] but got: \[\*, 22\]"):
+        vt.matmul(to_vt(x), to_vt(make((B, k + 1, n), dt)))
+
+
 MATMUL_CASES = [  # (shape of a, shape of b)
     ((4, 7, 16), (16, 5)),          # a shared weight: folds into one GEMM of 28 rows
     ((16,), (3, 16, 5)),            # vector @ batch

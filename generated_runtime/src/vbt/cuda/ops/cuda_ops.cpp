@@ -760,22 +760,34 @@ void check_mm_dtypes(const char* op, const Tensor& x, const Tensor& y) {
             " != ", dtype_name(y.dtype()));
   if (!is_floating(x.dtype())) VBT_NOT_IMPLEMENTED(op, ": not implemented for '", dtype_name(x.dtype()), "' on CUDA");
 }
-GemmArgs gemm_args(const Tensor& x, const Tensor& y, const Tensor& out) {
-  return GemmArgs{x.sizes()[0], x.sizes()[1], y.sizes()[2], x.sizes()[2],
-                  x.data_ptr(), x.strides()[0], x.strides()[1], x.strides()[2],
-                  y.data_ptr(), y.strides()[0], y.strides()[1], y.strides()[2],
-                  out.data_ptr(), out.strides()[0], out.strides()[1], out.strides()[2]};
+// MatmulHostNote: a small matmul is bound by the host (an H200 multiplies 32 x (512x64 @ 64x512) in bfloat16 in
+// 7.6 us of GPU time, about what issuing it costs), so mm, bmm and the matmul cases that need no broadcast go
+// straight to one GEMM on 2-D or 3-D operands, with no unsqueeze / expand / reshape / view ops around it (each is a
+// dispatcher call and a tensor on the host). A 2-D operand is a batch of one (batch stride 0).
+int64_t stride_at(const Tensor& t, int64_t i) {  // i in 0..2 of the [B, r, c] form; the batch stride of 2-D is 0
+  return t.dim() == 3 ? t.strides()[i] : (i == 0 ? 0 : t.strides()[i - 1]);
 }
-// A [B, r, c] operand as cuBLAS takes it: itself when its matrices are row- or column-major (any batch stride,
-// broadcast included), else a contiguous copy.
+GemmArgs gemm_args(const Tensor& x, const Tensor& y, const Tensor& out, int64_t B, int64_t M, int64_t N, int64_t K) {
+  return GemmArgs{B, M, N, K,
+                  x.data_ptr(), stride_at(x, 0), stride_at(x, 1), stride_at(x, 2),
+                  y.data_ptr(), stride_at(y, 0), stride_at(y, 1), stride_at(y, 2),
+                  out.data_ptr(), stride_at(out, 0), stride_at(out, 1), stride_at(out, 2)};
+}
+// A [B, r, c] or [r, c] operand as cuBLAS takes it: itself when its matrices are row- or column-major (any batch
+// stride, broadcast included), else a contiguous copy.
 Tensor blas_operand(const Tensor& t) {
-  if (cublas_layout_ok(t.sizes()[1], t.sizes()[2], t.strides()[1], t.strides()[2])) return t;
+  const int64_t d = t.dim();
+  if (cublas_layout_ok(t.sizes()[d - 2], t.sizes()[d - 1], t.strides()[d - 2], t.strides()[d - 1])) return t;
   return clone_cuda(t, t.dtype());
 }
-Tensor bmm3(const char* op, const Tensor& x, const Tensor& y) {  // [B,M,K] @ [B,K,N]
-  Tensor out = empty({x.sizes()[0], x.sizes()[1], y.sizes()[2]}, x.dtype(), x.device());
+// [M,K] @ [K,N] -> [M,N], or [B,M,K] @ [B,K,N] -> [B,M,N] (shapes and dtypes checked by the caller).
+Tensor gemm_new(const char* op, const Tensor& x, const Tensor& y) {
+  const bool b3 = x.dim() == 3;
+  const int64_t B = b3 ? x.sizes()[0] : 1, M = x.sizes()[b3 ? 1 : 0], K = x.sizes()[b3 ? 2 : 1];
+  const int64_t N = y.sizes()[b3 ? 2 : 1];
+  Tensor out = b3 ? empty({B, M, N}, x.dtype(), x.device()) : empty({M, N}, x.dtype(), x.device());
   if (out.numel() == 0) return out;
-  if (x.sizes()[2] == 0) {
+  if (K == 0) {
     fill(out, Scalar(int64_t(0)));
     return out;
   }
@@ -783,9 +795,9 @@ Tensor bmm3(const char* op, const Tensor& x, const Tensor& y) {  // [B,M,K] @ [B
   const cudaStream_t stream = stream_of(x.device());
   if (cublas_ready()) {  // cuBLAS (CublasNote in cublas_gemm.cpp); the tiled kernel when it declines
     Tensor xb = blas_operand(x), yb = blas_operand(y);
-    if (cublas_gemm(int(x.dtype()), gemm_args(xb, yb, out), x.device().index, stream)) return out;
+    if (cublas_gemm(int(x.dtype()), gemm_args(xb, yb, out, B, M, N, K), x.device().index, stream)) return out;
   }
-  check_launch(launch_gemm(int(x.dtype()), gemm_args(x, y, out), stream), op, x.dtype());
+  check_launch(launch_gemm(int(x.dtype()), gemm_args(x, y, out, B, M, N, K), stream), op, x.dtype());
   return out;
 }
 Tensor unsq(const Tensor& t, int64_t d) { return call_tensor_op("unsqueeze", {t, d}); }
@@ -796,7 +808,7 @@ Tensor mm2(const char* op, const Tensor& x, const Tensor& y) {
   VBT_CHECK(x.sizes()[1] == y.sizes()[0], op, ": mat1 and mat2 shapes cannot be multiplied (", x.sizes()[0], "x",
             x.sizes()[1], " and ", y.sizes()[0], "x", y.sizes()[1], ")");
   check_mm_dtypes(op, x, y);
-  return sq(bmm3(op, unsq(x, 0), unsq(y, 0)), 0);
+  return gemm_new(op, x, y);
 }
 Value k_mm(const Args& a) { return mm2("mm", a.tensor(0), a.tensor(1)); }
 Value k_bmm(const Args& a) {
@@ -807,7 +819,7 @@ Value k_bmm(const Args& a) {
             "of batch2 tensor to be: [", x.sizes()[0], ", ", x.sizes()[2], "] but got: [", y.sizes()[0], ", ",
             y.sizes()[1], "].");
   check_mm_dtypes("bmm", x, y);
-  return bmm3("bmm", x, y);
+  return gemm_new("bmm", x, y);
 }
 Value k_matmul(const Args& a) {
   const Tensor &x = a.tensor(0), &y = a.tensor(1);
@@ -822,7 +834,12 @@ Value k_matmul(const Args& a) {
   }
   Tensor xm = x.dim() == 1 ? unsq(x, 0) : x, ym = y.dim() == 1 ? unsq(y, 1) : y;
   int64_t n = xm.sizes()[xm.dim() - 2], k = xm.sizes().back(), k2 = ym.sizes()[ym.dim() - 2], m = ym.sizes().back();
-  VBT_CHECK(k == k2, "matmul: mat1 and mat2 shapes cannot be multiplied (", n, "x", k, " and ", k2, "x", m, ")");
+  VBT_CHECK(k == k2, "matmul: Expected size for first two dimensions of batch2 tensor to be: [*, ", k, "] but got: [*, ",
+            k2, "] (shapes ", shape_str(x.sizes()), " and ", shape_str(y.sizes()), ")");  // the CPU's words
+  if (x.dim() == 3 && y.dim() == 3 && x.sizes()[0] == y.sizes()[0]) {  // no broadcast: one bmm (MatmulHostNote)
+    check_mm_dtypes("matmul", x, y);
+    return gemm_new("matmul", x, y);
+  }
   check_mm_dtypes("matmul", xm, ym);
   Shape bx(xm.sizes().begin(), xm.sizes().end() - 2), by(ym.sizes().begin(), ym.sizes().end() - 2);
   Shape batch = broadcast_shapes(bx, by, "matmul");
@@ -832,7 +849,7 @@ Value k_matmul(const Args& a) {
   ey.insert(ey.end(), {k, m});
   Tensor x3 = call_tensor_op("reshape", {call_tensor_op("expand", {xm, ex}), Shape{B, n, k}});
   Tensor y3 = call_tensor_op("reshape", {call_tensor_op("expand", {ym, ey}), Shape{B, k, m}});
-  Tensor r = bmm3("matmul", x3, y3);
+  Tensor r = gemm_new("matmul", x3, y3);
   Shape rs = batch;
   rs.insert(rs.end(), {n, m});
   r = call_tensor_op("view", {r, rs});
@@ -1197,7 +1214,7 @@ Value k_baddbmm(const Args& a) {
   VBT_CHECK(x.sizes()[0] == y.sizes()[0] && x.sizes()[2] == y.sizes()[1], "baddbmm: incompatible batch shapes ",
             shape_str(x.sizes()), " and ", shape_str(y.sizes()));
   check_mm_dtypes("baddbmm", x, y);
-  Tensor p = bmm3("baddbmm", x, y);
+  Tensor p = gemm_new("baddbmm", x, y);
   return finish_out("baddbmm", beta_alpha(a.tensor(0), p, a.scalar(3), a.scalar(4)), a.opt_tensor(5));
 }
 Value k_linear(const Args& a) {
@@ -1215,7 +1232,7 @@ Value k_dot(const Args& a) {
             "] and src [", y.numel(), "] to have the same number of elements, but got ", x.numel(), " and ", y.numel(),
             " elements respectively");
   check_mm_dtypes("dot", x, y);
-  Tensor r = sq(sq(bmm3("dot", unsq(unsq(x, 0), 0), unsq(unsq(y, 1), 0)), 0), 0);
+  Tensor r = sq(sq(gemm_new("dot", unsq(unsq(x, 0), 0), unsq(unsq(y, 1), 0)), 0), 0);
   return finish_out("dot", call_tensor_op("view", {r, Shape{}}), a.opt_tensor(2));
 }
 
