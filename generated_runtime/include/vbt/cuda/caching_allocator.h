@@ -20,12 +20,29 @@
 //   pool (small or large) oldest first until the shortfall is covered; 2) release every fully free
 //   cached segment, largest first; 3) wait for all pending events, then flush the whole cache. If all
 //   fail: OutOfMemoryError (message: requested size, stats, limit); the allocator stays usable.
-// * Graph-private pools. Between begin_capture(g, S) and end_capture(g), requests on S go to pools
-//   owned by graph g (fresh segments, never blocks of the general pools), and blocks of g's pools are
-//   never handed to other requests. release_graph(g) frees g's fully free segments to the backend; a
-//   segment still holding live blocks is freed when its last block is freed.
+// * Graph-private pools. Between begin_capture(g, S[, P]) and end_capture(g), requests on S go to the
+//   private pool P (fresh segments, never blocks of the general pools), and blocks of a private pool are
+//   never handed to other requests (nor released by empty_cache or the GC). Note [Shared graph pools].
 // * Poison-on-free (debug): a block returning to a pool is filled with poison_byte on its stream.
-// Thread safety: every public method takes one mutex. The observer runs under it and must not call back.
+//
+// Note [Shared graph pools]
+// A private pool is keyed by its own id (PoolId), not by a graph's: begin_capture(g, S) captures into the
+// pool whose id is g (a graph's own pool, created on demand), begin_capture(g, S, P) into pool P, which
+// several graphs may share (torch's graph_pool_handle() / capture_begin(pool=other.pool())). References:
+// * each graph that captured into the pool holds one from begin_capture until release_graph(g) (the graph's
+//   reset or destruction); while any graph holds the pool it keeps all its segments, and a block freed
+//   during one capture may be reused by a later capture into the same pool on the same stream (that is the
+//   point: graphs captured in sequence share memory; they must then be replayed in the order they were
+//   captured, as in torch);
+// * each retain_pool(P) (a live pool handle) holds one until release_pool(P): it keeps the id usable, so a
+//   capture may still start into P while no graph holds it, but it keeps no memory.
+// When no graph holds the pool, its fully free segments go back to the backend at once, and each other
+// segment when its last live (or pending) block is freed. When no handle holds it either, the pool is
+// released: begin_capture / retain_pool on its id raise "was released" until its last segment is gone and
+// the id is forgotten. One pool takes one capture at a time: a second graph beginning a capture into a pool
+// another graph is capturing into raises (as in torch). The JSON snapshot names each segment's pool
+// ("pool_id", and "graph" with the same value, null for the general pools) and lists the private pools
+// ("graph_pools"); graph_pool_stats(P) gives one pool's numbers.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -44,6 +61,7 @@
 namespace vbt::cuda {
 
 using GraphId = std::int64_t;
+using PoolId = std::int64_t;  // a graph-private pool (Note [Shared graph pools]); >= 0
 
 struct AllocatorConfig {
   std::size_t rounding = 512;                        // block size granularity
@@ -92,7 +110,18 @@ struct AllocatorEvent {
   StreamId stream = 0;
   EventId event = 0;
   int stage = 0;              // GcStage: 1, 2 or 3
-  GraphId graph = -1;         // SegmentAlloc: owning graph, -1 for the general pools
+  GraphId graph = -1;         // the private pool (PoolId) of the segment or block, -1 for the general pools
+};
+
+// One private pool's numbers (graph_pool_stats).
+struct GraphPoolStats {
+  PoolId id = -1;
+  bool exists = false;       // false: no pool has this id (never created, or released and fully returned)
+  bool released = false;     // no graph or handle references it any more (its segments are draining)
+  int graphs = 0;            // graphs holding it (captured into it and not released)
+  int handles = 0;           // retain_pool references
+  GraphId capturing = -1;    // the graph capturing into it now, -1 if none
+  std::int64_t segments = 0, reserved_bytes = 0, allocated_bytes = 0;
 };
 const char* to_string(AllocatorEvent::Kind kind);
 using AllocatorObserver = std::function<void(const AllocatorEvent&)>;
@@ -118,9 +147,15 @@ class CachingAllocator {
   void reset_peak_stats();  // every peak := its current value
   std::string snapshot_json() const;  // schema: Note [Allocator snapshot schema] in caching_allocator.cpp
 
+  // Note [Shared graph pools]. begin_capture(g, S) captures into the pool whose id is g.
   void begin_capture(GraphId graph, StreamId stream);
+  void begin_capture(GraphId graph, StreamId stream, PoolId pool);
   void end_capture(GraphId graph);
-  void release_graph(GraphId graph);
+  void release_graph(GraphId graph);  // the graph drops its pool reference (reset or destroyed)
+  void retain_pool(PoolId pool);      // a handle's reference (creates the pool if it does not exist)
+  void release_pool(PoolId pool);     // drops one retain_pool reference
+  PoolId graph_pool(GraphId graph) const;  // the pool a graph holds, -1 if it holds none
+  GraphPoolStats graph_pool_stats(PoolId pool) const;
 
   void set_poison_on_free(bool on);
   void set_observer(AllocatorObserver observer);
@@ -150,7 +185,7 @@ class CachingAllocator {
   };
   struct Pool {
     bool small = true;
-    GraphId graph = -1;
+    PoolId graph = -1;  // the private pool this is half of, -1 for the general pools
     std::set<Block*, BlockOrder> free_blocks;
     int segments = 0;
   };
@@ -162,10 +197,16 @@ class CachingAllocator {
     std::uint64_t birth = 0;  // creation order (the GC frees oldest first)
     Block* head = nullptr;
   };
-  struct GraphPools {
+  struct PrivatePool {  // Note [Shared graph pools]
     Pool small, large;
-    bool capturing = false;
+    int graph_refs = 0;
+    int handle_refs = 0;
+    GraphId capturing = -1;
     bool released = false;
+  };
+  struct CapturedGraph {
+    PoolId pool = -1;
+    bool capturing = false;
     StreamId stream = 0;
   };
   struct PendingEvent {
@@ -184,9 +225,12 @@ class CachingAllocator {
   std::size_t release_free_segments(bool oldest_first, const Pool* only_pool, std::size_t target_bytes,
                                     bool from_gc);
   void process_events(bool wait);
-  void maybe_drop_graph(Pool* pool);
+  PrivatePool& private_pool(PoolId pool, const char* what);  // finds or creates; refuses a released pool
+  void drop_pool_ref(PoolId pool);   // releases the pool when its last reference goes
+  void maybe_forget_pool(PoolId pool);  // erases a released pool once its last segment is gone
   void notify(const AllocatorEvent& event);
-  [[noreturn]] void throw_oom(std::size_t requested, std::size_t size, std::size_t segment_size);
+  [[noreturn]] void throw_oom(std::size_t requested, std::size_t size, std::size_t segment_size, PoolId pool);
+  GraphPoolStats pool_stats_locked(PoolId id, const PrivatePool& pool) const;
 
   MemoryBackend& backend_;
   AllocatorConfig config_;
@@ -195,7 +239,8 @@ class CachingAllocator {
   mutable std::mutex mutex_;
   AllocatorStats stats_;
   Pool small_pool_, large_pool_;
-  std::map<GraphId, std::unique_ptr<GraphPools>> graphs_;
+  std::map<PoolId, std::unique_ptr<PrivatePool>> pools_;
+  std::map<GraphId, CapturedGraph> graphs_;
   std::map<StreamId, GraphId> capturing_streams_;
   std::map<std::uintptr_t, Segment*> segments_;
   std::unordered_map<std::uintptr_t, Block*> live_blocks_;  // allocated blocks by address

@@ -106,8 +106,8 @@ CachingAllocator::Pool& CachingAllocator::pool_for(std::size_t size, StreamId st
   bool small = size <= config_.small_block_limit;
   auto capture = capturing_streams_.find(stream);
   if (capture != capturing_streams_.end()) {
-    GraphPools& g = *graphs_.at(capture->second);
-    return small ? g.small : g.large;
+    PrivatePool& p = *pools_.at(graphs_.at(capture->second).pool);
+    return small ? p.small : p.large;
   }
   return small ? small_pool_ : large_pool_;
 }
@@ -219,10 +219,10 @@ CachingAllocator::Block* CachingAllocator::new_segment_with_gc(Pool& pool, Strea
   stats_.num_cache_flushes++;
   if (Block* b = attempt()) return b;
 
-  throw_oom(requested, size, segment_size);
+  throw_oom(requested, size, segment_size, pool.graph);
 }
 
-void CachingAllocator::throw_oom(std::size_t requested, std::size_t size, std::size_t segment_size) {
+void CachingAllocator::throw_oom(std::size_t requested, std::size_t size, std::size_t segment_size, PoolId pool) {
   stats_.num_ooms++;
   notify({AllocatorEvent::Kind::Oom, 0, requested, 0, 0, 0, -1});
   auto num = [](auto v) { return std::to_string(v); };  // no iostreams: see stat_json
@@ -233,7 +233,9 @@ void CachingAllocator::throw_oom(std::size_t requested, std::size_t size, std::s
                    " bytes, reserved " + num(stats_.reserved_bytes.current) + " bytes in " +
                    num(stats_.segments.current) + " segments; limit " + num(memory_limit()) +
                    " bytes (memory fraction " + double_json(fraction_) + " of device capacity " +
-                   num(backend_.device_capacity()) + " bytes); stats " + stats_to_json(stats_);
+                   num(backend_.device_capacity()) + " bytes)" +
+                   (pool >= 0 ? "; the request was captured into graph pool " + num(pool) : std::string()) +
+                   "; stats " + stats_to_json(stats_);
   throw OutOfMemoryError(os, requested, stats_);
 }
 
@@ -286,9 +288,10 @@ void CachingAllocator::return_block(Block* block) {
     delete next;
   }
   pool->free_blocks.insert(block);
-  if (pool->graph >= 0 && graphs_.at(pool->graph)->released && seg->head == block && block->next == nullptr) {
-    release_segment(seg);
-    maybe_drop_graph(pool);
+  PoolId private_id = pool->graph;
+  if (private_id >= 0 && pools_.at(private_id)->graph_refs == 0 && seg->head == block && block->next == nullptr) {
+    release_segment(seg);  // no graph holds the pool: its memory drains (Note [Shared graph pools])
+    maybe_forget_pool(private_id);
   }
 }
 
@@ -353,11 +356,37 @@ void CachingAllocator::process_events(bool wait) {
   pending_ = std::move(still_pending);
 }
 
-void CachingAllocator::maybe_drop_graph(Pool* pool) {
-  auto it = graphs_.find(pool->graph);
-  if (it == graphs_.end()) return;
-  GraphPools& g = *it->second;
-  if (g.released && g.small.segments == 0 && g.large.segments == 0) graphs_.erase(it);
+CachingAllocator::PrivatePool& CachingAllocator::private_pool(PoolId pool, const char* what) {
+  VBT_CHECK_VALUE(pool >= 0, what, ": graph pool id must be >= 0, got ", pool);
+  auto& slot = pools_[pool];
+  if (!slot) {
+    slot = std::make_unique<PrivatePool>();
+    slot->small.small = true;
+    slot->large.small = false;
+    slot->small.graph = slot->large.graph = pool;
+  }
+  VBT_CHECK(!slot->released, what, ": graph pool ", pool, " was released (no graph or handle references it any "
+            "more) and still holds live blocks; its id cannot be captured into or retained again");
+  return *slot;
+}
+
+void CachingAllocator::drop_pool_ref(PoolId pool) {
+  PrivatePool& p = *pools_.at(pool);
+  if (p.graph_refs > 0) return;
+  p.released = p.handle_refs == 0;
+  std::vector<Segment*> free_segments;
+  for (auto& [base, seg] : segments_)
+    if ((seg->pool == &p.small || seg->pool == &p.large) && seg->head->next == nullptr && seg->head->is_free())
+      free_segments.push_back(seg);
+  for (Segment* seg : free_segments) release_segment(seg);
+  maybe_forget_pool(pool);
+}
+
+void CachingAllocator::maybe_forget_pool(PoolId pool) {
+  auto it = pools_.find(pool);
+  if (it == pools_.end()) return;
+  const PrivatePool& p = *it->second;
+  if (p.released && p.small.segments == 0 && p.large.segments == 0) pools_.erase(it);
 }
 
 void CachingAllocator::record_stream(void* ptr, StreamId stream) {
@@ -408,46 +437,101 @@ void CachingAllocator::reset_peak_stats() {
     s->peak = s->current;
 }
 
-void CachingAllocator::begin_capture(GraphId graph, StreamId stream) {
+void CachingAllocator::begin_capture(GraphId graph, StreamId stream) { begin_capture(graph, stream, graph); }
+
+void CachingAllocator::begin_capture(GraphId graph, StreamId stream, PoolId pool) {
   std::lock_guard<std::mutex> lock(mutex_);
   VBT_CHECK_VALUE(graph >= 0, "begin_capture: graph id must be >= 0, got ", graph);
   VBT_CHECK(capturing_streams_.count(stream) == 0, "begin_capture: stream ", stream, " is already capturing");
-  auto& slot = graphs_[graph];
-  if (!slot) {
-    slot = std::make_unique<GraphPools>();
-    slot->small.small = true;
-    slot->large.small = false;
-    slot->small.graph = slot->large.graph = graph;
+  auto g = graphs_.find(graph);
+  if (g != graphs_.end()) {  // captured before and not released: only into the same pool again
+    VBT_CHECK(!g->second.capturing, "begin_capture: graph ", graph, " is already capturing");
+    VBT_CHECK(g->second.pool == pool, "begin_capture: graph ", graph, " holds graph pool ", g->second.pool,
+              "; it cannot capture into graph pool ", pool, " before release_graph");
   }
-  VBT_CHECK(!slot->released && !slot->capturing, "begin_capture: graph ", graph,
-            slot->released ? " was released" : " is already capturing");
-  slot->capturing = true;
-  slot->stream = stream;
+  auto existing = pools_.find(pool);
+  if (existing != pools_.end() && !existing->second->released) {
+    GraphId other = existing->second->capturing;
+    VBT_CHECK(other < 0 || other == graph, "begin_capture: graph ", graph, " cannot capture into graph pool ", pool,
+              ": graph ", other, " is capturing into it; two graphs cannot capture into one pool at the same time "
+              "(end that capture first)");
+  }
+  PrivatePool& p = private_pool(pool, "begin_capture");
+  if (g == graphs_.end()) {
+    p.graph_refs++;
+    g = graphs_.emplace(graph, CapturedGraph{pool, false, stream}).first;
+  }
+  g->second.capturing = true;
+  g->second.stream = stream;
+  p.capturing = graph;
   capturing_streams_[stream] = graph;
 }
 
 void CachingAllocator::end_capture(GraphId graph) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = graphs_.find(graph);
-  VBT_CHECK(it != graphs_.end() && it->second->capturing, "end_capture: graph ", graph, " is not capturing");
-  it->second->capturing = false;
-  capturing_streams_.erase(it->second->stream);
+  VBT_CHECK(it != graphs_.end() && it->second.capturing, "end_capture: graph ", graph, " is not capturing");
+  it->second.capturing = false;
+  capturing_streams_.erase(it->second.stream);
+  pools_.at(it->second.pool)->capturing = -1;
 }
 
 void CachingAllocator::release_graph(GraphId graph) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = graphs_.find(graph);
-  VBT_CHECK(it != graphs_.end() && !it->second->released, "release_graph: unknown or already released graph ",
-            graph);
-  VBT_CHECK(!it->second->capturing, "release_graph: graph ", graph, " is still capturing (call end_capture)");
-  GraphPools& g = *it->second;
-  g.released = true;
-  std::vector<Segment*> free_segments;
-  for (auto& [base, seg] : segments_)
-    if ((seg->pool == &g.small || seg->pool == &g.large) && seg->head->next == nullptr && seg->head->is_free())
-      free_segments.push_back(seg);
-  for (Segment* seg : free_segments) release_segment(seg);
-  maybe_drop_graph(&g.small);
+  VBT_CHECK(it != graphs_.end(), "release_graph: unknown or already released graph ", graph);
+  VBT_CHECK(!it->second.capturing, "release_graph: graph ", graph, " is still capturing (call end_capture)");
+  PoolId pool = it->second.pool;
+  graphs_.erase(it);
+  pools_.at(pool)->graph_refs--;
+  drop_pool_ref(pool);
+}
+
+void CachingAllocator::retain_pool(PoolId pool) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  private_pool(pool, "retain_pool").handle_refs++;
+}
+
+void CachingAllocator::release_pool(PoolId pool) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = pools_.find(pool);
+  VBT_CHECK(it != pools_.end() && it->second->handle_refs > 0, "release_pool: graph pool ", pool,
+            " holds no handle reference");
+  it->second->handle_refs--;
+  drop_pool_ref(pool);
+}
+
+PoolId CachingAllocator::graph_pool(GraphId graph) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = graphs_.find(graph);
+  return it == graphs_.end() ? -1 : it->second.pool;
+}
+
+GraphPoolStats CachingAllocator::graph_pool_stats(PoolId pool) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = pools_.find(pool);
+  if (it != pools_.end()) return pool_stats_locked(pool, *it->second);
+  GraphPoolStats out;
+  out.id = pool;
+  return out;
+}
+
+GraphPoolStats CachingAllocator::pool_stats_locked(PoolId id, const PrivatePool& p) const {
+  GraphPoolStats out;
+  out.id = id;
+  out.exists = true;
+  out.released = p.released;
+  out.graphs = p.graph_refs;
+  out.handles = p.handle_refs;
+  out.capturing = p.capturing;
+  for (const auto& [base, seg] : segments_) {
+    if (seg->pool != &p.small && seg->pool != &p.large) continue;
+    out.segments++;
+    out.reserved_bytes += static_cast<std::int64_t>(seg->size);
+    for (const Block* b = seg->head; b != nullptr; b = b->next)
+      if (b->allocated) out.allocated_bytes += static_cast<std::int64_t>(b->size);
+  }
+  return out;
 }
 
 void CachingAllocator::set_poison_on_free(bool on) {
@@ -470,26 +554,44 @@ std::size_t CachingAllocator::block_size(const void* ptr) const {
 // Note [Allocator snapshot schema]
 // {"schema": "vbt.cuda.allocator_snapshot/1", "backend": "host"|"cuda", "device": int,
 //  "memory_fraction": float, "memory_limit": int, "stats": <stats_to_json>,
+//  "graph_pools": [{"id": int, "graphs": [int], "handles": int, "capturing": int|null, "released": bool,
+//                   "segments": int, "reserved_bytes": int, "allocated_bytes": int}],
 //  "segments": [{"address": int, "size": int, "stream": int, "pool": "small"|"large",
-//                "graph": int|null, "birth": int,
+//                "pool_id": int|null, "graph": int|null, "birth": int,
 //                "blocks": [{"address": int, "size": int, "requested": int, "stream": int,
 //                            "state": "allocated"|"pending"|"free"}]}]}
 // Segments are in address order; a segment's blocks are in address order and tile it exactly.
-// "requested" is the user's byte count for allocated blocks and 0 otherwise.
+// "requested" is the user's byte count for allocated blocks and 0 otherwise. "pool_id" is the segment's private
+// graph pool (Note [Shared graph pools]), null for the general pools; "graph" repeats it (the name of schema /1,
+// from when each graph had its own pool, whose id is still the graph's id when no pool was shared).
+// "graph_pools" lists the private pools in id order ("graphs": the graphs holding the pool, in id order).
 std::string CachingAllocator::snapshot_json() const {
   std::lock_guard<std::mutex> lock(mutex_);
   auto num = [](auto v) { return std::to_string(v); };
   std::string os = "{\"schema\": \"vbt.cuda.allocator_snapshot/1\", \"backend\": \"";
   os += backend_.name();
   os += "\", \"device\": " + num(device_index_) + ", \"memory_fraction\": " + double_json(fraction_) +
-        ", \"memory_limit\": " + num(memory_limit()) + ", \"stats\": " + stats_to_json(stats_) + ", \"segments\": [";
+        ", \"memory_limit\": " + num(memory_limit()) + ", \"stats\": " + stats_to_json(stats_) +
+        ", \"graph_pools\": [";
+  for (auto it = pools_.begin(); it != pools_.end(); ++it) {
+    GraphPoolStats ps = pool_stats_locked(it->first, *it->second);
+    std::string graphs;
+    for (const auto& [graph, captured] : graphs_)
+      if (captured.pool == it->first) graphs += (graphs.empty() ? "" : ", ") + num(graph);
+    os += std::string(it == pools_.begin() ? "" : ", ") + "{\"id\": " + num(it->first) + ", \"graphs\": [" + graphs +
+          "], \"handles\": " + num(ps.handles) + ", \"capturing\": " +
+          (ps.capturing >= 0 ? num(ps.capturing) : std::string("null")) + ", \"released\": " +
+          (ps.released ? "true" : "false") + ", \"segments\": " + num(ps.segments) + ", \"reserved_bytes\": " +
+          num(ps.reserved_bytes) + ", \"allocated_bytes\": " + num(ps.allocated_bytes) + "}";
+  }
+  os += "], \"segments\": [";
   bool first_segment = true;
   for (const auto& [base, seg] : segments_) {
+    std::string pool_id = seg->pool->graph >= 0 ? num(seg->pool->graph) : std::string("null");
     os += std::string(first_segment ? "" : ", ") + "{\"address\": " + num(seg->base) + ", \"size\": " +
           num(seg->size) + ", \"stream\": " + num(seg->stream) + ", \"pool\": \"" +
-          (seg->pool->small ? "small" : "large") + "\", \"graph\": " +
-          (seg->pool->graph >= 0 ? num(seg->pool->graph) : std::string("null")) + ", \"birth\": " +
-          num(seg->birth) + ", \"blocks\": [";
+          (seg->pool->small ? "small" : "large") + "\", \"pool_id\": " + pool_id + ", \"graph\": " + pool_id +
+          ", \"birth\": " + num(seg->birth) + ", \"blocks\": [";
     for (const Block* b = seg->head; b != nullptr; b = b->next) {
       const char* state = b->allocated ? "allocated" : (b->pending_events > 0 ? "pending" : "free");
       os += std::string(b == seg->head ? "" : ", ") + "{\"address\": " + num(b->addr) + ", \"size\": " +

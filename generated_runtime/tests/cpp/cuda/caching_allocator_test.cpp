@@ -1,9 +1,11 @@
 // Tests of the caching allocator policy (Note [Caching allocator policy]) on the host backend:
 // rounding and pools, splitting, merging, best fit, stream ownership and record_stream reuse rules,
-// stats and peaks, the memory-fraction cap with OOM and the staged GC, graph-private pools, poison.
+// stats and peaks, the memory-fraction cap with OOM and the staged GC, graph-private pools and graph pools
+// shared between graphs (Note [Shared graph pools]), poison.
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -345,6 +347,218 @@ TEST_F(AllocatorTest, CaptureMisuseGivesClearErrors) {
   EXPECT_THROW(alloc.release_graph(1), vbt::Error);     // still capturing
   alloc.end_capture(1);
   EXPECT_THROW(alloc.end_capture(1), vbt::Error);
+  alloc.release_graph(1);
+}
+
+// Shared graph pools (Note [Shared graph pools]).
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const vbt::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_F(AllocatorTest, TwoCapturesIntoOnePoolReuseABlockTheFirstFreed) {
+  constexpr PoolId kPool = 100;
+  alloc.retain_pool(kPool);  // a graph_pool_handle()
+  alloc.begin_capture(/*graph=*/1, /*stream=*/5, kPool);
+  void* tmp_small = alloc.allocate(64 * KiB, 5);  // an intermediate the capture frees
+  void* tmp_large = alloc.allocate(3 * MiB, 5);
+  void* out1 = alloc.allocate(1000, 5);          // graph 1's output: stays live
+  alloc.free(tmp_small);
+  alloc.free(tmp_large);
+  alloc.end_capture(1);
+  auto reserved = alloc.stats().reserved_bytes.current;
+  alloc.begin_capture(2, 5, kPool);
+  void* again_small = alloc.allocate(64 * KiB, 5);
+  void* again_large = alloc.allocate(3 * MiB, 5);
+  EXPECT_EQ(addr(again_small), addr(tmp_small)) << "the second capture did not reuse the block the first freed";
+  EXPECT_EQ(addr(again_large), addr(tmp_large));
+  EXPECT_NE(addr(again_small), addr(out1));
+  EXPECT_EQ(alloc.stats().reserved_bytes.current, reserved) << "the second capture took new segments";
+  GraphPoolStats ps = alloc.graph_pool_stats(kPool);
+  EXPECT_TRUE(ps.exists);
+  EXPECT_EQ(ps.graphs, 2);
+  EXPECT_EQ(ps.handles, 1);
+  EXPECT_EQ(ps.capturing, 2);
+  EXPECT_EQ(ps.segments, 2);
+  EXPECT_EQ(ps.reserved_bytes, reserved);
+  EXPECT_EQ(alloc.graph_pool(1), kPool);
+  EXPECT_EQ(alloc.graph_pool(2), kPool);
+  std::string snap = alloc.snapshot_json();
+  EXPECT_NE(snap.find("\"pool_id\": 100"), std::string::npos) << snap;
+  EXPECT_NE(snap.find("\"graph_pools\": [{\"id\": 100, \"graphs\": [1, 2], \"handles\": 1, \"capturing\": 2"),
+            std::string::npos)
+      << snap;
+  alloc.end_capture(2);
+  for (void* p : {again_small, again_large, out1}) alloc.free(p);
+  alloc.release_graph(1);
+  alloc.release_graph(2);
+  alloc.release_pool(kPool);
+  EXPECT_EQ(backend.raw_bytes_in_use(), 0u);
+  EXPECT_FALSE(alloc.graph_pool_stats(kPool).exists);
+}
+
+TEST_F(AllocatorTest, AGraphCapturesIntoAnotherGraphsPool) {
+  alloc.begin_capture(1, 5);  // graph 1's own pool: id 1
+  void* tmp = alloc.allocate(8 * KiB, 5);
+  alloc.free(tmp);
+  alloc.end_capture(1);
+  alloc.begin_capture(2, 5, /*pool=*/alloc.graph_pool(1));  // torch: capture_begin(pool=g1.pool())
+  void* reuse = alloc.allocate(8 * KiB, 5);
+  EXPECT_EQ(addr(reuse), addr(tmp));
+  alloc.end_capture(2);
+  alloc.free(reuse);
+  alloc.release_graph(2);
+  alloc.release_graph(1);
+  EXPECT_EQ(backend.raw_bytes_in_use(), 0u);
+}
+
+TEST(SharedGraphPools, ThePoolSurvivesTheFirstResetAndIsReleasedAfterTheLastInEitherOrder) {
+  for (bool first_graph_first : {true, false}) {
+    SCOPED_TRACE(first_graph_first ? "release graph 1 first" : "release graph 2 first");
+    HostBackend backend(256 * MiB);
+    CachingAllocator alloc(backend);
+    alloc.begin_capture(1, 5);
+    void* out1 = alloc.allocate(5000, 5);
+    void* tmp = alloc.allocate(3 * MiB, 5);
+    alloc.free(tmp);
+    alloc.end_capture(1);
+    alloc.begin_capture(2, 5, 1);
+    void* out2 = alloc.allocate(3 * MiB, 5);  // in graph 1's freed block
+    alloc.end_capture(2);
+    EXPECT_EQ(addr(out2), addr(tmp));
+    auto reserved = alloc.stats().reserved_bytes.current;
+    EXPECT_EQ(reserved, static_cast<int64_t>(2 * MiB + 4 * MiB));
+    alloc.free(out1);  // the outputs die before the graphs (the user dropped them)
+    alloc.free(out2);
+    alloc.empty_cache();  // keeps a pool that graphs hold
+    EXPECT_EQ(alloc.stats().reserved_bytes.current, reserved);
+    alloc.release_graph(first_graph_first ? 1 : 2);
+    EXPECT_EQ(alloc.stats().reserved_bytes.current, reserved) << "the pool was released while a graph holds it";
+    EXPECT_EQ(alloc.graph_pool_stats(1).graphs, 1);
+    alloc.empty_cache();
+    EXPECT_EQ(alloc.stats().reserved_bytes.current, reserved);
+    alloc.release_graph(first_graph_first ? 2 : 1);
+    EXPECT_EQ(alloc.stats().reserved_bytes.current, 0) << "the last graph's reset left the pool's segments";
+    EXPECT_EQ(backend.raw_bytes_in_use(), 0u);
+    EXPECT_FALSE(alloc.graph_pool_stats(1).exists);
+    EXPECT_EQ(alloc.snapshot_json().find("\"pool_id\": 1"), std::string::npos);
+  }
+}
+
+TEST(SharedGraphPools, LiveOutputsKeepTheirSegmentUntilFreedAfterTheLastGraphGoes) {
+  HostBackend backend(256 * MiB);
+  CachingAllocator alloc(backend);
+  alloc.begin_capture(1, 5);
+  void* out1 = alloc.allocate(3 * MiB, 5);
+  alloc.end_capture(1);
+  alloc.begin_capture(2, 5, 1);
+  void* out2 = alloc.allocate(5 * MiB, 5);
+  alloc.end_capture(2);
+  alloc.release_graph(2);
+  alloc.release_graph(1);
+  EXPECT_EQ(alloc.stats().reserved_bytes.current, static_cast<int64_t>(4 * MiB + 6 * MiB));
+  EXPECT_NE(error_of([&] { alloc.begin_capture(3, 5, 1); }).find("was released"), std::string::npos);
+  alloc.free(out2);
+  EXPECT_EQ(alloc.stats().reserved_bytes.current, static_cast<int64_t>(4 * MiB));
+  alloc.free(out1);
+  EXPECT_EQ(alloc.stats().reserved_bytes.current, 0);
+  EXPECT_FALSE(alloc.graph_pool_stats(1).exists);
+  EXPECT_EQ(backend.raw_bytes_in_use(), 0u);
+}
+
+TEST_F(AllocatorTest, AHandleKeepsThePoolUsableButHoldsNoMemory) {
+  constexpr PoolId kPool = 7;
+  alloc.retain_pool(kPool);
+  alloc.begin_capture(1, 5, kPool);
+  void* out = alloc.allocate(3 * MiB, 5);
+  void* tmp = alloc.allocate(8 * KiB, 5);
+  alloc.free(tmp);
+  alloc.end_capture(1);
+  alloc.release_graph(1);  // no graph holds the pool: its free small segment goes back at once
+  EXPECT_EQ(alloc.stats().reserved_bytes.current, static_cast<int64_t>(4 * MiB));
+  GraphPoolStats ps = alloc.graph_pool_stats(kPool);
+  EXPECT_TRUE(ps.exists && !ps.released);
+  EXPECT_EQ(ps.graphs, 0);
+  EXPECT_EQ(ps.handles, 1);
+  alloc.begin_capture(2, 5, kPool);  // the handle still lets a capture start into it
+  void* out2 = alloc.allocate(8 * KiB, 5);
+  alloc.end_capture(2);
+  alloc.free(out);  // graph 2 holds the pool now: the segment stays cached
+  EXPECT_EQ(alloc.stats().reserved_bytes.current, static_cast<int64_t>(4 * MiB + 2 * MiB));
+  alloc.release_pool(kPool);
+  EXPECT_TRUE(alloc.graph_pool_stats(kPool).exists);
+  alloc.release_graph(2);
+  EXPECT_EQ(alloc.stats().reserved_bytes.current, static_cast<int64_t>(2 * MiB));  // out2 is live
+  EXPECT_TRUE(alloc.graph_pool_stats(kPool).released);
+  alloc.free(out2);
+  EXPECT_EQ(backend.raw_bytes_in_use(), 0u);
+  EXPECT_FALSE(alloc.graph_pool_stats(kPool).exists);
+  EXPECT_THROW(alloc.release_pool(kPool), vbt::Error);
+}
+
+TEST_F(AllocatorTest, ConcurrentCapturesIntoOnePoolAreRefused) {
+  constexpr PoolId kPool = 9;
+  alloc.retain_pool(kPool);
+  alloc.begin_capture(1, 5, kPool);
+  void* a = alloc.allocate(4096, 5);
+  std::string msg = error_of([&] { alloc.begin_capture(2, 6, kPool); });
+  EXPECT_NE(msg.find("graph 2 cannot capture into graph pool 9: graph 1 is capturing into it"), std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("at the same time"), std::string::npos) << msg;
+  void* b = alloc.allocate(4096, 6);  // the refused capture left stream 6 ordinary
+  EXPECT_EQ(alloc.graph_pool_stats(kPool).segments, 1);
+  EXPECT_EQ(alloc.graph_pool_stats(kPool).graphs, 1);
+  EXPECT_EQ(alloc.graph_pool(2), -1);
+  alloc.end_capture(1);
+  alloc.begin_capture(2, 6, kPool);  // one after the other is fine
+  void* c = alloc.allocate(4096, 6);
+  EXPECT_EQ(alloc.graph_pool_stats(kPool).segments, 2);  // stream 6's own segment in the pool
+  alloc.end_capture(2);
+  // a captured graph captures again only into the pool it holds
+  EXPECT_NE(error_of([&] { alloc.begin_capture(1, 5, 11); }).find("holds graph pool 9"), std::string::npos);
+  for (void* p : {a, b, c}) alloc.free(p);
+  alloc.release_graph(1);
+  alloc.release_graph(2);
+  alloc.release_pool(kPool);
+  alloc.empty_cache();
+  EXPECT_EQ(backend.raw_bytes_in_use(), 0u);
+}
+
+TEST_F(AllocatorTest, SharedPoolBlocksAreNeverHandedToOrdinaryAllocationsEvenUnderPressure) {
+  alloc.begin_capture(1, 5);
+  void* big = alloc.allocate(8 * MiB, 5);
+  void* small = alloc.allocate(4096, 5);
+  alloc.free(big);
+  alloc.free(small);
+  alloc.end_capture(1);
+  alloc.begin_capture(2, 5, 1);
+  alloc.end_capture(2);
+  void* ordinary = alloc.allocate(4096, 5);  // same stream, not capturing: never the pool's free block
+  EXPECT_NE(addr(ordinary), addr(small));
+  EXPECT_EQ(alloc.graph_pool_stats(1).segments, 2);
+  // Past the cap the staged GC may not take the pool's free 8 MiB segment either: OOM instead.
+  alloc.set_per_process_memory_fraction(static_cast<double>(12 * MiB) / static_cast<double>(256 * MiB));
+  std::string msg = error_of([&] { alloc.allocate(8 * MiB, 5); });
+  EXPECT_NE(msg.find("out of memory"), std::string::npos) << msg;
+  EXPECT_EQ(alloc.graph_pool_stats(1).segments, 2);
+  alloc.release_graph(1);
+  alloc.release_graph(2);  // the pool's free segments go back: now the request fits
+  void* after = alloc.allocate(8 * MiB, 5);
+  EXPECT_EQ(alloc.graph_pool_stats(1).exists, false);
+  alloc.free(after);
+  alloc.free(ordinary);
+}
+
+TEST_F(AllocatorTest, AnOomDuringACaptureNamesThePool) {
+  alloc.set_per_process_memory_fraction(static_cast<double>(4 * MiB) / static_cast<double>(256 * MiB));
+  alloc.begin_capture(1, 5, 42);
+  std::string msg = error_of([&] { alloc.allocate(8 * MiB, 5); });
+  EXPECT_NE(msg.find("captured into graph pool 42"), std::string::npos) << msg;
+  alloc.end_capture(1);
   alloc.release_graph(1);
 }
 

@@ -10,7 +10,8 @@ NAMES = ["is_available", "device_count", "synchronize", "Stream", "Event", "curr
          "memory_allocated", "memory_reserved", "max_memory_allocated", "max_memory_reserved",
          "reset_peak_memory_stats", "memory_stats", "memory_snapshot", "empty_cache",
          "set_per_process_memory_fraction", "CUDAGraph", "graph", "OutOfMemoryError", "current_device",
-         "set_device", "get_device_name", "default_stream", "set_stream", "is_initialized", "mem_get_info"]
+         "set_device", "get_device_name", "default_stream", "set_stream", "is_initialized", "mem_get_info",
+         "graph_pool_handle"]
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available() or vt.cuda.is_available(),
                             reason="compares against torch.cuda's answers on a machine without a GPU")
@@ -44,6 +45,7 @@ CALLS = {
     "current_stream": lambda m: m.current_stream(),
     "set_per_process_memory_fraction": lambda m: m.set_per_process_memory_fraction(0.5),
     "CUDAGraph": lambda m: m.CUDAGraph(),
+    "graph_pool_handle": lambda m: m.graph_pool_handle(),
     "current_device": lambda m: m.current_device(),
     "get_device_name": lambda m: m.get_device_name(),
     "memory_snapshot": lambda m: m.memory_snapshot(),

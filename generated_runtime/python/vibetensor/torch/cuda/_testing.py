@@ -43,14 +43,27 @@ class HostAllocator:
     def is_filled(self, ptr, nbytes, byte):
         return self._native.is_filled(ptr, int(nbytes), int(byte))
 
-    def begin_capture(self, graph, stream):
-        self._native.begin_capture(int(graph), int(stream))
+    def begin_capture(self, graph, stream, pool=None):
+        """pool: the id of a shared pool (Note [Shared graph pools]); None: the graph's own pool (id = graph)."""
+        self._native.begin_capture(int(graph), int(stream), -1 if pool is None else int(pool))
 
     def end_capture(self, graph):
         self._native.end_capture(int(graph))
 
     def release_graph(self, graph):
         self._native.release_graph(int(graph))
+
+    def retain_pool(self, pool):
+        self._native.retain_pool(int(pool))
+
+    def release_pool(self, pool):
+        self._native.release_pool(int(pool))
+
+    def graph_pool(self, graph):
+        return self._native.graph_pool(int(graph))
+
+    def graph_pool_stats(self, pool):
+        return self._native.graph_pool_stats(int(pool))
 
     def raw_bytes_in_use(self):
         return self._native.raw_bytes_in_use()

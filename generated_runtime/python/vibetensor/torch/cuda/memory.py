@@ -4,7 +4,9 @@ memory_stats() uses torch's key names ("allocated_bytes.all.current", "reserved_
 "allocation.all.current", "segment.all.freed", "num_ooms", ...). memory_snapshot() returns torch's shape: a list
 of segments {"device", "address", "total_size", "allocated_size", "active_size", "requested_size", "stream",
 "segment_type", "segment_pool_id", "blocks": [{"address", "size", "requested_size", "state"}]} with states
-"active_allocated", "active_pending_free" (freed, waiting for another stream's work) and "inactive".
+"active_allocated", "active_pending_free" (freed, waiting for another stream's work) and "inactive";
+"segment_pool_id" is (0, 0) for the general pools and (0, pool id) for a CUDA graph's private pool, equal to the
+graph's pool() token. graph_pools() (vibetensor-specific) lists the private pools with their numbers.
 The source is the testing hook when one is installed (_testing.host_allocator), else the device's allocator;
 with neither, the queries answer like torch without CUDA (0, {}), and the rest raise.
 """
@@ -145,6 +147,20 @@ def memory_snapshot(device=None):
             "active_size": sum(b["size"] for b in blocks if b["state"] != "inactive"),
             "requested_size": sum(b["requested_size"] for b in blocks),
             "stream": seg["stream"], "segment_type": seg["pool"],
-            "segment_pool_id": (0, 0) if seg["graph"] is None else (0, seg["graph"]),
+            "segment_pool_id": (0, 0) if seg["pool_id"] is None else (0, seg["pool_id"]),
             "blocks": blocks})
+    return out
+
+
+def graph_pools(device=None):
+    """vibetensor-specific: the CUDA graph pools of the allocator (Note [Shared graph pools] in
+    caching_allocator.h), as a list of {"pool_id": (0, id) (equal to the pool() token), "graphs": [graph ids],
+    "handles": int, "capturing": graph id or None, "released": bool, "segments": int, "reserved_bytes": int,
+    "allocated_bytes": int}."""
+    pools = json.loads(_snapshot_json(device))["graph_pools"]
+    out = []
+    for p in pools:
+        entry = dict(p)
+        entry["pool_id"] = (0, entry.pop("id"))
+        out.append(entry)
     return out

@@ -3,7 +3,8 @@
 // Always bound (with or without CUDA): _cuda_is_built, _cuda_device_count, the OutOfMemoryError type and
 // _HostCachingAllocator, the caching allocator on the host backend (the testing hook that lets CI exercise
 // the Python-level allocator API without a GPU). With CUDA (VBT_WITH_CUDA): per-device allocator stats,
-// snapshot, empty_cache and memory fraction, device/synchronize, _CudaStream, _CudaEvent and _CudaGraph.
+// snapshot, empty_cache and memory fraction, device/synchronize, _CudaStream, _CudaEvent, _CudaGraph and
+// _CudaGraphPool (a graph pool handle, Note [Shared graph pools] in caching_allocator.h).
 // Units: bytes; stream ids are the opaque StreamId integers the allocator keys blocks by.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/string.h>
@@ -48,6 +49,20 @@ struct HostCachingAllocator {
   std::unique_ptr<CachingAllocator> alloc;
 };
 
+nb::dict pool_stats_dict(const GraphPoolStats& s) {
+  nb::dict d;
+  d["id"] = s.id;
+  d["exists"] = s.exists;
+  d["released"] = s.released;
+  d["graphs"] = s.graphs;
+  d["handles"] = s.handles;
+  d["capturing"] = s.capturing >= 0 ? nb::object(nb::int_(s.capturing)) : nb::none();
+  d["segments"] = s.segments;
+  d["reserved_bytes"] = s.reserved_bytes;
+  d["allocated_bytes"] = s.allocated_bytes;
+  return d;
+}
+
 #ifdef VBT_WITH_CUDA
 CachingAllocator& device_cache(int device) {
   if (device < 0) device = current_device();
@@ -64,10 +79,43 @@ CachingAllocator& device_cache(int device) {
 // Note [Host synchronization under graph capture] in cuda_ops.cpp): it ends the stream capture whatever its
 // state (a capture invalidated by an illegal call included), drops what was captured, clears the CUDA error
 // state and releases the pool, so the process, the allocator and this graph object stay usable. Each
-// capture gets a fresh pool id, so a graph can be captured again after reset() or an aborted capture.
+// capture gets a fresh graph id, so a graph can be captured again after reset() or an aborted capture.
+// Shared pools (Note [Shared graph pools] in caching_allocator.h): capture_begin(stream, pool) with pool >= 0
+// captures into that pool (a _CudaGraphPool's id, or another graph's pool_id) instead of the graph's own pool,
+// whose id is the graph's id; either way the graph holds one reference to its pool until reset/destruction.
+// Graph ids and pool-handle ids come from one counter, so a graph's own pool never collides with a handle's.
+GraphId next_graph_id() {
+  static std::atomic<GraphId> counter{1};
+  return counter++;
+}
+
+// A graph pool handle (vt.cuda.graph_pool_handle(), CUDAGraph.pool()): one retain_pool reference on a device's
+// allocator for as long as it lives, so a capture can still start into the pool while no graph holds it.
+class CudaGraphPool {
+ public:
+  CudaGraphPool(int device, PoolId id) : device_(device < 0 ? current_device() : device), id_(id) {
+    if (id_ < 0) id_ = next_graph_id();
+    device_cache(device_).retain_pool(id_);
+  }
+  ~CudaGraphPool() {
+    try {
+      device_cache(device_).release_pool(id_);
+    } catch (...) {
+    }
+  }
+  CudaGraphPool(const CudaGraphPool&) = delete;
+  CudaGraphPool& operator=(const CudaGraphPool&) = delete;
+  PoolId id() const { return id_; }
+  int device() const { return device_; }
+
+ private:
+  int device_;
+  PoolId id_;
+};
+
 class CudaGraph {
  public:
-  CudaGraph() : id_(next_id()) {}
+  CudaGraph() : id_(next_graph_id()) {}
   ~CudaGraph() {
     try {
       if (capturing_) capture_abort();
@@ -75,7 +123,7 @@ class CudaGraph {
     } catch (...) {
     }
   }
-  void capture_begin(const Stream& stream) {
+  void capture_begin(const Stream& stream, PoolId pool) {
     VBT_CHECK(!capturing_ && exec_ == nullptr, "CUDAGraph.capture_begin: this graph was already captured "
               "(call reset() first)");
     VBT_CHECK(stream.handle() != nullptr, "CUDAGraph.capture_begin: cannot capture on the default stream; use a "
@@ -83,7 +131,9 @@ class CudaGraph {
     device_ = stream.device_index();
     stream_ = stream;
     DeviceGuard guard(device_);
-    device_cache(device_).begin_capture(id_, stream.id());
+    PoolId target = pool >= 0 ? pool : id_;
+    device_cache(device_).begin_capture(id_, stream.id(), target);
+    pool_ = target;
     pool_used_ = true;
     cudaError_t status = cudaStreamBeginCapture(stream.handle(), cudaStreamCaptureModeThreadLocal);
     if (status != cudaSuccess) {
@@ -145,20 +195,20 @@ class CudaGraph {
   }
   bool capturing() const { return capturing_; }
   GraphId id() const { return id_; }
+  PoolId pool_id() const { return pool_used_ ? pool_ : -1; }  // the pool this graph holds, -1 if none
+  int device() const { return device_; }
 
  private:
-  static GraphId next_id() {
-    static std::atomic<GraphId> counter{1};
-    return counter++;
-  }
-  // Releases the pool of the current id (once) and takes a fresh id for a later capture.
+  // Drops the graph's reference to its pool (once) and takes a fresh id for a later capture.
   void release_pool() {
     if (!pool_used_) return;
     pool_used_ = false;
+    pool_ = -1;
     device_cache(device_).release_graph(id_);
-    id_ = next_id();
+    id_ = next_graph_id();
   }
   GraphId id_;
+  PoolId pool_ = -1;
   int device_ = 0;
   Stream stream_ = Stream::default_stream(0);
   bool capturing_ = false;
@@ -208,9 +258,18 @@ void vbt_bind_cuda(nanobind::module_& m) {
              h.alloc->block_size(reinterpret_cast<void*>(p));  // throws unless p is a live allocation
              h.backend->fill(reinterpret_cast<void*>(p), n, static_cast<std::uint8_t>(byte), 0);
            })
-      .def("begin_capture", [](HostCachingAllocator& h, GraphId g, StreamId s) { h.alloc->begin_capture(g, s); })
+      .def("begin_capture", [](HostCachingAllocator& h, GraphId g, StreamId s, PoolId pool) {
+             if (pool < 0) h.alloc->begin_capture(g, s);
+             else h.alloc->begin_capture(g, s, pool);
+           }, nb::arg("graph"), nb::arg("stream"), nb::arg("pool") = -1)
       .def("end_capture", [](HostCachingAllocator& h, GraphId g) { h.alloc->end_capture(g); })
       .def("release_graph", [](HostCachingAllocator& h, GraphId g) { h.alloc->release_graph(g); })
+      .def("retain_pool", [](HostCachingAllocator& h, PoolId p) { h.alloc->retain_pool(p); })
+      .def("release_pool", [](HostCachingAllocator& h, PoolId p) { h.alloc->release_pool(p); })
+      .def("graph_pool", [](HostCachingAllocator& h, GraphId g) { return h.alloc->graph_pool(g); })
+      .def("graph_pool_stats", [](HostCachingAllocator& h, PoolId p) {
+             return pool_stats_dict(h.alloc->graph_pool_stats(p));
+           })
       .def("raw_bytes_in_use", [](HostCachingAllocator& h) { return h.backend->raw_bytes_in_use(); })
       .def("live_events", [](HostCachingAllocator& h) { return h.backend->live_events(); });
 
@@ -306,14 +365,21 @@ void vbt_bind_cuda(nanobind::module_& m) {
       .def("synchronize", &Event::synchronize)
       .def("elapsed_time", &Event::elapsed_ms);
 
+  nb::class_<CudaGraphPool>(m, "_CudaGraphPool")
+      .def(nb::init<int, PoolId>(), nb::arg("device") = -1, nb::arg("id") = -1)
+      .def_prop_ro("id", &CudaGraphPool::id)
+      .def_prop_ro("device", &CudaGraphPool::device);
+
   nb::class_<CudaGraph>(m, "_CudaGraph")
       .def(nb::init<>())
-      .def("capture_begin", &CudaGraph::capture_begin)
+      .def("capture_begin", &CudaGraph::capture_begin, nb::arg("stream"), nb::arg("pool") = -1)
       .def("capture_end", &CudaGraph::capture_end)
       .def("replay", &CudaGraph::replay)
       .def("reset", &CudaGraph::reset)
       .def("capture_abort", &CudaGraph::capture_abort)
       .def_prop_ro("capturing", &CudaGraph::capturing)
-      .def_prop_ro("id", &CudaGraph::id);
+      .def_prop_ro("id", &CudaGraph::id)
+      .def_prop_ro("pool_id", &CudaGraph::pool_id)
+      .def_prop_ro("device", &CudaGraph::device);
 #endif
 }
