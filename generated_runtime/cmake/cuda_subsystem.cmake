@@ -63,14 +63,16 @@ if(VBT_CUDA_ENABLED)
 endif()
 
 # The CUDA op kernels (need vbt_core: the dispatcher, the op table, the CPU helpers): the generic
-# elementwise kernel, reductions, softmax, the tiled GEMM, cuBLAS loaded at run time for float matmuls, and
-# their registration (include/vbt/cuda/ops.h).
+# elementwise kernel, reductions, softmax, the tiled GEMM, cuBLAS loaded at run time for float matmuls, sorting
+# and multinomial on CUB (header-only, from the CUDA toolkit), and their registration (include/vbt/cuda/ops.h).
 if(VBT_CUDA_ENABLED AND TARGET vbt_core)
   add_library(vbt_cuda_ops STATIC
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/cuda_ops.cpp
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/elementwise.cu
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/reduce_gemm.cu
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/scan_index.cu
+    ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/sort.cu
+    ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/sort_ops.cpp
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/cublas_gemm.cpp
   )
   # cuBLAS is never linked: cublas_gemm.cpp dlopens it at run time (Note [cuBLAS at run time]), hence libdl.

@@ -1,6 +1,7 @@
 // Host side of the CUDA op kernels (include/vbt/cuda/ops.h): argument handling, dtype rules (the same
 // helpers as the CPU: result_type, broadcast_shapes, can_cast), loop geometry, and the registration of
-// every CUDA kernel with the dispatcher. Device code: elementwise.cu, reduce_gemm.cu, scan_index.cu (loops.h).
+// every CUDA kernel with the dispatcher. Device code: elementwise.cu, reduce_gemm.cu, scan_index.cu (loops.h);
+// sorting and multinomial have their own host file (sort_ops.cpp) and device code (sort.cu).
 //
 // Geometry: the CPU TensorIterator allocates its temporaries on the CPU, so CUDA kernels build the same
 // geometry here (broadcast shape, byte strides innermost first, dims ordered by the output's strides,
@@ -18,6 +19,7 @@
 #include "../../cpu/cpu_kernels.h"
 #include "cublas_gemm.h"
 #include "loops.h"
+#include "sort_ops.h"
 #include "vbt/cpu/tensor_iterator.h"
 #include "vbt/cuda/cuda_error.h"
 #include "vbt/cuda/device_allocator.h"
@@ -1972,6 +1974,9 @@ void register_cuda_ops() {
     reg("scatter", k_scatter); reg("scatter_add", k_scatter_add); reg("index_add", k_index_add);
     reg("masked_select", k_masked_select); reg("index", k_index); reg("index_put_", k_index_put_);
     reg("nonzero", k_nonzero);
+    // sorting and multinomial: sort_ops.cpp, Note [CUDA sort] in sort.cu (msort is sort in Python)
+    reg("sort", k_sort_cuda); reg("argsort", k_argsort_cuda); reg("topk", k_topk_cuda);
+    reg("kthvalue", k_kthvalue_cuda); reg("multinomial", k_multinomial_cuda);
   });
 }
 
