@@ -79,6 +79,11 @@ if(VBT_CUDA_ENABLED AND TARGET vbt_core)
   target_link_libraries(vbt_cuda_ops PUBLIC vbt_core vbt_cuda ${CMAKE_DL_LIBS})
   set_target_properties(vbt_cuda_ops PROPERTIES POSITION_INDEPENDENT_CODE ON CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON)
   target_compile_options(vbt_cuda_ops PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+  # elementwise.cu instantiates a kernel per op and dtype and dominates the build: let nvcc optimise its device
+  # code on every core (--split-compile, nvcc >= 11.8; 0 = as many threads as cores).
+  if(CMAKE_CUDA_COMPILER_VERSION VERSION_GREATER_EQUAL 11.8)
+    target_compile_options(vbt_cuda_ops PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--split-compile=0>)
+  endif()
   target_compile_definitions(vbt_cuda_ops PUBLIC VBT_WITH_CUDA_OPS=1)
   # The autograd engine's CUDA stream hooks (Note [Autograd streams] in src/vbt/autograd/engine.cpp), when the
   # autograd subsystem is built (cmake/autograd.cmake, included before this file, sets VBT_AUTOGRAD_INCLUDED).
