@@ -747,7 +747,7 @@ Value k_layer_norm_backward_cuda(const Args& a) {
     return outs;
   }
   Tensor ws;
-  if (dw.defined() || db.defined()) ws = empty({2 * layer_norm_bwd_chunks(rows) * n}, acc, in.device());
+  if (dw.defined() || db.defined()) ws = empty({2 * layer_norm_bwd_chunks(rows, n) * n}, acc, in.device());
   DeviceGuard guard(in.device().index);
   check_launch(launch_layer_norm_bwd(int(in.dtype()), g.data_ptr(), in.data_ptr(), mean.data_ptr(), rstd.data_ptr(),
                                      w.defined() ? w.data_ptr() : nullptr, rows, n, dx.data_ptr(),

@@ -113,8 +113,9 @@ cudaError_t launch_layer_norm(int dtype, const void* in, const void* w, const vo
 cudaError_t launch_layer_norm_fwd(int dtype, const void* in, const void* w, const void* b, void* out, void* mean,
                                   void* rstd, int64_t rows, int64_t cols, double eps, cudaStream_t stream);
 // layer_norm backward: dx (like in), and when non-null dw / db ([cols], the input's dtype), which need
-// `workspace`: 2 * layer_norm_bwd_chunks(rows) * cols accumulate-type elements of device memory. w may be null.
-int64_t layer_norm_bwd_chunks(int64_t rows);
+// `workspace`: 2 * layer_norm_bwd_chunks(rows, cols) * cols accumulate-type elements of device memory, 16-byte
+// aligned for the fused kernel (FusedNnNote). w may be null.
+int64_t layer_norm_bwd_chunks(int64_t rows, int64_t cols);
 cudaError_t launch_layer_norm_bwd(int dtype, const void* grad, const void* in, const void* mean, const void* rstd,
                                   const void* w, int64_t rows, int64_t cols, void* dx, void* dw, void* db,
                                   void* workspace, cudaStream_t stream);
