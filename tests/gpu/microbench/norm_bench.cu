@@ -40,6 +40,16 @@
 // output type (ln) or max relative error / float eps (softmax); stats: max relative error of mean and rstd.
 // A variant over tolerance prints WRONG.
 //
+// The port (reduce_gemm.cu after the winners moved in): namespace port holds the runtime's vector kernels and their
+// dispatch copied verbatim (launch_layer_norm_fwd's ln_fwd_vec, launch_softmax_rows's softmax_vec, launch_layer_norm_
+// bwd's ln_bwd_vec and layer_norm_bwd_chunks) and the fallback layer_norm_kernel (kLnRegs as the template parameter R,
+// __launch_bounds__(256)); every table gets "runtime" lines (ln_fwd: runtime, runtime-fallback; softmax: runtime,
+// runtime log_softmax; ln_bwd: runtime, runtime-dx, and a determinism line: two runs bit-equal). Extra shapes cover
+// the other dispatch branches: ln_fwd [8192, 64 / 512 / 768], softmax [8192, 1000], [1024, 16384], ln_bwd
+// [8192, 64 / 512]. Expected: runtime ~ the best variant of its table (ln_fwd f32 [16384,1024] ~35 us = blkvec2,
+// [8192,256] ~5.0 us = rowgrp32/2; bf16 [16384,1024] ~20 us, [8192,256] ~4.0 us; softmax [8192,4096] ~68 us;
+// ln_bwd [8192,256] ~13.4 us f32, ~13.5 us bf16), runtime-fallback ~ today-regs4.
+//
 // Build and run (on the GPU machine): bash tests/gpu/microbench/run.sh OUTDIR norm_bench
 //   (= nvcc -O3 -std=c++17 -arch=sm_90 -lineinfo norm_bench.cu -o norm_bench -ldl; ./norm_bench)
 #include <cuda_bf16.h>
@@ -54,6 +64,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -775,6 +786,571 @@ __global__ void ln_bwd_wb_final16(const float* __restrict__ pw, const float* __r
 
 }  // namespace cand
 
+// ============ the runtime's vector kernels and their dispatch, copied verbatim from reduce_gemm.cu ============
+// (the port of the winners below: ln_fwd_vec = launch_layer_norm_fwd's vector path, softmax_vec =
+// launch_softmax_rows's, ln_bwd_vec = launch_layer_norm_bwd's fused path; "runtime" lines in the tables)
+namespace port {
+using today::cvt;
+using today::MaxR;
+using today::SumR;
+using today::up;
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// ---- 16-byte vector row kernels (layer_norm forward, softmax / log_softmax, layer_norm backward) for float, half
+// and bfloat16 (computing in float): a row is cols / kVec vectors of 16 bytes; the launchers take them only when
+// cols % kVec == 0 and every row pointer is 16-byte aligned (vec_ok), else the one-block-per-row kernels.
+template <typename T> constexpr int kVec = 16 / static_cast<int>(sizeof(T));
+template <typename T> struct alignas(16) Pack { T e[kVec<T>]; };
+
+template <typename T> __device__ __forceinline__ void load_up(const T* p, float (&o)[kVec<T>]) {
+  const Pack<T> v = *reinterpret_cast<const Pack<T>*>(p);
+#pragma unroll
+  for (int e = 0; e < kVec<T>; ++e) o[e] = up(v.e[e]);
+}
+template <typename T> __device__ __forceinline__ void store_cvt(T* p, const float (&o)[kVec<T>]) {
+  Pack<T> v;
+#pragma unroll
+  for (int e = 0; e < kVec<T>; ++e) v.e[e] = cvt<T>(o[e]);
+  *reinterpret_cast<Pack<T>*>(p) = v;
+}
+
+// The lanes of this thread's group of L (a power of two <= 32, groups aligned in the warp).
+template <int L> __device__ __forceinline__ unsigned group_mask() {
+  if constexpr (L == 32) return 0xffffffffu;
+  else return ((1u << L) - 1u) << ((threadIdx.x % 32) & ~(L - 1));
+}
+// v summed over the group of L lanes; a fixed butterfly order, the same value in every lane of the group.
+template <int L> __device__ __forceinline__ float group_sum(float v, unsigned mask) {
+#pragma unroll
+  for (int o = L / 2; o > 0; o >>= 1) v += __shfl_xor_sync(mask, v, o, L);
+  return v;
+}
+// v combined over the block by r with its own shared slots sh[32] (not reused within the kernel, so one
+// __syncthreads per reduction); fixed order, the same value in every thread.
+template <typename R> __device__ __forceinline__ float block_all1(float v, R r, float* sh) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = r.combine(v, __shfl_xor_sync(0xffffffffu, v, o));
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  v = lane < static_cast<int>(blockDim.x / 32) ? sh[lane] : r.template init<float>();
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = r.combine(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// layer_norm forward, L lanes per row, NV vectors per lane (rows of at most L * NV vectors; LayerNormNote).
+template <typename T, int L, int NV>
+__global__ void __launch_bounds__(256) ln_fwd_rows(const T* __restrict__ in, const T* __restrict__ w,
+                                                    const T* __restrict__ b, T* __restrict__ out, int64_t rows, int n,
+                                                    float eps, float* __restrict__ mean_out,
+                                                    float* __restrict__ rstd_out) {
+  constexpr int V = kVec<T>;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / L) + threadIdx.x / L;
+  if (row >= rows) return;  // whole groups leave together
+  const unsigned mask = group_mask<L>();
+  const int lane = threadIdx.x % L;
+  const T* x = in + row * n;
+  float v[NV][V];
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int c = (k * L + lane) * V;
+    if (c < n) {
+      load_up(x + c, v[k]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < V; ++e) v[k][e] = 0.f;
+    }
+#pragma unroll
+    for (int e = 0; e < V; ++e) s += v[k][e];
+  }
+  const float mean = group_sum<L>(s, mask) / static_cast<float>(n);
+  float ss = 0.f;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    if ((k * L + lane) * V < n) {
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        const float d = v[k][e] - mean;
+        ss += d * d;
+      }
+    }
+  }
+  ss = group_sum<L>(ss, mask);
+  const float rstd = rsqrtf(ss / static_cast<float>(n) + eps);
+  if (mean_out && lane == 0) {
+    mean_out[row] = mean;
+    rstd_out[row] = rstd;
+  }
+  T* y = out + row * n;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int c = (k * L + lane) * V;
+    if (c < n) {
+      float wv[V], bv[V], r[V];
+      if (w) load_up(w + c, wv);
+      if (b) load_up(b + c, bv);
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        r[e] = (v[k][e] - mean) * rstd;
+        if (w) r[e] *= wv[e];
+        if (b) r[e] += bv[e];
+      }
+      store_cvt(y + c, r);
+    }
+  }
+}
+
+// layer_norm forward, one block per row, NV vectors per thread (rows of at most blockDim * NV vectors).
+template <typename T, int NV>
+__global__ void __launch_bounds__(1024) ln_fwd_blk(const T* __restrict__ in, const T* __restrict__ w,
+                                                    const T* __restrict__ b, T* __restrict__ out, int n, float eps,
+                                                    float* __restrict__ mean_out, float* __restrict__ rstd_out) {
+  constexpr int V = kVec<T>;
+  __shared__ float sh[2][32];
+  const int64_t row = blockIdx.x;
+  const T* x = in + row * n;
+  const int nt = blockDim.x;
+  float v[NV][V];
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int c = (k * nt + threadIdx.x) * V;
+    if (c < n) {
+      load_up(x + c, v[k]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < V; ++e) v[k][e] = 0.f;
+    }
+#pragma unroll
+    for (int e = 0; e < V; ++e) s += v[k][e];
+  }
+  const float mean = block_all1(s, SumR{}, sh[0]) / static_cast<float>(n);
+  float ss = 0.f;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    if ((k * nt + threadIdx.x) * V < n) {
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        const float d = v[k][e] - mean;
+        ss += d * d;
+      }
+    }
+  }
+  ss = block_all1(ss, SumR{}, sh[1]);
+  const float rstd = rsqrtf(ss / static_cast<float>(n) + eps);
+  if (mean_out && threadIdx.x == 0) {
+    mean_out[row] = mean;
+    rstd_out[row] = rstd;
+  }
+  T* y = out + row * n;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int c = (k * nt + threadIdx.x) * V;
+    if (c < n) {
+      float wv[V], bv[V], r[V];
+      if (w) load_up(w + c, wv);
+      if (b) load_up(b + c, bv);
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        r[e] = (v[k][e] - mean) * rstd;
+        if (w) r[e] *= wv[e];
+        if (b) r[e] += bv[e];
+      }
+      store_cvt(y + c, r);
+    }
+  }
+}
+
+// softmax / log_softmax (SoftmaxNote), one block per row, NV vectors per thread (rows of at most blockDim * NV
+// vectors): the row max (NaN propagates), the sum of exp(x - max), then exp(x - max) / sum or (x - max) - log(sum).
+template <typename T, int NV>
+__global__ void __launch_bounds__(1024) softmax_blk(const T* __restrict__ in, T* __restrict__ out, int n, bool log) {
+  constexpr int V = kVec<T>;
+  __shared__ float sh[2][32];
+  const int64_t row = blockIdx.x;
+  const T* x = in + row * n;
+  const int nt = blockDim.x;
+  float v[NV][V];
+  float m = -INFINITY;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int c = (k * nt + threadIdx.x) * V;
+    if (c < n) {
+      load_up(x + c, v[k]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < V; ++e) v[k][e] = -INFINITY;
+    }
+#pragma unroll
+    for (int e = 0; e < V; ++e) m = MaxR{}.combine(m, v[k][e]);
+  }
+  m = block_all1(m, MaxR{}, sh[0]);
+  float sum = 0.f;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    if ((k * nt + threadIdx.x) * V < n) {
+#pragma unroll
+      for (int e = 0; e < V; ++e) {  // keep x - max (log) or exp(x - max) (softmax) for the output
+        const float d = v[k][e] - m;
+        v[k][e] = log ? d : expf(d);
+        sum += log ? expf(d) : v[k][e];
+      }
+    }
+  }
+  sum = block_all1(sum, SumR{}, sh[1]);
+  const float lse = log ? logf(sum) : 0.f;
+  T* y = out + row * n;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int c = (k * nt + threadIdx.x) * V;
+    if (c < n) {
+      float r[V];
+#pragma unroll
+      for (int e = 0; e < V; ++e) r[e] = log ? v[k][e] - lse : v[k][e] / sum;
+      store_cvt(y + c, r);
+    }
+  }
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+// The vector kernels' condition: a float/half/bfloat16 row of whole 16-byte vectors, every pointer (null: absent)
+// 16-byte aligned (then every row is, cols being a multiple of the vector).
+template <typename T> bool vec_ok(int64_t cols, std::initializer_list<const void*> ptrs) {
+  if constexpr (std::is_same_v<T, double>) {
+    return false;
+  } else {
+    if (cols % kVec<T> != 0) return false;
+    for (const void* p : ptrs)
+      if (p && !aligned16(p)) return false;
+    return true;
+  }
+}
+int pow2_at_least(int64_t v, int lo) {
+  int p = lo;
+  while (p < v) p *= 2;
+  return p;
+}
+
+template <typename T>
+bool ln_fwd_vec(const T* in, const T* w, const T* b, T* out, float* mean, float* rstd, int64_t rows, int64_t cols,
+                double eps_d, cudaStream_t s) {
+  if constexpr (std::is_same_v<T, double>) {
+    return false;
+  } else {
+    constexpr int V = kVec<T>;
+    if (!vec_ok<T>(cols, {in, w, b, out})) return false;
+    const int64_t nvec = cols / V;
+    const int n = static_cast<int>(cols < INT_MAX ? cols : 0);
+    const float eps = static_cast<float>(eps_d);
+    if (nvec < 128) {
+      const int L = nvec <= 64 ? pow2_at_least(ceil_div(nvec, 2), 4) : 32;
+      const int NV = nvec <= 64 ? 2 : 4;
+      const int64_t per_block = 256 / L;
+      const int64_t blocks = ceil_div(rows, per_block);
+      if (blocks > INT_MAX) return false;
+      const dim3 grid(static_cast<unsigned>(blocks));
+      if (NV == 4) ln_fwd_rows<T, 32, 4><<<grid, 256, 0, s>>>(in, w, b, out, rows, n, eps, mean, rstd);
+      else if (L == 32) ln_fwd_rows<T, 32, 2><<<grid, 256, 0, s>>>(in, w, b, out, rows, n, eps, mean, rstd);
+      else if (L == 16) ln_fwd_rows<T, 16, 2><<<grid, 256, 0, s>>>(in, w, b, out, rows, n, eps, mean, rstd);
+      else if (L == 8) ln_fwd_rows<T, 8, 2><<<grid, 256, 0, s>>>(in, w, b, out, rows, n, eps, mean, rstd);
+      else ln_fwd_rows<T, 4, 2><<<grid, 256, 0, s>>>(in, w, b, out, rows, n, eps, mean, rstd);
+      return true;
+    }
+    const int64_t threads = ceil_div(ceil_div(nvec, 2), 32) * 32;  // 2 vectors per thread
+    if (threads > 1024) return false;
+    for (int64_t r0 = 0; r0 < rows; r0 += INT_MAX) {
+      const int64_t nr = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
+      const T* x = in + r0 * cols;
+      T* y = out + r0 * cols;
+      float* m = mean ? mean + r0 : nullptr;
+      float* r = rstd ? rstd + r0 : nullptr;
+      ln_fwd_blk<T, 2><<<static_cast<unsigned>(nr), static_cast<unsigned>(threads), 0, s>>>(x, w, b, y, n, eps, m, r);
+    }
+    return true;
+  }
+}
+
+// layer_norm backward over rows of whole 16-byte vectors (FusedNnNote): each group of L lanes takes rows [r0, r1)
+// (a chunk of rows_per_chunk consecutive rows), NV vectors per lane, and writes dx = rstd * (h - mean(h) - xhat *
+// mean(h * xhat)), h = grad * w; with pw / pb it keeps its columns' dweight (sum grad * xhat) / dbias (sum grad)
+// partials in registers and stores them as row `chunk` of the [chunks, cols] workspace halves.
+template <typename T, int L, int NV>
+__global__ void __launch_bounds__(256) ln_bwd_rows(const T* __restrict__ grad, const T* __restrict__ in,
+                                                    const float* __restrict__ mean, const float* __restrict__ rstd,
+                                                    const T* __restrict__ w, int64_t rows, int n,
+                                                    int64_t rows_per_chunk, T* __restrict__ dx, float* __restrict__ pw,
+                                                    float* __restrict__ pb) {
+  constexpr int V = kVec<T>;
+  const int64_t chunk = static_cast<int64_t>(blockIdx.x) * (blockDim.x / L) + threadIdx.x / L;
+  const int64_t r0 = chunk * rows_per_chunk;
+  if (r0 >= rows) return;  // whole groups leave together
+  const int64_t r1 = r0 + rows_per_chunk < rows ? r0 + rows_per_chunk : rows;
+  const unsigned mask = group_mask<L>();
+  const int lane = threadIdx.x % L;
+  const bool wb = pw || pb;
+  float wv[NV][V], aw[NV][V], ab[NV][V];
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int c = (k * L + lane) * V;
+#pragma unroll
+    for (int e = 0; e < V; ++e) {
+      wv[k][e] = 1.f;
+      aw[k][e] = ab[k][e] = 0.f;
+    }
+    if (w && c < n) load_up(w + c, wv[k]);
+  }
+  for (int64_t r = r0; r < r1; ++r) {
+    const float mu = mean[r], rs = rstd[r];
+    float xh[NV][V], gv[NV][V];
+    float s1 = 0.f, s2 = 0.f;
+#pragma unroll
+    for (int k = 0; k < NV; ++k) {
+      const int c = (k * L + lane) * V;
+      if (c < n) {
+        load_up(in + r * n + c, xh[k]);
+        load_up(grad + r * n + c, gv[k]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < V; ++e) xh[k][e] = gv[k][e] = 0.f;
+      }
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        xh[k][e] = (xh[k][e] - mu) * rs;
+        const float h = gv[k][e] * wv[k][e];
+        s1 += h;
+        s2 += h * xh[k][e];
+        if (wb) {
+          aw[k][e] += gv[k][e] * xh[k][e];
+          ab[k][e] += gv[k][e];
+        }
+      }
+    }
+    s1 = group_sum<L>(s1, mask) / static_cast<float>(n);
+    s2 = group_sum<L>(s2, mask) / static_cast<float>(n);
+#pragma unroll
+    for (int k = 0; k < NV; ++k) {
+      const int c = (k * L + lane) * V;
+      if (c < n) {
+        float o[V];
+#pragma unroll
+        for (int e = 0; e < V; ++e) o[e] = rs * (gv[k][e] * wv[k][e] - s1 - xh[k][e] * s2);
+        store_cvt(dx + r * n + c, o);
+      }
+    }
+  }
+  if (!wb) return;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int c = (k * L + lane) * V;
+    if (c < n) {
+#pragma unroll
+      for (int e = 0; e < V; e += 4) {
+        if (pw) *reinterpret_cast<float4*>(pw + chunk * n + c + e) = make_float4(aw[k][e], aw[k][e + 1], aw[k][e + 2], aw[k][e + 3]);
+        if (pb) *reinterpret_cast<float4*>(pb + chunk * n + c + e) = make_float4(ab[k][e], ab[k][e + 1], ab[k][e + 2], ab[k][e + 3]);
+      }
+    }
+  }
+}
+
+// dweight / dbias = the sum over the nchunks rows of pw / pb per column: 32 columns x 16 chunk-lanes per block,
+// chunk-lane y adds chunks y, y + 16, ... in order, then thread row 0 adds the 16 lanes in order: deterministic.
+template <typename T>
+__global__ void __launch_bounds__(512) ln_bwd_wb_final16(const float* __restrict__ pw, const float* __restrict__ pb,
+                                                         int64_t nchunks, int64_t n, T* __restrict__ dw,
+                                                         T* __restrict__ db) {
+  __shared__ float sw[16][33], sb[16][33];
+  const int64_t col = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
+  float tw = 0.f, tb = 0.f;
+  if (col < n)
+    for (int64_t c = threadIdx.y; c < nchunks; c += 16) {
+      if (pw) tw += pw[c * n + col];
+      if (pb) tb += pb[c * n + col];
+    }
+  sw[threadIdx.y][threadIdx.x] = tw;
+  sb[threadIdx.y][threadIdx.x] = tb;
+  __syncthreads();
+  if (threadIdx.y != 0 || col >= n) return;
+  tw = 0.f;
+  tb = 0.f;
+#pragma unroll
+  for (int k = 0; k < 16; ++k) {
+    tw += sw[k][threadIdx.x];
+    tb += sb[k][threadIdx.x];
+  }
+  if (dw) dw[col] = cvt<T>(tw);
+  if (db) db[col] = cvt<T>(tb);
+}
+
+// The fused backward's plan (shape-only): rows per chunk (at least kLnBwdRows, more when there would be over
+// kLnBwdMaxChunks chunks), for rows of at most kLnBwdMaxCols elements.
+constexpr int64_t kLnBwdRows = 8, kLnBwdMaxChunks = 2048, kLnBwdMaxCols = 512;
+int64_t ln_bwd_rows_per_chunk(int64_t rows) {
+  const int64_t r = ceil_div(rows, kLnBwdMaxChunks);
+  return r < kLnBwdRows ? kLnBwdRows : r;
+}
+// today's two-kernel dweight/dbias plan (ln_bwd_wb_partial_kernel)
+int64_t ln_bwd_col_chunks(int64_t rows) {
+  const int64_t c = (rows + 63) / 64;
+  return c < 1 ? 1 : c > 256 ? 256 : c;
+}
+
+// The fused kernels when they take the shape / pointers (false: the caller runs the per-row kernels).
+template <typename T>
+bool ln_bwd_vec(const T* grad, const T* in, const float* mean, const float* rstd, const T* w, int64_t rows,
+                int64_t cols, T* dx, T* dw, T* db, float* ws, cudaStream_t s) {
+  if constexpr (std::is_same_v<T, double>) {
+    return false;
+  } else {
+    constexpr int V = kVec<T>;
+    const bool wb = dw || db;
+    if (cols > kLnBwdMaxCols || !vec_ok<T>(cols, {grad, in, w, dx}) || (wb && (!ws || !aligned16(ws)))) return false;
+    const int64_t nvec = cols / V;
+    const int L = pow2_at_least(nvec, 4) < 32 ? pow2_at_least(nvec, 4) : 32;
+    const int NV = static_cast<int>(ceil_div(nvec, L));  // 1, or 2..4 with L = 32 (float: 4, half: 2 at most)
+    const int64_t per = wb ? ln_bwd_rows_per_chunk(rows) : 1;
+    const int64_t chunks = ceil_div(rows, per);
+    const int64_t blocks = ceil_div(chunks, 256 / L);
+    if (blocks > INT_MAX) return false;
+    float* pw = dw ? ws : nullptr;
+    float* pb = db ? ws + chunks * cols : nullptr;
+    const dim3 grid(static_cast<unsigned>(blocks));
+    const int n = static_cast<int>(cols);
+    if (NV == 1) {
+      if (L == 4) ln_bwd_rows<T, 4, 1><<<grid, 256, 0, s>>>(grad, in, mean, rstd, w, rows, n, per, dx, pw, pb);
+      else if (L == 8) ln_bwd_rows<T, 8, 1><<<grid, 256, 0, s>>>(grad, in, mean, rstd, w, rows, n, per, dx, pw, pb);
+      else if (L == 16) ln_bwd_rows<T, 16, 1><<<grid, 256, 0, s>>>(grad, in, mean, rstd, w, rows, n, per, dx, pw, pb);
+      else ln_bwd_rows<T, 32, 1><<<grid, 256, 0, s>>>(grad, in, mean, rstd, w, rows, n, per, dx, pw, pb);
+    } else if (NV == 2) {
+      ln_bwd_rows<T, 32, 2><<<grid, 256, 0, s>>>(grad, in, mean, rstd, w, rows, n, per, dx, pw, pb);
+    } else {
+      if constexpr (V * 4 <= 16) ln_bwd_rows<T, 32, 4><<<grid, 256, 0, s>>>(grad, in, mean, rstd, w, rows, n, per, dx, pw, pb);
+      else return false;  // unreachable: half rows of at most 512 need NV <= 2
+    }
+    if (wb)
+      ln_bwd_wb_final16<T><<<static_cast<unsigned>(ceil_div(cols, 32)), dim3(32, 16), 0, s>>>(pw, pb, chunks, cols, dw,
+                                                                                            db);
+    return true;
+  }
+}
+
+
+// launch_softmax_rows's vector path (false: today's kernel runs)
+template <typename T> bool softmax_vec(const T* in, T* out, int64_t rows, int64_t cols, bool log, cudaStream_t s) {
+    if constexpr (!std::is_same_v<T, double>) {
+      constexpr int V = kVec<T>, NV = 4;
+      const int64_t threads = ceil_div(ceil_div(cols / V, NV), 32) * 32;
+      if (vec_ok<T>(cols, {in, out}) && threads <= 1024) {
+        for (int64_t r0 = 0; r0 < rows; r0 += INT_MAX) {
+          const int64_t n = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
+          softmax_blk<T, NV><<<static_cast<unsigned>(n), static_cast<unsigned>(threads), 0, s>>>(
+              static_cast<const T*>(in) + r0 * cols, static_cast<T*>(out) + r0 * cols, static_cast<int>(cols), log);
+        }
+        return true;
+      }
+    }
+    return false;
+}
+
+// launch_layer_norm_fwd's fallback (misaligned / double / long rows): today's kernel with kLnRegs = R as a template
+// parameter and __launch_bounds__(256), R = 4 up to 1024 elements
+using today::block_sum;
+template <typename T, typename A, int R>
+__global__ void __launch_bounds__(256) layer_norm_kernel(const T* in, const T* w, const T* b, T* out, int64_t n,
+                                                         double eps, A* mean_out, A* rstd_out) {
+  __shared__ A sh[32];
+  const int64_t row = blockIdx.x;
+  const T* x = in + row * n;
+  T* y = out + row * n;
+  const int64_t nt = blockDim.x;
+  A mean, rstd;
+  if (n <= R * nt) {
+    A v[R];
+    A s = 0;
+#pragma unroll
+    for (int k = 0; k < R; ++k) {
+      const int64_t j = threadIdx.x + k * nt;
+      v[k] = j < n ? static_cast<A>(up(x[j])) : A(0);
+      s += v[k];
+    }
+    mean = block_sum(s, sh) / static_cast<A>(n);
+    A ss = 0;
+#pragma unroll
+    for (int k = 0; k < R; ++k) {
+      const int64_t j = threadIdx.x + k * nt;
+      const A d = v[k] - mean;
+      if (j < n) ss += d * d;
+    }
+    ss = block_sum(ss, sh);
+    rstd = static_cast<A>(1.0 / sqrt(static_cast<double>(ss) / static_cast<double>(n) + eps));
+    if (mean_out && threadIdx.x == 0) {  // the fused forward with a backward saves the row statistics
+      mean_out[row] = mean;
+      rstd_out[row] = rstd;
+    }
+#pragma unroll
+    for (int k = 0; k < R; ++k) {
+      const int64_t j = threadIdx.x + k * nt;
+      if (j < n) {
+        A r = (v[k] - mean) * rstd;
+        if (w) r *= static_cast<A>(up(w[j]));
+        if (b) r += static_cast<A>(up(b[j]));
+        y[j] = cvt<T>(r);
+      }
+    }
+    return;
+  }
+  A s = 0;
+  for (int64_t j = threadIdx.x; j < n; j += nt) s += static_cast<A>(up(x[j]));
+  mean = block_sum(s, sh) / static_cast<A>(n);
+  A ss = 0;
+  for (int64_t j = threadIdx.x; j < n; j += nt) {
+    const A d = static_cast<A>(up(x[j])) - mean;
+    ss += d * d;
+  }
+  ss = block_sum(ss, sh);
+  rstd = static_cast<A>(1.0 / sqrt(static_cast<double>(ss) / static_cast<double>(n) + eps));
+  if (mean_out && threadIdx.x == 0) {
+    mean_out[row] = mean;
+    rstd_out[row] = rstd;
+  }
+  for (int64_t j = threadIdx.x; j < n; j += nt) {
+    A r = (static_cast<A>(up(x[j])) - mean) * rstd;
+    if (w) r *= static_cast<A>(up(w[j]));
+    if (b) r += static_cast<A>(up(b[j]));
+    y[j] = cvt<T>(r);
+  }
+}
+
+template <typename T>
+void ln_fwd_fallback(const T* in, const T* w, const T* b, T* out, float* mean, float* rstd, int64_t rows,
+                     int64_t cols, double eps) {
+  using A = today::acc_t<T>;
+  int threads = 32;
+  while (threads < 256 && threads * 4 < cols) threads *= 2;
+  for (int64_t r0 = 0; r0 < rows; r0 += INT_MAX) {
+    int64_t n = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
+    auto* x = in + r0 * cols;
+    auto* y = out + r0 * cols;
+    A* m = mean ? mean + r0 : nullptr;
+    A* r = rstd ? rstd + r0 : nullptr;
+    if (cols <= 4 * 256)
+      layer_norm_kernel<T, A, 4><<<static_cast<unsigned>(n), threads>>>(x, w, b, y, cols, eps, m, r);
+    else
+      layer_norm_kernel<T, A, 16><<<static_cast<unsigned>(n), threads>>>(x, w, b, y, cols, eps, m, r);
+  }
+}
+
+int64_t layer_norm_bwd_chunks(int64_t rows, int64_t cols) {
+  const int64_t c = ln_bwd_col_chunks(rows);
+  if (cols > kLnBwdMaxCols) return c;
+  const int64_t f = ceil_div(rows < 1 ? 1 : rows, ln_bwd_rows_per_chunk(rows));
+  return f > c ? f : c;  // the fused plan, or the per-row kernels' plan, whichever the launch takes
+}
+
+}  // namespace port
+
+
 // =================================================== host ===================================================
 static float bf2f(uint16_t h) {
   uint32_t u = static_cast<uint32_t>(h) << 16;
@@ -948,6 +1524,14 @@ template <typename T> static void bench_ln_fwd(int64_t rows, int n) {
       print_line(kase, name, us, bytes, base, c);
     };
     run("today", [&] { today::launch_ln_fwd<T>(x, w, b, y, om, orr, rows, n, eps); });
+    // the runtime after the port: launch_layer_norm_fwd's dispatch (vector kernels), and its fallback kernel
+    if (port::ln_fwd_vec<T>(x, w, b, y, om, orr, rows, n, eps, 0)) {
+      CK(cudaDeviceSynchronize());
+      run("runtime", [&] { port::ln_fwd_vec<T>(x, w, b, y, om, orr, rows, n, eps, 0); });
+    } else {
+      printf("%-34s runtime: the vector kernels do not take this shape\n", kase);
+    }
+    run("runtime-fallback", [&] { port::ln_fwd_fallback<T>(x, w, b, y, om, orr, rows, n, eps); });
     {  // today's kernel and launch, kLnRegs = 4 (fits these shapes: cols <= 4 * threads)
       int threads = 32;
       while (threads < 256 && threads * 4 < n) threads *= 2;
@@ -1020,6 +1604,7 @@ static void bench_softmax(int64_t rows, int n) {
   std::vector<int64_t> sample;
   for (int64_t r = 0; r < rows; r += 97) sample.push_back(r);
   sample.push_back(rows - 1);
+  bool log_out = false;  // the runtime's log_softmax line: error relative to max(|ref|, 1)
   auto check = [&]() -> std::string {
     CK(cudaDeviceSynchronize());
     std::vector<float> hy = download<T>(y, rows * n);
@@ -1029,6 +1614,11 @@ static void bench_softmax(int64_t rows, int n) {
       for (int j = 0; j < n; ++j) m = std::max(m, static_cast<double>(hx[r * n + j]));
       for (int j = 0; j < n; ++j) s += std::exp(hx[r * n + j] - m);
       for (int j = 0; j < n; ++j) {
+        if (log_out) {
+          const double ref = hx[r * n + j] - m - std::log(s);
+          maxrel = std::max(maxrel, std::fabs(hy[r * n + j] - ref) / std::max(std::fabs(ref), 1.0));
+          continue;
+        }
         const double ref = std::exp(hx[r * n + j] - m) / s;
         maxrel = std::max(maxrel, std::fabs(hy[r * n + j] - ref) / ref);
       }
@@ -1052,6 +1642,16 @@ static void bench_softmax(int64_t rows, int n) {
     print_line(kase, name, us, bytes, base, c);
   };
   run("today", [&] { today::launch_softmax<T>(x, y, rows, n, false); });
+  // the runtime after the port: launch_softmax_rows's dispatch (softmax_blk, 4 vectors per thread)
+  if (port::softmax_vec<T>(x, y, rows, n, false, 0)) {
+    CK(cudaDeviceSynchronize());
+    run("runtime", [&] { port::softmax_vec<T>(x, y, rows, n, false, 0); });
+    log_out = true;
+    run("runtime log_softmax", [&] { port::softmax_vec<T>(x, y, rows, n, true, 0); });
+    log_out = false;
+  } else {
+    printf("%-34s runtime: the vector kernel does not take this shape\n", kase);
+  }
   auto blk = [&](auto NVc, auto rcp) {
     constexpr int NV = decltype(NVc)::value;
     constexpr bool R = decltype(rcp)::value;
@@ -1175,6 +1775,28 @@ template <typename T> static void bench_ln_bwd(int64_t rows, int n) {
       [&] { today::launch_ln_bwd<T>(g, x, dm, dr, w, rows, n, dx, dw, db, ws, true, false); });
   run("today-wb", false, true, b_wb, &base_wb,
       [&] { today::launch_ln_bwd<T>(g, x, dm, dr, w, rows, n, dx, dw, db, ws, false, true); });
+  // the runtime after the port: launch_layer_norm_bwd's fused path (workspace of layer_norm_bwd_chunks(rows, cols)
+  // chunk rows per half; ws holds rows >= that), and without dweight/dbias (dx only)
+  if (port::ln_bwd_vec<T>(g, x, dm, dr, w, rows, n, dx, dw, db, ws, 0)) {
+    CK(cudaDeviceSynchronize());
+    run("runtime", true, true, b_all, &base, [&] { port::ln_bwd_vec<T>(g, x, dm, dr, w, rows, n, dx, dw, db, ws, 0); });
+    run("runtime-dx", true, false, b_dx, &base_dx,
+        [&] { port::ln_bwd_vec<T>(g, x, dm, dr, w, rows, n, dx, nullptr, nullptr, nullptr, 0); });
+    // determinism: two runs give the same bits
+    port::ln_bwd_vec<T>(g, x, dm, dr, w, rows, n, dx, dw, db, ws, 0);
+    CK(cudaDeviceSynchronize());
+    std::vector<float> d1 = download<T>(dw, n), x1 = download<T>(dx, rows * n);
+    CK(cudaMemset(dw, 0, n * sizeof(T)));
+    CK(cudaMemset(dx, 0, rows * n * sizeof(T)));
+    port::ln_bwd_vec<T>(g, x, dm, dr, w, rows, n, dx, dw, db, ws, 0);
+    CK(cudaDeviceSynchronize());
+    std::vector<float> d2 = download<T>(dw, n), x2 = download<T>(dx, rows * n);
+    printf("%-34s runtime: chunks %lld, two runs %s\n", kase,
+           static_cast<long long>(port::layer_norm_bwd_chunks(rows, n)),
+           d1 == d2 && x1 == x2 ? "bit-equal" : "DIFFER  WRONG");
+  } else {
+    printf("%-34s runtime: the fused kernel does not take this shape\n", kase);
+  }
   constexpr int V = cand::kVec<T>;
   auto dx_var = [&](auto Lc, auto NVc) {
     constexpr int L = decltype(Lc)::value, NV = decltype(NVc)::value;
@@ -1252,10 +1874,20 @@ int main() {
   bench_ln_fwd<float>(8192, 256);
   bench_ln_fwd<__nv_bfloat16>(16384, 1024);
   bench_ln_fwd<__nv_bfloat16>(8192, 256);
+  // shapes for the runtime's other dispatch branches (row groups of 4..16 lanes, 32 lanes x 4, block of 384 threads)
+  bench_ln_fwd<float>(8192, 64);
+  bench_ln_fwd<float>(8192, 512);
+  bench_ln_fwd<float>(8192, 768);
+  bench_ln_fwd<__nv_bfloat16>(8192, 768);
   printf("\n");
   bench_softmax(8192, 4096);
+  bench_softmax(8192, 1000);
+  bench_softmax(1024, 16384);
   printf("\n");
   bench_ln_bwd<float>(8192, 256);
   bench_ln_bwd<__nv_bfloat16>(8192, 256);
+  bench_ln_bwd<float>(8192, 64);
+  bench_ln_bwd<float>(8192, 512);
+  bench_ln_bwd<__nv_bfloat16>(8192, 512);
   return 0;
 }
