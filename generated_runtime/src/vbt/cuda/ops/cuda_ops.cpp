@@ -18,6 +18,7 @@
 
 #include "../../cpu/cpu_kernels.h"
 #include "cublas_gemm.h"
+#include "launch_util.h"
 #include "loops.h"
 #include "sort_ops.h"
 #include "vbt/cpu/tensor_iterator.h"
@@ -37,15 +38,6 @@ namespace {
 Device resolve(Device d) {
   if (d.type == DeviceType::CUDA && d.index < 0) d.index = static_cast<int16_t>(current_device());
   return d;
-}
-cudaStream_t stream_of(const Device& d) { return current_stream(d.index).handle(); }
-
-void check_launch(cudaError_t e, const char* op, ScalarType dt) {
-  if (e == cudaSuccess) return;
-  (void)cudaGetLastError();
-  if (e == cudaErrorInvalidValue)
-    VBT_NOT_IMPLEMENTED(op, ": not implemented for dtype ", dtype_name(dt), " on CUDA");
-  throw_error(ErrorKind::Runtime, op, ": CUDA kernel launch failed: ", cudaGetErrorString(e));
 }
 
 bool is_cuda(const Tensor& t) { return t.defined() && t.device().type == DeviceType::CUDA; }

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "../../cpu/cpu_kernels.h"
+#include "launch_util.h"
 #include "sort_launch.h"
 #include "vbt/cuda/cuda_error.h"
 #include "vbt/cuda/device_guard.h"
@@ -19,15 +20,6 @@ using namespace vbt::cuda::ops;
 
 namespace {
 
-cudaStream_t stream_of(const Device& d) { return current_stream(d.index).handle(); }
-
-void check_launch(cudaError_t e, const char* op, ScalarType dt) {
-  if (e == cudaSuccess) return;
-  (void)cudaGetLastError();
-  if (e == cudaErrorInvalidValue)
-    VBT_NOT_IMPLEMENTED(op, ": not implemented for dtype ", dtype_name(dt), " on CUDA");
-  throw_error(ErrorKind::Runtime, op, ": CUDA kernel launch failed: ", cudaGetErrorString(e));
-}
 
 // Device scratch of `bytes` from the caching allocator (freed stream-ordered with the tensor).
 Tensor scratch(int64_t bytes, const Device& dev) { return empty({(bytes + 7) / 8}, ScalarType::Int64, dev); }
