@@ -19,7 +19,8 @@
 # Env: STEP_LIMIT_S (default 150) per test step; PARITY_OPS (default "core"), PARITY_DTYPES (default
 # "float32 int64 bool"), PARITY_BACKWARD (default false: gradients too); TRAIN_WORKLOADS (default "reversal,minigpt"),
 # TRAIN_STEPS (default 60), TRAIN_PROFILE (default ci); DP_WORKLOADS (default "reversal,minigpt"), DP_PROFILE
-# (default paper), DP_STEPS (default 30), DP_GPUS (default 2); STEPS (default "pytest training parity": which to run).
+# (default paper), DP_STEPS (default 30), DP_GPUS (default 2); STEPS (default "pytest training parity": which to run);
+# PACK (a .tar.gz path: OUTDIR packed into it at the end, see below).
 set -u
 OUT=${1:?usage: gpu_session.sh OUTDIR}
 mkdir -p "$OUT"
@@ -119,3 +120,8 @@ if want dp; then
   cat "$OUT/dp.txt" | tee -a "$summary"
 fi
 cat "$summary"
+# The device tool brings back a limited number of files: PACK=FILE.tar.gz packs OUTDIR into one archive (and
+# leaves only summary.txt beside it), so every log and report comes back.
+if [ -n "${PACK:-}" ]; then
+  tar czf "$PACK" -C "$(dirname "$OUT")" "$(basename "$OUT")" && find "$OUT" -type f ! -name summary.txt -delete
+fi
