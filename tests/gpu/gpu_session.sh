@@ -13,7 +13,8 @@
 #   4c. bench (only when named in STEPS): tests/benchmarks/bench_cuda.py and tests/gpu/matmul_bench.py against torch
 #      -> OUTDIR/bench_cuda.{txt,json}, OUTDIR/matmul.{txt,json}; micro: tests/gpu/microbench/run.sh -> OUTDIR/micro/
 #   5. sanitize (only when named in STEPS): compute-sanitizer (SANITIZE_TOOLS, default memcheck) over pytest of
-#      SANITIZE_TESTS (default tests/py/cuda/test_cuda_ops.py) -> OUTDIR/sanitize-TOOL.log
+#      SANITIZE_TESTS (absolute paths; default tests/py/cuda/test_cuda_ops.py) -> OUTDIR/sanitize-TOOL.log; tests
+#      marked python_lifetime are deselected (the sanitizer keeps Python frames, so their tensors, alive)
 # Build: cmake + ninja with CXX=/usr/bin/g++ (the image's /opt gcc links libstdc++ statically, which breaks _C
 # once torch is imported) and the naive CBLAS shim of tests/cpp/cuda/cblas_shim (no OpenBLAS there).
 # Env: STEP_LIMIT_S (default 150) per test step; PARITY_OPS (default "core"), PARITY_DTYPES (default
@@ -87,7 +88,8 @@ if want sanitize; then
   SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   for tool in ${SANITIZE_TOOLS:-memcheck}; do
     (cd /tmp && PYTHONPATH=$PYP timeout "$LIMIT" "$SAN" --tool "$tool" --error-exitcode 9 python3 -m pytest -q \
-      --noconftest -p no:cacheprovider -x ${SANITIZE_TESTS:-$RT/tests/py/cuda/test_cuda_ops.py} >"$OUT/sanitize-$tool.log" 2>&1)
+      --noconftest -p no:cacheprovider -x -m "not python_lifetime" ${SANITIZE_TESTS:-$RT/tests/py/cuda/test_cuda_ops.py} \
+      >"$OUT/sanitize-$tool.log" 2>&1)
     echo "compute-sanitizer $tool rc=$? in $(( $(date +%s) - T5 ))s: $(grep -E 'ERROR SUMMARY|passed|failed' "$OUT/sanitize-$tool.log" | tail -2 | tr '\n' ' ')" | tee -a "$summary"
   done
 fi
