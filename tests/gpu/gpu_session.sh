@@ -12,6 +12,8 @@
 #      RING_MIB sizes per rank, default "1 16 256 1024") -> OUTDIR/ring_bench.json; its correctness tests are in pytest
 #   4c. bench (only when named in STEPS): tests/benchmarks/bench_cuda.py and tests/gpu/matmul_bench.py against torch
 #      -> OUTDIR/bench_cuda.{txt,json}, OUTDIR/matmul.{txt,json}; micro: tests/gpu/microbench/run.sh -> OUTDIR/micro/
+#   4d. profile (only when named in STEPS): tests/gpu/profile_step.py for torch and vibetensor on PROFILE_WORKLOADS
+#      (default "minigpt,vit", TRAIN_PROFILE sizes): wall vs GPU busy time per step, top kernels -> OUTDIR/profile/
 #   5. sanitize (only when named in STEPS): compute-sanitizer (SANITIZE_TOOLS, default memcheck) over pytest of
 #      SANITIZE_TESTS (absolute paths; default tests/py/cuda/test_cuda_ops.py) -> OUTDIR/sanitize-TOOL.log; tests
 #      marked python_lifetime are deselected (the sanitizer keeps Python frames, so their tensors, alive)
@@ -113,6 +115,17 @@ if want micro; then  # standalone kernel micro-benchmarks (tests/gpu/microbench/
   timeout "$LIMIT" bash tests/gpu/microbench/run.sh "$OUT/micro" ${MICRO:-} >"$OUT/micro.txt" 2>&1
   echo "micro rc=$? in $(( $(date +%s) - T9 ))s" | tee -a "$summary"
   rm -rf "$OUT/micro/bin"
+fi
+if want profile; then  # where a training step's time goes, torch and vibetensor (tests/gpu/profile_step.py)
+  mkdir -p "$OUT/profile"
+  for w in $(echo "${PROFILE_WORKLOADS:-minigpt,vit}" | tr ',' ' '); do
+    for fw in torch vibetensor; do
+      T10=$(date +%s)
+      PYTHONPATH=$SITE timeout "$LIMIT" python3 tests/gpu/profile_step.py --workload "$w" --framework "$fw" \
+        --profile "${TRAIN_PROFILE:-paper}" --device cuda --out "$OUT/profile/$w-$fw.json" >"$OUT/profile/$w-$fw.txt" 2>&1
+      echo "profile $w $fw rc=$? in $(( $(date +%s) - T10 ))s: $(head -1 "$OUT/profile/$w-$fw.txt")" | tee -a "$summary"
+    done
+  done
 fi
 if want dp; then
   T4=$(date +%s)
