@@ -13,5 +13,7 @@ constexpr int64_t kParallelGrain = 32768;  // elements; below this, loops run se
 int get_num_threads();
 void set_num_threads(int n);
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+// How many thread teams parallel_for has started in this process (tests check that small work stays serial).
+int64_t parallel_regions();
 
 }  // namespace vbt

@@ -1,6 +1,7 @@
 // OpenMP-backed parallel_for (see parallel.h).
 #include "vbt/cpu/parallel.h"
 
+#include <atomic>
 #include <exception>
 #include <mutex>
 
@@ -15,6 +16,12 @@ __attribute__((weak)) void openblas_set_num_threads(int);
 }
 
 namespace vbt {
+
+namespace {
+std::atomic<int64_t> g_parallel_regions{0};
+}
+
+int64_t parallel_regions() { return g_parallel_regions.load(std::memory_order_relaxed); }
 
 int get_num_threads() {
 #ifdef _OPENMP
@@ -45,6 +52,7 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function
   const int64_t chunks = threads > 1 ? std::min<int64_t>(threads, (n + std::max<int64_t>(grain, 1) - 1) /
                                                                      std::max<int64_t>(grain, 1)) : 1;
   if (chunks >= 2 && !omp_in_parallel()) {
+    g_parallel_regions.fetch_add(1, std::memory_order_relaxed);
     std::exception_ptr error;
     std::mutex mu;
 #pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)

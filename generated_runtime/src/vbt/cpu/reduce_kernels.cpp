@@ -1056,7 +1056,9 @@ Value k_fused_layer_norm_backward(const Args& a) {
       const T* wp = w.defined() ? w.data<T>() : nullptr;
       const double* mp = md.data<double>();
       const double* rp = rd.data<double>();
-      parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {
+      // at least kParallelGrain elements per thread, as every parallel loop (a small layer_norm stays serial)
+      const int64_t chunk_elems = std::max<int64_t>(1, rows / std::max<int64_t>(nchunks, 1) * n);
+      parallel_for(0, nchunks, std::max<int64_t>(1, kParallelGrain / chunk_elems), [&](int64_t c0, int64_t c1) {
         for (int64_t c = c0; c < c1; ++c) {
           const int64_t rb = rows * c / nchunks, re = rows * (c + 1) / nchunks;
           double* pwc = wp ? pw.data() + c * n : nullptr;

@@ -467,6 +467,7 @@ NB_MODULE(_C, m) {
   });
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads);
+  m.def("_parallel_regions", &parallel_regions);
   m.def("result_type_of", [](const std::vector<Tensor>& ts) {
     std::vector<bool> wr;
     for (const Tensor& t : ts) wr.push_back(t.impl()->wrapped_number);
