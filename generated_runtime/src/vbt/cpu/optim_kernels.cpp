@@ -1,0 +1,97 @@
+// Optimizer kernels: one Adam/AdamW step over lists of tensors (spec 01, Note [Fused Adam]).
+//
+// Note [Fused Adam]
+//   torch.optim.Adam's per-parameter update is eight elementwise ops (weight decay, lerp, mul, addcmul, sqrt, div,
+//   add, addcdiv), each a dispatcher call, a pass over memory and, on a GPU, a kernel launch. _fused_adam_ does the
+//   same arithmetic, in the same order and in the same precision (opmath_t), element by element in one pass, for
+//   every tensor of the lists in one call. The scalars that depend on the step count (step_size = lr / (1 - beta1^t),
+//   bias_correction2_sqrt = sqrt(1 - beta2^t)) come from the caller, which groups parameters by step count.
+#include <cmath>
+
+#include "cpu_kernels.h"
+#include "vbt/cpu/parallel.h"
+
+namespace vbt {
+
+namespace {
+
+struct AdamScalars {
+  double lr, beta1, beta2, eps, weight_decay, step_size, bias_correction2_sqrt;
+  bool decoupled, maximize;
+};
+
+template <typename T>
+void adam_range(T* p, const T* g, T* m, T* v, int64_t begin, int64_t end, const AdamScalars& s) {
+  using M = opmath_t<T>;
+  const M decay = static_cast<M>(1 - s.lr * s.weight_decay), wd = static_cast<M>(s.weight_decay);
+  const M w = static_cast<M>(1 - s.beta1), b2 = static_cast<M>(s.beta2), c2 = static_cast<M>(1 - s.beta2);
+  const M bc2 = static_cast<M>(s.bias_correction2_sqrt), eps = static_cast<M>(s.eps);
+  const M neg_step = static_cast<M>(-s.step_size);
+  const bool use_wd = s.weight_decay != 0;
+  for (int64_t i = begin; i < end; ++i) {  // T is float or double, so M is T: each step rounds as the op would
+    M grad = s.maximize ? -g[i] : g[i];
+    M param = p[i];
+    if (use_wd) {
+      if (s.decoupled) param = param * decay;  // p.mul_(1 - lr * wd)
+      else grad = grad + wd * param;          // grad = grad.add(p, alpha=wd)
+    }
+    M avg = m[i];  // exp_avg.lerp_(grad, 1 - beta1), torch's two-sided formula
+    avg = std::abs(w) < M(0.5) ? avg + w * (grad - avg) : grad - (grad - avg) * (M(1) - w);
+    M sq = v[i] * b2;           // exp_avg_sq.mul_(beta2)
+    sq = sq + c2 * grad * grad;  // .addcmul_(grad, grad, value=1 - beta2)
+    M denom = std::sqrt(sq) / bc2 + eps;  // (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+    p[i] = param + neg_step * (avg / denom);  // p.addcdiv_(exp_avg, denom, value=-step_size)
+    m[i] = avg;
+    v[i] = sq;
+  }
+}
+
+}  // namespace
+
+// _fused_adam_(Tensor[] params, Tensor[] grads, Tensor[] exp_avgs, Tensor[] exp_avg_sqs, float lr, float beta1,
+//              float beta2, float eps, float weight_decay, float step_size, float bias_correction2_sqrt,
+//              bool decoupled=False, bool maximize=False) -> Tensor[]
+Value k_fused_adam_(const Args& a) {
+  const TensorList &params = a.tensor_list(0), &grads = a.tensor_list(1), &avgs = a.tensor_list(2),
+                   &sqs = a.tensor_list(3);
+  const AdamScalars s{a.real(4), a.real(5), a.real(6), a.real(7), a.real(8), a.real(9), a.real(10),
+                      a.boolean(11), a.boolean(12)};
+  const size_t n = params.size();
+  VBT_CHECK_VALUE(grads.size() == n && avgs.size() == n && sqs.size() == n,
+                  "_fused_adam_: expected lists of one length, got ", n, " params, ", grads.size(), " grads, ",
+                  avgs.size(), " exp_avgs and ", sqs.size(), " exp_avg_sqs");
+  for (size_t i = 0; i < n; ++i) {
+    const Tensor* all[4] = {&params[i], &grads[i], &avgs[i], &sqs[i]};
+    static const char* names[4] = {"params", "grads", "exp_avgs", "exp_avg_sqs"};
+    for (int k = 0; k < 4; ++k) {
+      const Tensor& t = *all[k];
+      VBT_CHECK_VALUE(t.defined(), "_fused_adam_: ", names[k], "[", i, "] is undefined");
+      VBT_CHECK_VALUE(t.sizes() == params[i].sizes(), "_fused_adam_: ", names[k], "[", i, "] has shape ",
+                      shape_str(t.sizes()), " but params[", i, "] has shape ", shape_str(params[i].sizes()));
+      VBT_CHECK_VALUE(t.dtype() == params[i].dtype(), "_fused_adam_: ", names[k], "[", i, "] is ",
+                      dtype_name(t.dtype()), " but params[", i, "] is ", dtype_name(params[i].dtype()));
+      VBT_CHECK_VALUE(t.is_contiguous(), "_fused_adam_: ", names[k], "[", i, "] is not contiguous");
+    }
+    VBT_CHECK_VALUE(params[i].dtype() == ScalarType::Float32 || params[i].dtype() == ScalarType::Float64,
+                    "_fused_adam_: expected float32 or float64 tensors, got ", dtype_name(params[i].dtype()),
+                    " at params[", i, "]");
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t numel = params[i].numel();
+    VBT_DISPATCH_FLOATING(params[i].dtype(), "_fused_adam_", [&]<typename T>() {
+      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+        T* p = params[i].data<T>();
+        const T* g = grads[i].data<T>();
+        T* m = avgs[i].data<T>();
+        T* v = sqs[i].data<T>();
+        parallel_for(0, numel, kParallelGrain, [&](int64_t b, int64_t e) { adam_range<T>(p, g, m, v, b, e, s); });
+      }
+    });
+    params[i].impl()->bump_version();
+    avgs[i].impl()->bump_version();
+    sqs[i].impl()->bump_version();
+  }
+  return params;
+}
+
+}  // namespace vbt
