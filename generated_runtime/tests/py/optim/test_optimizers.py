@@ -138,3 +138,95 @@ def test_sequential_warmup_then_cosine_matches_torch():
             s.step()
         res.append(lrs)
     assert res[0] == pytest.approx(res[1], rel=1e-12)
+
+
+# ---- Note [Fused Adam step]: the default and fused=True run _fused_adam_ per group and step count on the CPU
+FUSED_FLAVOURS = [
+    ("adam_foreach_false", lambda m, p: m.optim.Adam(p, lr=1e-2, foreach=False)),
+    ("adam_fused_maximize_l2", lambda m, p: m.optim.Adam(p, lr=1e-2, weight_decay=0.05, maximize=True, fused=True)),
+    ("adamw_fused", lambda m, p: m.optim.AdamW(p, lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1, fused=True)),
+]
+
+
+@pytest.mark.parametrize("name,make", FUSED_FLAVOURS, ids=[o[0] for o in FUSED_FLAVOURS])
+def test_fused_and_per_parameter_flavours_match_torch(name, make):
+    run_steps(lambda p: make(vt, p), lambda p: make(torch, p))
+
+
+def count_fused_calls(monkeypatch):
+    import vibetensor.torch.optim.adam as adam_mod
+    calls = []
+    real = adam_mod.call
+
+    def spy(name, *args):
+        calls.append((name, len(args[0])))
+        return real(name, *args)
+
+    monkeypatch.setattr(adam_mod, "call", spy)
+    return calls
+
+
+@pytest.mark.parametrize("flags,expected", [({}, [("_fused_adam_", 3)] * 2), ({"fused": True}, [("_fused_adam_", 3)] * 2),
+                                            ({"foreach": False}, []), ({"amsgrad": True}, [])])
+def test_one_fused_call_per_group_and_step(monkeypatch, flags, expected):
+    calls = count_fused_calls(monkeypatch)
+    vps, _ = make_params()
+    opt = vt.optim.Adam(vps, lr=1e-2, **flags)
+    for _ in range(2):
+        for p in vps:
+            p.grad = vt.ones(*p.shape)
+        opt.step()
+    assert calls == expected
+
+
+def test_params_with_different_step_counts_and_layouts_match_torch(monkeypatch):
+    """A parameter that skips steps has its own step count (its own call); a non-contiguous one takes the
+    per-parameter ops; both end where torch's AdamW does."""
+    calls = count_fused_calls(monkeypatch)
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((5, 4), (6,), (3, 7))]
+    vps = [vt.nn.Parameter(vt.from_numpy(a.copy())) for a in arrays[:2]]
+    tps = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in arrays[:2]]
+    vps.append(vt.nn.Parameter(vt.from_numpy(arrays[2].T.copy()).t()))  # (3, 7) viewed with transposed strides
+    tps.append(torch.nn.Parameter(torch.from_numpy(arrays[2].copy())))
+    assert not vps[2].is_contiguous()
+    ov = vt.optim.AdamW(vps, lr=1e-2, weight_decay=0.1)
+    ot = torch.optim.AdamW(tps, lr=1e-2, weight_decay=0.1)
+    for step in range(4):
+        for i, (vp, tp) in enumerate(zip(vps, tps)):
+            if i == 1 and step % 2:
+                vp.grad, tp.grad = None, None  # skipped: this parameter's step count falls behind
+                continue
+            g = rng.standard_normal(tuple(tp.shape)).astype(np.float32)
+            vp.grad, tp.grad = vt.from_numpy(g.copy()), torch.from_numpy(g.copy())
+        ov.step()
+        ot.step()
+    for vp, tp in zip(vps, tps):
+        np.testing.assert_allclose(vp.detach().numpy(), tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+    # the strided one never fused; at the third step the two others have step counts 3 and 2: one call each
+    assert [n for _, n in calls] == [2, 1, 1, 1, 1]
+    assert float(ov.state[vps[1]]["step"].item()) == 2.0
+
+
+def test_fused_and_foreach_together_raise_as_torch():
+    vps, _ = make_params()
+    with pytest.raises(RuntimeError, match="`fused` and `foreach` cannot be `True` together"):
+        vt.optim.AdamW(vps, fused=True, foreach=True)
+
+
+def test_moments_in_another_layout_fall_back_to_per_parameter_ops():
+    """A state_dict can bring moments that _fused_adam_ refuses (here a transposed exp_avg): it writes nothing and
+    that group's parameters take the per-parameter ops, ending where torch does."""
+    vps, tps = make_params(shapes=((4, 3),))
+    ov, ot = vt.optim.Adam(vps, lr=1e-2), torch.optim.Adam(tps, lr=1e-2)
+    rng = np.random.default_rng(9)
+    for step in range(3):
+        g = rng.standard_normal((4, 3)).astype(np.float32)
+        vps[0].grad, tps[0].grad = vt.from_numpy(g.copy()), torch.from_numpy(g.copy())
+        ov.step()
+        ot.step()
+        if step == 0:
+            m = ov.state[vps[0]]["exp_avg"].numpy()
+            ov.state[vps[0]]["exp_avg"] = vt.from_numpy(m.T.copy()).t()
+            assert not ov.state[vps[0]]["exp_avg"].is_contiguous()
+    np.testing.assert_allclose(vps[0].detach().numpy(), tps[0].detach().numpy(), rtol=1e-5, atol=1e-6)
