@@ -24,8 +24,9 @@ VBT_KERNEL(k_empty) VBT_KERNEL(k_zeros) VBT_KERNEL(k_ones) VBT_KERNEL(k_full) VB
 VBT_KERNEL(k_linspace) VBT_KERNEL(k_eye) VBT_KERNEL(k_rand) VBT_KERNEL(k_randn) VBT_KERNEL(k_randint)
 VBT_KERNEL(k_randperm) VBT_KERNEL(k_normal_) VBT_KERNEL(k_uniform_) VBT_KERNEL(k_bernoulli) VBT_KERNEL(k_multinomial)
 VBT_KERNEL(k_fill_) VBT_KERNEL(k_zero_)
-// optim_kernels.cpp
+// optim_kernels.cpp (check_fused_adam_lists: shared with the CUDA kernel)
 VBT_KERNEL(k_fused_adam_)
+void check_fused_adam_lists(const Args& a, const char* op);
 // binary_kernels.cpp
 VBT_KERNEL(k_add) VBT_KERNEL(k_sub) VBT_KERNEL(k_mul)
 VBT_KERNEL(k_div) VBT_KERNEL(k_remainder) VBT_KERNEL(k_pow)

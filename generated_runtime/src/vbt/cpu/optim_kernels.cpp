@@ -48,6 +48,33 @@ void adam_range(T* p, const T* g, T* m, T* v, int64_t begin, int64_t end, const 
 
 }  // namespace
 
+// The lists' checks, shared with the CUDA kernel: one length; per index the same shape and dtype as params[i];
+// contiguous; float32 or float64. Nothing is written before they pass.
+void check_fused_adam_lists(const Args& a, const char* op) {
+  const TensorList &params = a.tensor_list(0), &grads = a.tensor_list(1), &avgs = a.tensor_list(2),
+                   &sqs = a.tensor_list(3);
+  const size_t n = params.size();
+  VBT_CHECK_VALUE(grads.size() == n && avgs.size() == n && sqs.size() == n,
+                  op, ": expected lists of one length, got ", n, " params, ", grads.size(), " grads, ",
+                  avgs.size(), " exp_avgs and ", sqs.size(), " exp_avg_sqs");
+  for (size_t i = 0; i < n; ++i) {
+    const Tensor* all[4] = {&params[i], &grads[i], &avgs[i], &sqs[i]};
+    static const char* names[4] = {"params", "grads", "exp_avgs", "exp_avg_sqs"};
+    for (int k = 0; k < 4; ++k) {
+      const Tensor& t = *all[k];
+      VBT_CHECK_VALUE(t.defined(), op, ": ", names[k], "[", i, "] is undefined");
+      VBT_CHECK_VALUE(t.sizes() == params[i].sizes(), op, ": ", names[k], "[", i, "] has shape ",
+                      shape_str(t.sizes()), " but params[", i, "] has shape ", shape_str(params[i].sizes()));
+      VBT_CHECK_VALUE(t.dtype() == params[i].dtype(), op, ": ", names[k], "[", i, "] is ",
+                      dtype_name(t.dtype()), " but params[", i, "] is ", dtype_name(params[i].dtype()));
+      VBT_CHECK_VALUE(t.is_contiguous(), op, ": ", names[k], "[", i, "] is not contiguous");
+    }
+    VBT_CHECK_VALUE(params[i].dtype() == ScalarType::Float32 || params[i].dtype() == ScalarType::Float64,
+                    op, ": expected float32 or float64 tensors, got ", dtype_name(params[i].dtype()),
+                    " at params[", i, "]");
+  }
+}
+
 // _fused_adam_(Tensor[] params, Tensor[] grads, Tensor[] exp_avgs, Tensor[] exp_avg_sqs, float lr, float beta1,
 //              float beta2, float eps, float weight_decay, float step_size, float bias_correction2_sqrt,
 //              bool decoupled=False, bool maximize=False) -> Tensor[]
@@ -56,26 +83,8 @@ Value k_fused_adam_(const Args& a) {
                    &sqs = a.tensor_list(3);
   const AdamScalars s{a.real(4), a.real(5), a.real(6), a.real(7), a.real(8), a.real(9), a.real(10),
                       a.boolean(11), a.boolean(12)};
+  check_fused_adam_lists(a, "_fused_adam_");
   const size_t n = params.size();
-  VBT_CHECK_VALUE(grads.size() == n && avgs.size() == n && sqs.size() == n,
-                  "_fused_adam_: expected lists of one length, got ", n, " params, ", grads.size(), " grads, ",
-                  avgs.size(), " exp_avgs and ", sqs.size(), " exp_avg_sqs");
-  for (size_t i = 0; i < n; ++i) {
-    const Tensor* all[4] = {&params[i], &grads[i], &avgs[i], &sqs[i]};
-    static const char* names[4] = {"params", "grads", "exp_avgs", "exp_avg_sqs"};
-    for (int k = 0; k < 4; ++k) {
-      const Tensor& t = *all[k];
-      VBT_CHECK_VALUE(t.defined(), "_fused_adam_: ", names[k], "[", i, "] is undefined");
-      VBT_CHECK_VALUE(t.sizes() == params[i].sizes(), "_fused_adam_: ", names[k], "[", i, "] has shape ",
-                      shape_str(t.sizes()), " but params[", i, "] has shape ", shape_str(params[i].sizes()));
-      VBT_CHECK_VALUE(t.dtype() == params[i].dtype(), "_fused_adam_: ", names[k], "[", i, "] is ",
-                      dtype_name(t.dtype()), " but params[", i, "] is ", dtype_name(params[i].dtype()));
-      VBT_CHECK_VALUE(t.is_contiguous(), "_fused_adam_: ", names[k], "[", i, "] is not contiguous");
-    }
-    VBT_CHECK_VALUE(params[i].dtype() == ScalarType::Float32 || params[i].dtype() == ScalarType::Float64,
-                    "_fused_adam_: expected float32 or float64 tensors, got ", dtype_name(params[i].dtype()),
-                    " at params[", i, "]");
-  }
   for (size_t i = 0; i < n; ++i) {
     const int64_t numel = params[i].numel();
     VBT_DISPATCH_FLOATING(params[i].dtype(), "_fused_adam_", [&]<typename T>() {
