@@ -72,6 +72,7 @@ if(VBT_CUDA_ENABLED AND TARGET vbt_core)
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/reduce_gemm.cu
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/scan_index.cu
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/sort.cu
+    ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/optim.cu
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/sort_ops.cpp
     ${VBT_CUDA_ROOT}/src/vbt/cuda/ops/cublas_gemm.cpp
   )

@@ -748,6 +748,32 @@ Value k_layer_norm_backward_cuda(const Args& a) {
   return outs;
 }
 
+// ---- optimizers: _fused_adam_ (Note [Multi-tensor launch] in optim.cu; the lists' checks are the CPU kernel's)
+Value k_fused_adam_cuda(const Args& a) {
+  const char* op = "_fused_adam_";
+  check_fused_adam_lists(a, op);
+  const TensorList &ps = a.tensor_list(0), &gs = a.tensor_list(1), &ms = a.tensor_list(2), &vs = a.tensor_list(3);
+  if (ps.empty()) return ps;
+  const AdamScalarsArg s{a.real(4), a.real(5), a.real(6), a.real(7), a.real(8), a.real(9), a.real(10),
+                         a.boolean(11), a.boolean(12)};
+  DeviceGuard guard(ps[0].device().index);
+  for (ScalarType dt : {ScalarType::Float32, ScalarType::Float64}) {  // one launch sequence per dtype
+    std::vector<AdamTensorPtrs> ptrs;
+    for (size_t i = 0; i < ps.size(); ++i)
+      if (ps[i].dtype() == dt)
+        ptrs.push_back({ps[i].data_ptr(), gs[i].data_ptr(), ms[i].data_ptr(), vs[i].data_ptr(), ps[i].numel()});
+    if (!ptrs.empty())
+      check_launch(launch_fused_adam(int(dt), ptrs.data(), static_cast<int64_t>(ptrs.size()), s,
+                                     stream_of(ps[0].device())), op, dt);
+  }
+  for (size_t i = 0; i < ps.size(); ++i) {
+    ps[i].impl()->bump_version();
+    ms[i].impl()->bump_version();
+    vs[i].impl()->bump_version();
+  }
+  return ps;
+}
+
 // ---- matrix products
 void check_mm_dtypes(const char* op, const Tensor& x, const Tensor& y) {
   VBT_CHECK(x.dtype() == y.dtype(), op, ": expected m1 and m2 to have the same dtype, but got: ", dtype_name(x.dtype()),
@@ -1933,7 +1959,7 @@ void register_cuda_ops() {
     reg("sum", k_sum); reg("mean", k_mean); reg("amax", k_minmax<Red::Max>); reg("amin", k_minmax<Red::Min>);
     reg("softmax", k_softmax<false>); reg("log_softmax", k_softmax<true>);
     reg("_fused_layer_norm", k_layer_norm_cuda);
-    reg("_fused_layer_norm_fwd", k_layer_norm_fwd_cuda); reg("_fused_layer_norm_backward", k_layer_norm_backward_cuda);
+    reg("_fused_adam_", k_fused_adam_cuda); reg("_fused_layer_norm_fwd", k_layer_norm_fwd_cuda); reg("_fused_layer_norm_backward", k_layer_norm_backward_cuda);
     reg("_fused_cross_entropy", k_cross_entropy_cuda);
     reg("_fused_cross_entropy_backward", k_cross_entropy_backward_cuda);
     reg("mm", k_mm); reg("bmm", k_bmm); reg("matmul", k_matmul);

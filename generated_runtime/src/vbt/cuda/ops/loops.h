@@ -189,4 +189,20 @@ struct NonzeroArgs {
 cudaError_t launch_nonzero(const bool* mask, const int64_t* pos, int64_t* out, int64_t n, const NonzeroArgs& a,
                            cudaStream_t stream);
 
+// _fused_adam_ (Note [Multi-tensor launch] in optim.cu): one entry per tensor, all contiguous, of the dtype code
+// given (float32 or float64); the scalars as the op's arguments.
+struct AdamTensorPtrs {
+  void* p;
+  const void* g;
+  void* m;
+  void* v;
+  int64_t numel;
+};
+struct AdamScalarsArg {
+  double lr, beta1, beta2, eps, weight_decay, step_size, bias_correction2_sqrt;
+  bool decoupled, maximize;
+};
+cudaError_t launch_fused_adam(int dtype, const AdamTensorPtrs* tensors, int64_t count, const AdamScalarsArg& s,
+                              cudaStream_t stream);
+
 }  // namespace vbt::cuda::ops

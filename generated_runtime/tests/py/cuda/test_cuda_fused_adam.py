@@ -1,0 +1,58 @@
+"""_fused_adam_ on CUDA (Note [Multi-tensor launch] in src/vbt/cuda/ops/optim.cu) against the CPU kernel from the
+same inputs, over several steps: many small tensors (more than one batch of 24), one tensor of several 64Ki chunks,
+a tensor that crosses a full batch of 256 blocks, 0-d and empty tensors, float32 and float64 in one call, every
+flag. The lists' errors are the CPU kernel's. Every test needs a GPU and a build with the CUDA kernels; otherwise it
+is skipped."""
+import math
+
+import numpy as np
+import pytest
+
+import vibetensor.torch as vt
+from vibetensor import _C
+
+HAS_GPU = vt.cuda.is_available()
+HAS_OPS = HAS_GPU and vt.cuda._tensors.has_ops()
+pytestmark = pytest.mark.skipif(not (HAS_GPU and HAS_OPS),
+                                reason="needs a CUDA GPU and a build with the CUDA kernels "
+                                       f"(is_available()={HAS_GPU}, has_ops()={HAS_OPS})")
+
+CHUNK = 65536
+SHAPES = [(3, 5)] * 30 + [(), (0,), (7,), (3 * CHUNK + 11,), (257 * CHUNK + 5,)]
+
+
+def step_args(lr, b1, b2, eps, wd, step, decoupled, maximize):
+    return (lr, b1, b2, eps, wd, lr / (1 - b1 ** step), math.sqrt(1 - b2 ** step), decoupled, maximize)
+
+
+@pytest.mark.parametrize("decoupled,wd,maximize", [(False, 0.0, False), (False, 0.05, True), (True, 0.1, False)])
+def test_matches_the_cpu_kernel_over_steps(decoupled, wd, maximize):
+    rng = np.random.default_rng(1)
+    dts = [np.float32 if i % 3 else np.float64 for i in range(len(SHAPES))]
+    init = [rng.standard_normal(s).astype(d) for s, d in zip(SHAPES, dts)]
+    cpu = [[vt.tensor(a) for a in init], [vt.tensor(np.zeros_like(a)) for a in init],
+           [vt.tensor(np.zeros_like(a)) for a in init]]
+    gpu = [[t.to("cuda") for t in lst] for lst in cpu]
+    for step in range(1, 4):
+        grads = [rng.standard_normal(s).astype(d) for s, d in zip(SHAPES, dts)]
+        args = step_args(3e-3, 0.9, 0.95, 1e-8, wd, step, decoupled, maximize)
+        _C.call("_fused_adam_", cpu[0], [vt.tensor(g) for g in grads], cpu[1], cpu[2], *args)
+        out = _C.call("_fused_adam_", gpu[0], [vt.tensor(g).to("cuda") for g in grads], gpu[1], gpu[2], *args)
+        assert all(o.data_ptr() == p.data_ptr() for o, p in zip(out, gpu[0]))
+    vt.cuda.synchronize()
+    for name, c_list, g_list in zip(("param", "exp_avg", "exp_avg_sq"), cpu, gpu):
+        for i, (c, g) in enumerate(zip(c_list, g_list)):
+            tol = dict(rtol=1e-5, atol=1e-7) if dts[i] == np.float32 else dict(rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(g.cpu().numpy(), c.numpy(), err_msg=f"{name}[{i}] {SHAPES[i]}", **tol)
+
+
+def test_bad_lists_raise_the_cpu_kernels_errors_and_write_nothing():
+    p, g, m, v = (vt.ones(3, device="cuda") for _ in range(4))
+    with pytest.raises(ValueError, match="expected lists of one length"):
+        _C.call("_fused_adam_", [p], [g, g], [m], [v], *step_args(1e-3, 0.9, 0.999, 1e-8, 0.0, 1, False, False))
+    with pytest.raises(ValueError, match=r"params\[0\] is not contiguous"):
+        _C.call("_fused_adam_", [vt.ones(6, device="cuda")[::2]], [g], [m], [v],
+                *step_args(1e-3, 0.9, 0.999, 1e-8, 0.0, 1, False, False))
+    with pytest.raises(RuntimeError, match="same device"):
+        _C.call("_fused_adam_", [p], [vt.ones(3)], [m], [v], *step_args(1e-3, 0.9, 0.999, 1e-8, 0.0, 1, False, False))
+    np.testing.assert_array_equal(p.cpu().numpy(), np.ones(3, np.float32))
