@@ -41,23 +41,21 @@ class Adam(Optimizer):
                 loss = closure()
         with no_grad():
             for group in self.param_groups:
-                params = [p for p in group["params"] if p.grad is not None]
-                fused = [] if group["foreach"] is False or group["amsgrad"] else [p for p in params if _fusable(p)]
+                may_fuse = group["foreach"] is not False and not group["amsgrad"]
+                fused, single = [], []
+                for p in group["params"]:
+                    if p.grad is not None:
+                        (fused if may_fuse and _fusable(p) else single).append(p)
                 if fused:
                     self._fused_group(group, fused)
-                    if len(fused) < len(params):
-                        done = {id(p) for p in fused}
-                        params = [p for p in params if id(p) not in done]
-                    else:
-                        params = []
-                for p in params:
+                for p in single:
                     self._single(group, p, self._state(group, p))
         return loss
 
     def _state(self, group, p):
-        from .. import zeros_like, tensor, float32
         state = self.state[p]
         if len(state) == 0:
+            from .. import zeros_like, tensor, float32
             state["step"] = tensor(0.0, dtype=float32)
             state["exp_avg"] = zeros_like(p)
             state["exp_avg_sq"] = zeros_like(p)
