@@ -28,7 +28,7 @@ def _chains(obj, depth, seen):
         return []
     out = []
     for r in gc.get_referrers(obj)[:6]:
-        if id(r) in seen or r is seen:
+        if id(r) in seen:
             continue
         seen.add(id(r))
         out.append([_describe(r), _chains(r, depth - 1, seen)])
