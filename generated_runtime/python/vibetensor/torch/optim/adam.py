@@ -1,8 +1,8 @@
 """optim.Adam and optim.AdamW with PyTorch's update (bias corrections, amsgrad, maximize; AdamW decays the weights
 by lr * weight_decay before the Adam step). Note [Fused Adam step]: on the CPU the default (foreach/fused None) and
-fused=True update every parameter of a group that shares a step count with one `_fused_adam_` call (one pass over
-memory, spec 02); foreach=False, amsgrad, CUDA tensors (until that kernel is verified on a GPU), other dtypes and
-non-contiguous tensors take the per-parameter ops, which compute the same thing."""
+fused=True update every parameter of a group that shares a step count and a device with one `_fused_adam_` call
+(one pass over memory on the CPU, one launch per 24 tensors on CUDA; spec 02); foreach=False, amsgrad, other dtypes
+and non-contiguous tensors take the per-parameter ops, which compute the same thing."""
 import math
 
 from .._ops import call
@@ -69,11 +69,11 @@ class Adam(Optimizer):
         by_step = {}
         for p in params:
             state = self._state(group, p)
-            lists = by_step.setdefault(state["step"].item(), ([], [], [], []))
+            lists = by_step.setdefault((state["step"].item(), str(p.device)), ([], [], [], []))
             for lst, t in zip(lists, (p, p.grad, state["exp_avg"], state["exp_avg_sq"])):
                 lst.append(t)
         lr = group["lr"]
-        for step, lists in by_step.items():
+        for (step, _), lists in by_step.items():
             try:
                 call("_fused_adam_", *lists, lr, beta1, beta2, group["eps"], group["weight_decay"],
                      lr / (1 - beta1 ** step), math.sqrt(1 - beta2 ** step), group["decoupled_weight_decay"],
@@ -119,8 +119,7 @@ def _fusable(p):
         from .. import float32, float64
         _FUSED_DTYPES = (float32, float64)
     g = p.grad
-    return (not p.is_cuda and not g.is_cuda and p.is_contiguous() and g.is_contiguous()
-            and g.dtype is p.dtype and p.dtype in _FUSED_DTYPES)
+    return p.is_contiguous() and g.is_contiguous() and g.dtype is p.dtype and p.dtype in _FUSED_DTYPES
 
 
 class AdamW(Adam):
