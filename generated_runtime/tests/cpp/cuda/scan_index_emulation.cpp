@@ -2,7 +2,8 @@
 // kernel bodies compiled by the host compiler, grid-stride kernels run by one thread, block kernels one block
 // at a time by kThreads std::threads with a std::barrier as __syncthreads (__shared__ arrays become statics,
 // shared by the block's threads). Checks the arg-reductions (sequential and block, ties and NaNs), the row
-// reductions (prod and every norm), the scans (one thread per row and chunked), scatter / scatter_add / index_add lines, the masked compaction
+// reductions (prod and every norm), the scans (one thread per row and chunked), scatter / scatter_add / index_add lines (and
+// their sorted variant against them, bit for bit), the masked compaction
 // and nonzero against direct host computations. Build and run: bash tests/cpp/cuda/scan_index_emulation.sh
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -11,7 +12,9 @@
 #include <barrier>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
+#include <memory>
 #include <random>
 #include <thread>
 #include <vector>
@@ -240,6 +243,48 @@ int main() {
     b.idx = i2.data(); b.src = s2.data(); b.out = o2.data(); b.out_size = 3; b.ialpha = 2;
     run_seq([&] { scatter_lines_kernel<int32_t, true>(b, 2); });
     EXPECT((o2 == std::vector<int32_t>{1 + 6, 1 + 8, 1, 1, 1 + 2 + 10, 1 + 4 + 12}));
+  }
+  // ---- sorted_lines_kernel (index_put_ / index_add with many indices) against scatter_lines_kernel, bit for
+  // bit: out [5, 3, 4] (strided: out_st of a transposed layout), index along dim 0 with many duplicates, src
+  // [n, 3, 4] contiguous; float add / set, int32 add with alpha, bool add.
+  {
+    const int64_t n = 200, R0 = 5, R1 = 3, R2 = 4;
+    std::uniform_int_distribution<int64_t> pick(0, R0 - 1);
+    std::normal_distribution<float> val(0.0f, 1.0f);
+    std::vector<int64_t> idx(n);
+    for (auto& v : idx) v = pick(rng);
+    std::vector<int64_t> order(n);
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return idx[x] < idx[y]; });
+    std::vector<int64_t> keys(n);
+    for (int64_t i = 0; i < n; ++i) keys[i] = idx[order[i]];
+    ScatterArgs a;
+    a.ndim = 3; a.dim = 0;
+    a.sizes[0] = n; a.sizes[1] = R1; a.sizes[2] = R2;
+    a.idx_st[0] = 1;
+    a.src_st[0] = R1 * R2; a.src_st[1] = R2; a.src_st[2] = 1;
+    a.out_st[0] = 1; a.out_st[1] = R2 * R0; a.out_st[2] = R0;  // out stored as [3][4][5]
+    a.idx = idx.data(); a.out_size = R0; a.alpha = 0.37;
+    auto check = [&](auto zero, auto gen, auto add_tag) {
+      using T = decltype(zero);
+      constexpr bool Add = decltype(add_tag)::value;
+      const int64_t ns = n * R1 * R2, no = R0 * R1 * R2;  // (not std::vector: vector<bool> has no data())
+      std::unique_ptr<T[]> src(new T[ns]), o1(new T[no]), o2(new T[no]);
+      for (int64_t i = 0; i < ns; ++i) src[i] = gen();
+      for (int64_t i = 0; i < no; ++i) o1[i] = o2[i] = gen();
+      a.src = src.get();
+      a.out = o1.get();
+      run_seq([&] { scatter_lines_kernel<T, Add>(a, R1 * R2); });
+      a.out = o2.get();
+      run_seq([&] { sorted_lines_kernel<T, Add>(a, keys.data(), order.data(), n, R1 * R2); });
+      EXPECT(std::memcmp(o1.get(), o2.get(), no * sizeof(T)) == 0);
+    };
+    check(0.0f, [&] { return val(rng); }, std::true_type{});
+    check(0.0f, [&] { return val(rng); }, std::false_type{});
+    a.ialpha = 3;
+    check(int32_t(0), [&] { return int32_t(pick(rng)) - 2; }, std::true_type{});
+    a.ialpha = 1;
+    check(false, [&] { return pick(rng) == 0; }, std::true_type{});
   }
   // ---- compaction and nonzero
   {

@@ -56,3 +56,35 @@ def test_bad_lists_raise_the_cpu_kernels_errors_and_write_nothing():
     with pytest.raises(RuntimeError, match="same device"):
         _C.call("_fused_adam_", [p], [vt.ones(3)], [m], [v], *step_args(1e-3, 0.9, 0.999, 1e-8, 0.0, 1, False, False))
     np.testing.assert_array_equal(p.cpu().numpy(), np.ones(3, np.float32))
+
+
+@pytest.mark.parametrize("cls", ["Adam", "AdamW"])
+def test_adam_takes_the_kernel_on_cuda_and_matches_the_per_parameter_ops(cls, monkeypatch):
+    """One group with CUDA parameters of two dtypes and a CPU parameter: the default (foreach/fused None) runs
+    `_fused_adam_` once per device and step count, never the per-parameter ops, and ends where foreach=False does."""
+    rng = np.random.default_rng(2)
+    shapes, dts = [(4, 3), (5,), (2, 2, 2), (3,)], [np.float32, np.float32, np.float64, np.float32]
+    devs = ["cuda", "cuda", "cuda", "cpu"]
+    init = [rng.standard_normal(s).astype(d) for s, d in zip(shapes, dts)]
+    grads = [[rng.standard_normal(s).astype(d) for s, d in zip(shapes, dts)] for _ in range(3)]
+
+    def run(**flags):
+        params = [vt.tensor(a).to(dev).requires_grad_() for a, dev in zip(init, devs)]
+        opt = getattr(vt.optim, cls)(params, lr=1e-2, weight_decay=0.05, **flags)
+        calls = []
+        if flags.get("foreach") is not False:
+            monkeypatch.setattr(opt, "_single", lambda *a: pytest.fail("took the per-parameter ops"))
+            real = vt.optim.adam.call
+            monkeypatch.setattr(vt.optim.adam, "call", lambda name, *a: calls.append(str(a[0][0].device)) or real(name, *a))
+        for gs in grads:
+            for p, g, dev in zip(params, gs, devs):
+                p.grad = vt.tensor(g).to(dev)
+            opt.step()
+        monkeypatch.undo()
+        return [p.detach().cpu().numpy() for p in params], calls
+
+    fused, calls = run()
+    assert sorted(calls) == sorted([str(vt.ones(1, device="cuda").device), "cpu"] * 3)
+    single, _ = run(foreach=False)
+    for f, s, d in zip(fused, single, dts):
+        np.testing.assert_allclose(f, s, rtol=1e-6 if d == np.float32 else 1e-12, atol=1e-7)

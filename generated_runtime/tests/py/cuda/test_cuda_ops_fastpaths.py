@@ -387,3 +387,57 @@ class TestLongRowReduce:
         close(vt.prod(to_vt(t)), torch.prod(t), rtol=1e-10, atol=0)
         ti = (make((100_000,), "int64", seed=9) % 3) + 1
         close(vt.prod(to_vt(ti)), torch.prod(ti), 0, 0)   # wraps like torch
+
+
+# ---- index_put_ with many index tuples (embedding's backward): the stable sort of the offsets, then one thread per
+# (run, rest position) (launch_sorted_scatter). The result must equal the CPU kernel's bit for bit: duplicates are
+# resolved in index order by both. 63 tuples take the one-thread-per-line kernel, 64 and more the sorted one.
+@pytest.mark.parametrize("n", [63, 64, 1000, 20000])
+@pytest.mark.parametrize("dt", ["float32", "float64", "int64", "bool", "float16"])
+@pytest.mark.parametrize("accumulate", [True, False])
+def test_index_put_many_indices_equals_the_cpu_kernel(n, dt, accumulate):
+    g = torch.Generator().manual_seed(n)
+    base, vals = make((50, 3, 7), dt, seed=1), make((n, 3, 7), dt, seed=2)
+    idx = torch.randint(-50, 50, (n,), generator=g)  # negative indices too, and many duplicates
+    cpu = vt.tensor(base.numpy()).index_put_((vt.tensor(idx.numpy()),), vt.tensor(vals.numpy()), accumulate)
+    gpu = to_vt(base).index_put_((to_vt(idx),), to_vt(vals), accumulate)
+    np.testing.assert_array_equal(gpu.cpu().numpy(), cpu.numpy())
+    if accumulate:
+        ref = base.clone().index_put_((idx,), vals, accumulate=True)
+        close(gpu, ref, *{"float32": (1e-4, 1e-4), "float64": (1e-10, 1e-10), "float16": (1e-2, 2e-1)}.get(dt, (0, 0)))
+
+
+def test_index_put_two_index_tensors_into_a_transposed_tensor():
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(9, 4, 6, generator=g)
+    i0, i1 = torch.randint(0, 9, (500,), generator=g), torch.randint(-6, 6, (500,), generator=g)
+    vals = torch.randn(500, 4, generator=g)
+    gpu = to_vt(base).transpose(1, 2)  # [9, 6, 4], strided
+    gpu.index_put_((to_vt(i0), to_vt(i1)), to_vt(vals), True)
+    cpu = vt.tensor(base.numpy()).transpose(1, 2)
+    cpu.index_put_((vt.tensor(i0.numpy()), vt.tensor(i1.numpy())), vt.tensor(vals.numpy()), True)
+    np.testing.assert_array_equal(gpu.cpu().numpy(), cpu.numpy())
+
+
+def test_embedding_backward_many_tokens_equals_the_cpu():
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(100, 32, generator=g)
+    tok = torch.randint(0, 100, (8, 256), generator=g)
+    grads = {}
+    for dev in ("cpu", "cuda"):
+        wv = vt.tensor(w.numpy()).to(dev).requires_grad_()
+        out = vt.nn.functional.embedding(vt.tensor(tok.numpy()).to(dev), wv)
+        (out * vt.tensor(np.linspace(-1, 1, 32, dtype=np.float32)).to(dev)).sum().backward()
+        grads[dev] = wv.grad.cpu().numpy()
+    np.testing.assert_array_equal(grads["cuda"], grads["cpu"])
+
+
+# ---- row reductions of few short rows (a 1-D tensor's norm, clip_grad_norm_'s per-parameter norms): a block per row
+# from kFewRowsMinCols elements on, for at most kFewRows rows; one thread per row otherwise.
+@pytest.mark.parametrize("shape", [(127,), (128,), (1000,), (2047,), (4096, 200), (4097, 200), (3, 129)])
+@pytest.mark.parametrize("p", [1.0, 2.0, float("inf"), 3.0, 0.0])
+def test_norm_of_few_short_rows(shape, p):
+    t = make(shape, "float32", seed=len(shape))
+    r = vt.norm(to_vt(t), p, dim=-1)
+    ref = torch.linalg.vector_norm(t.double(), p, dim=-1).float()
+    close(r, ref, 1e-5, 1e-5)

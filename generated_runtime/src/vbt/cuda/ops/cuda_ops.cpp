@@ -1830,6 +1830,10 @@ Value k_index(const Args& a) {
 }
 // index_put_: self[offset[i] + rest offset of r] = values[i, r] (accumulate: +=), one thread per rest
 // position walking the index tuples in order, so duplicates resolve as on the CPU (last write / every add).
+// From kSortedPutMin index tuples on (embedding's backward has one per token), the offsets are sorted stably
+// first and one thread per (run of equal offsets, rest position) walks its run (launch_sorted_scatter): the same
+// result, with the parallelism of the tuples too.
+constexpr int64_t kSortedPutMin = 64;
 Value k_index_put_(const Args& a) {
   const char* op = "index_put_";
   const Tensor& self = a.tensor(0);
@@ -1868,7 +1872,17 @@ Value k_index_put_(const Args& a) {
       sa.out_st[r + 1] = p.rest_strides[r];
     }
     sa.out_size = 0;  // offsets are never negative
-    run_scatter(op, accumulate, sa, self, p.offsets, vb);
+    if (n >= kSortedPutMin) {
+      auto [keys, pos] = sort_rows(call_tensor_op("view", {p.offsets, Shape{n}}), false, true, op);
+      sa.src = vb.data_ptr();
+      sa.out = self.data_ptr();
+      DeviceGuard guard(self.device().index);
+      check_launch(launch_sorted_scatter(accumulate, int(self.dtype()), sa, static_cast<const int64_t*>(keys.data_ptr()),
+                                         static_cast<const int64_t*>(pos.data_ptr()), stream_of(self.device())),
+                   op, self.dtype());
+    } else {
+      run_scatter(op, accumulate, sa, self, p.offsets, vb);
+    }
   }
   self.impl()->bump_version();
   return self;

@@ -176,6 +176,11 @@ struct ScatterArgs {
   int64_t ialpha = 1;
 };
 cudaError_t launch_scatter_lines(bool add, int dtype, const ScatterArgs& a, cudaStream_t stream);
+// The same scatter when the index varies along a.dim only and there are many indices (a.idx unused): keys are
+// the n = a.sizes[a.dim] index values, non-negative, sorted stably (launch_sort_rows), pos the position each came
+// from. Same result as launch_scatter_lines, bit for bit (duplicates in index order), with more parallelism.
+cudaError_t launch_sorted_scatter(bool add, int dtype, const ScatterArgs& a, const int64_t* keys, const int64_t* pos,
+                                  cudaStream_t stream);
 // masked_select's compaction over n contiguous elements of elem_size bytes: out[pos[i] - 1] = src[i] where
 // mask[i]; pos is the inclusive prefix count of mask (int64).
 cudaError_t launch_masked_compact(int elem_size, const void* src, const bool* mask, const int64_t* pos, void* out,

@@ -92,7 +92,7 @@ cudaError_t launch_row_reduce(RowRed op, int dtype, const void* in, void* out, i
       dim3 grid(static_cast<unsigned>(rs.splits), static_cast<unsigned>(rows));  // rows < 1024
       row_reduce_split_kernel<T><<<grid, kThreads, 0, s>>>(op, x, part, rows, cols, rs.chunk, p);
       row_reduce_finish_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(op, part, y, rows, rs.splits, p);
-    } else if (cols >= kBlockCols && rows <= INT_MAX) {
+    } else if ((cols >= kBlockCols || (rows <= kFewRows && cols >= kFewRowsMinCols)) && rows <= INT_MAX) {
       row_reduce_block_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, s>>>(op, x, y, cols, p);
     } else {
       row_reduce_kernel<T><<<blocks_for(rows), kThreads, 0, s>>>(op, x, y, rows, cols, p);
@@ -147,6 +147,22 @@ cudaError_t launch_scatter_lines(bool add, int dtype, const ScatterArgs& a, cuda
     if (lines == 0 || a.sizes[a.dim] == 0) return cudaSuccess;
     if (add) scatter_lines_kernel<T, true><<<blocks_for(lines), kThreads, 0, s>>>(a, lines);
     else scatter_lines_kernel<T, false><<<blocks_for(lines), kThreads, 0, s>>>(a, lines);
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t launch_sorted_scatter(bool add, int dtype, const ScatterArgs& a, const int64_t* keys, const int64_t* pos,
+                                  cudaStream_t s) {
+  return dispatch_all(dtype, [&](auto tag) -> cudaError_t {
+    using T = typename decltype(tag)::type;
+    if (a.ndim < 1 || a.ndim > kMaxDims || a.dim < 0 || a.dim >= a.ndim) return cudaErrorInvalidValue;
+    int64_t lines = 1;
+    for (int d = 0; d < a.ndim; ++d)
+      if (d != a.dim) lines *= a.sizes[d];
+    const int64_t n = a.sizes[a.dim];
+    if (lines == 0 || n == 0) return cudaSuccess;
+    if (add) sorted_lines_kernel<T, true><<<blocks_for(n * lines), kThreads, 0, s>>>(a, keys, pos, n, lines);
+    else sorted_lines_kernel<T, false><<<blocks_for(n * lines), kThreads, 0, s>>>(a, keys, pos, n, lines);
     return cudaGetLastError();
   });
 }

@@ -22,8 +22,11 @@ template <typename T> using wide_t = std::conditional_t<std::is_floating_point_v
 template <typename T> __device__ __forceinline__ wide_t<T> widen(T v) { return static_cast<wide_t<T>>(up(v)); }
 
 // Rows of at least kBlockCols elements are reduced by one block of kThreads threads each (a strided partial
-// result per thread, then a tree in shared memory); shorter rows by one thread each.
+// result per thread, then a tree in shared memory); shorter rows by one thread each, unless there are at most
+// kFewRows rows of at least kFewRowsMinCols elements (row reductions only): then one thread per row would leave
+// the device idle while it walks (a 1-D tensor's norm took 40 us on the H200 that way), so a block takes each.
 constexpr int64_t kBlockCols = 2048;
+constexpr int64_t kFewRows = 4096, kFewRowsMinCols = 128;
 
 // ---- argmax / argmin (and the values of max_dim / min_dim): the first NaN if there is one, else the first
 // extreme. A partial result is (value, index), index -1 for none; combining two partial results of disjoint
@@ -268,6 +271,35 @@ __global__ void scan_chunks_kernel(const T* in, T* out, const wide_t<T>* prefix,
   }
 }
 
+// One scatter step into dst: set (last write wins) or add alpha * s, in the CPU kernel's arithmetic (bool: or;
+// integers wrap).
+template <typename T, bool Add> __device__ __forceinline__ void scatter_step(T& dst, T s, const ScatterArgs& a) {
+  if constexpr (!Add) {
+    dst = s;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    dst = dst || (s && a.ialpha != 0);
+  } else if constexpr (std::is_floating_point_v<acc_t<T>>) {
+    using A = acc_t<T>;
+    dst = cvt<T>(static_cast<A>(up(dst) + static_cast<A>(a.alpha) * up(s)));
+  } else {
+    dst = static_cast<T>(static_cast<uint64_t>(dst) + static_cast<uint64_t>(a.ialpha) * static_cast<uint64_t>(s));
+  }
+}
+
+// The offsets (idx, src, out) of line l: row-major over the dims other than a.dim.
+__device__ __forceinline__ void line_offsets(const ScatterArgs& a, int64_t l, int64_t& oi, int64_t& os, int64_t& oo) {
+  int64_t rem = l;
+  oi = os = oo = 0;
+  for (int d = a.ndim - 1; d >= 0; --d) {
+    if (d == a.dim) continue;
+    const int64_t c = rem % a.sizes[d];
+    rem /= a.sizes[d];
+    oi += c * a.idx_st[d];
+    os += c * a.src_st[d];
+    oo += c * a.out_st[d];
+  }
+}
+
 // ---- scatter along a.dim: one thread per line (all index positions that differ only in dim)
 template <typename T, bool Add>
 __global__ void scatter_lines_kernel(ScatterArgs a, int64_t lines) {
@@ -275,31 +307,34 @@ __global__ void scatter_lines_kernel(ScatterArgs a, int64_t lines) {
   T* out = static_cast<T*>(a.out);
   const int64_t len = a.sizes[a.dim];
   VBT_GRID_STRIDE(l, lines) {
-    int64_t rem = l, oi = 0, os = 0, oo = 0;
-    for (int d = a.ndim - 1; d >= 0; --d) {  // row-major over the dims other than a.dim
-      if (d == a.dim) continue;
-      const int64_t c = rem % a.sizes[d];
-      rem /= a.sizes[d];
-      oi += c * a.idx_st[d];
-      os += c * a.src_st[d];
-      oo += c * a.out_st[d];
-    }
+    int64_t oi, os, oo;
+    line_offsets(a, l, oi, os, oo);
     for (int64_t k = 0; k < len; ++k) {
       int64_t v = a.idx[oi + k * a.idx_st[a.dim]];
       if (v < 0) v += a.out_size;  // the host checked -out_size <= v < out_size
-      T& dst = out[oo + v * a.out_st[a.dim]];
-      const T s = src[os + k * a.src_st[a.dim]];
-      if constexpr (!Add) {
-        dst = s;
-      } else if constexpr (std::is_same_v<T, bool>) {
-        dst = dst || (s && a.ialpha != 0);
-      } else if constexpr (std::is_floating_point_v<acc_t<T>>) {
-        using A = acc_t<T>;
-        dst = cvt<T>(static_cast<A>(up(dst) + static_cast<A>(a.alpha) * up(s)));
-      } else {
-        dst = static_cast<T>(static_cast<uint64_t>(dst) + static_cast<uint64_t>(a.ialpha) * static_cast<uint64_t>(s));
-      }
+      scatter_step<T, Add>(out[oo + v * a.out_st[a.dim]], src[os + k * a.src_st[a.dim]], a);
     }
+  }
+}
+
+// ---- the same scatter for an index that varies along a.dim only (index_put_, index_add), with many indices:
+// keys[0..n) are the index values (never negative) sorted stably and pos[i] the position along a.dim that key
+// i came from, so equal keys form runs in index order. One thread per (run, line) walks its run in order from
+// the old value: the result is scatter_lines_kernel's bit for bit, with n * lines threads' parallelism instead
+// of lines. Thread t is (i = t / lines, l = t % lines), so neighbouring threads touch neighbouring elements.
+template <typename T, bool Add>
+__global__ void sorted_lines_kernel(ScatterArgs a, const int64_t* keys, const int64_t* pos, int64_t n, int64_t lines) {
+  const T* src = static_cast<const T*>(a.src);
+  T* out = static_cast<T*>(a.out);
+  VBT_GRID_STRIDE(t, n * lines) {
+    const int64_t i = t / lines, l = t % lines;
+    const int64_t v = keys[i];
+    if (i > 0 && keys[i - 1] == v) continue;  // not the start of a run
+    int64_t oi, os, oo;
+    line_offsets(a, l, oi, os, oo);
+    T acc = out[oo + v * a.out_st[a.dim]];
+    for (int64_t j = i; j < n && keys[j] == v; ++j) scatter_step<T, Add>(acc, src[os + pos[j] * a.src_st[a.dim]], a);
+    out[oo + v * a.out_st[a.dim]] = acc;
   }
 }
 

@@ -37,7 +37,8 @@ Tensor dim_back(const Tensor& r, int64_t dim, int64_t ndim) {
   return call_tensor_op("contiguous", {call_tensor_op("movedim", {r, Shape{-1}, Shape{dim}})});
 }
 
-// Sorts every row of the contiguous [rows, cols] (last dim) m: (values or undefined, int64 columns).
+}  // namespace
+
 std::pair<Tensor, Tensor> sort_rows(const Tensor& m, bool descending, bool want_values, const char* op) {
   const Device dev = m.device();
   Tensor vals = want_values ? empty(m.sizes(), m.dtype(), dev) : Tensor();
@@ -54,6 +55,8 @@ std::pair<Tensor, Tensor> sort_rows(const Tensor& m, bool descending, bool want_
                op, m.dtype());
   return {vals, idx};
 }
+
+namespace {
 
 std::pair<Tensor, Tensor> sort_impl(const Tensor& in, int64_t dim_arg, bool descending, bool want_values,
                                     const char* op) {
