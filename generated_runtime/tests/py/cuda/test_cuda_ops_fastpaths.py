@@ -433,8 +433,10 @@ def test_embedding_backward_many_tokens_equals_the_cpu():
 
 
 # ---- row reductions of few short rows (a 1-D tensor's norm, clip_grad_norm_'s per-parameter norms): a block per row
-# from kFewRowsMinCols elements on, for at most kFewRows rows; one thread per row otherwise.
-@pytest.mark.parametrize("shape", [(127,), (128,), (1000,), (2047,), (4096, 200), (4097, 200), (3, 129)])
+# from kFewRowsMinCols elements on, for at most kFewRows rows; one thread per row otherwise. From 8192 elements on a
+# row is split into chunks of at least 2048 (8191, 8192, a 256x1024 weight's 262144).
+@pytest.mark.parametrize("shape", [(127,), (128,), (1000,), (2047,), (4096, 200), (4097, 200), (3, 129), (8191,),
+                                   (8192,), (262144,), (5, 12289)])
 @pytest.mark.parametrize("p", [1.0, 2.0, float("inf"), 3.0, 0.0])
 def test_norm_of_few_short_rows(shape, p):
     t = make(shape, "float32", seed=len(shape))

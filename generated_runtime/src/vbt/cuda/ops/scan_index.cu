@@ -61,7 +61,7 @@ RowSplit row_split(int64_t rows, int64_t cols) {
   rs.chunk = cols;
   if (rows <= 0 || rows >= 1024 || cols < 8 * kSplitAlign) return rs;
   int64_t n = (2048 + rows - 1) / rows;
-  if (n > cols / (4 * kSplitAlign)) n = cols / (4 * kSplitAlign);
+  if (n > cols / (2 * kSplitAlign)) n = cols / (2 * kSplitAlign);
   if (n > 65535) n = 65535;
   if (n <= 1) return rs;
   int64_t chunk = (cols + n - 1) / n;
