@@ -1,6 +1,6 @@
 """_fused_adam_ on CUDA (Note [Multi-tensor launch] in src/vbt/cuda/ops/optim.cu) against the CPU kernel from the
-same inputs, over several steps: many small tensors (more than one batch of 24), one tensor of several 64Ki chunks,
-a tensor that crosses a full batch of 256 blocks, 0-d and empty tensors, float32 and float64 in one call, every
+same inputs, over several steps: many small tensors (more than one batch of 24), tensors of several 8Ki-element
+chunks (one block each) with partial last chunks, 0-d and empty tensors, float32 and float64 in one call, every
 flag. The lists' errors are the CPU kernel's. Every test needs a GPU and a build with the CUDA kernels; otherwise it
 is skipped."""
 import math
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not (HAS_GPU and HAS_OPS),
                                 reason="needs a CUDA GPU and a build with the CUDA kernels "
                                        f"(is_available()={HAS_GPU}, has_ops()={HAS_OPS})")
 
-CHUNK = 65536
+CHUNK = 8192
 SHAPES = [(3, 5)] * 30 + [(), (0,), (7,), (3 * CHUNK + 11,), (257 * CHUNK + 5,)]
 
 
