@@ -25,8 +25,9 @@ VBT_KERNEL(k_linspace) VBT_KERNEL(k_eye) VBT_KERNEL(k_rand) VBT_KERNEL(k_randn) 
 VBT_KERNEL(k_randperm) VBT_KERNEL(k_normal_) VBT_KERNEL(k_uniform_) VBT_KERNEL(k_bernoulli) VBT_KERNEL(k_multinomial)
 VBT_KERNEL(k_fill_) VBT_KERNEL(k_zero_)
 // optim_kernels.cpp (check_fused_adam_lists: shared with the CUDA kernel)
-VBT_KERNEL(k_fused_adam_)
+VBT_KERNEL(k_fused_adam_) VBT_KERNEL(k_stacked_norms) VBT_KERNEL(k_foreach_mul_)
 void check_fused_adam_lists(const Args& a, const char* op);
+void check_tensor_list(const TensorList& ts, const char* op);  // one device, one dtype (float32/float64), non-empty
 // binary_kernels.cpp
 VBT_KERNEL(k_add) VBT_KERNEL(k_sub) VBT_KERNEL(k_mul)
 VBT_KERNEL(k_div) VBT_KERNEL(k_remainder) VBT_KERNEL(k_pow)

@@ -1,4 +1,5 @@
-// Optimizer kernels: one Adam/AdamW step over lists of tensors (spec 01, Note [Fused Adam]).
+// Optimizer kernels: one Adam/AdamW step over lists of tensors (spec 01, Note [Fused Adam]), and the list ops of
+// clip_grad_norm_ (_stacked_norms, _foreach_mul_; Note [Clip lists]).
 //
 // Note [Fused Adam]
 //   torch.optim.Adam's per-parameter update is eight elementwise ops (weight decay, lerp, mul, addcmul, sqrt, div,
@@ -101,6 +102,45 @@ Value k_fused_adam_(const Args& a) {
     sqs[i].impl()->bump_version();
   }
   return params;
+}
+
+// Note [Clip lists]
+//   clip_grad_norm_ takes every gradient's norm, the norm of those, and scales every gradient by one coefficient:
+//   two ops per parameter, and on a GPU two launches each. _stacked_norms(tensors, ord) gives the per-tensor norms
+//   as one [N] tensor (what stack(norm(t) for t) gives) and _foreach_mul_(tensors, scale) multiplies every tensor
+//   in place by a 0-d tensor (no host read of the coefficient). On the CPU they are those per-tensor ops; on CUDA
+//   multi-tensor kernels (Note [Multi-tensor launch] in src/vbt/cuda/ops/optim.cu).
+void check_tensor_list(const TensorList& ts, const char* op) {
+  VBT_CHECK_VALUE(!ts.empty(), op, ": expected a non-empty list of tensors");
+  for (size_t i = 0; i < ts.size(); ++i) {
+    VBT_CHECK_VALUE(ts[i].defined(), op, ": tensors[", i, "] is undefined");
+    VBT_CHECK_VALUE(ts[i].dtype() == ts[0].dtype(), op, ": tensors[", i, "] is ", dtype_name(ts[i].dtype()),
+                    " but tensors[0] is ", dtype_name(ts[0].dtype()));
+    VBT_CHECK(ts[i].device() == ts[0].device(), op, ": expected all tensors on the same device, got tensors[", i,
+              "] on ", ts[i].device().str(), " and tensors[0] on ", ts[0].device().str());
+  }
+  VBT_CHECK_VALUE(ts[0].dtype() == ScalarType::Float32 || ts[0].dtype() == ScalarType::Float64, op,
+                  ": expected float32 or float64 tensors, got ", dtype_name(ts[0].dtype()));
+}
+
+// _stacked_norms(Tensor[] tensors, float ord=2) -> Tensor
+Value k_stacked_norms(const Args& a) {
+  const TensorList& ts = a.tensor_list(0);
+  check_tensor_list(ts, "_stacked_norms");
+  TensorList norms;
+  norms.reserve(ts.size());
+  for (const Tensor& t : ts) norms.push_back(call_tensor_op("norm", {t, Scalar(a.real(1))}));
+  return call_tensor_op("stack", {norms, int64_t(0)});
+}
+
+// _foreach_mul_(Tensor[] self, Tensor other) -> Tensor[]
+Value k_foreach_mul_(const Args& a) {
+  const TensorList& ts = a.tensor_list(0);
+  const Tensor& scale = a.tensor(1);
+  check_tensor_list(ts, "_foreach_mul_");
+  VBT_CHECK_VALUE(scale.defined() && scale.dim() == 0, "_foreach_mul_: expected a 0-d tensor as the factor");
+  for (const Tensor& t : ts) call_tensor_op("mul", {t, scale, t});  // out=t: in place, as Tensor.mul_
+  return ts;
 }
 
 }  // namespace vbt

@@ -103,6 +103,9 @@ const std::vector<OpDef>& op_table() {
       cpu("_fused_cross_entropy_backward", "_fused_cross_entropy_backward(Tensor grad, Tensor input, Tensor target, Tensor stats, Tensor total, int ignore_index=-100, float label_smoothing=0.0, str reduction='mean') -> Tensor", k_fused_cross_entropy_backward),
       cpu("_fused_layer_norm_fwd", "_fused_layer_norm_fwd(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1e-05) -> Tensor[]", k_fused_layer_norm_fwd),
       cpu("_fused_adam_", "_fused_adam_(Tensor[] params, Tensor[] grads, Tensor[] exp_avgs, Tensor[] exp_avg_sqs, float lr, float beta1, float beta2, float eps, float weight_decay, float step_size, float bias_correction2_sqrt, bool decoupled=False, bool maximize=False) -> Tensor[]", k_fused_adam_),
+      // clip_grad_norm_'s list ops (Note [Clip lists] in src/vbt/cpu/optim_kernels.cpp)
+      cpu("_stacked_norms", "_stacked_norms(Tensor[] tensors, float ord=2.0) -> Tensor", k_stacked_norms),
+      cpu("_foreach_mul_", "_foreach_mul_(Tensor[] self, Tensor other) -> Tensor[]", k_foreach_mul_),
       cpu("_fused_layer_norm_backward", "_fused_layer_norm_backward(Tensor grad, Tensor input, Tensor mean, Tensor rstd, Tensor? weight, int[] normalized_shape, bool has_bias=False) -> Tensor[]", k_fused_layer_norm_backward),
       // ---- sorting and selection along one dim (Note [Sort order] in sort_kernels.cpp)
       cpu("sort", "sort(Tensor self, int dim=-1, bool descending=False, *, bool stable=False) -> Tensor[]", k_sort),
