@@ -9,6 +9,7 @@
 //   bias_correction2_sqrt = sqrt(1 - beta2^t)) come from the caller, which groups parameters by step count.
 #include <cmath>
 
+#include "adam_step.h"
 #include "cpu_kernels.h"
 #include "vbt/cpu/parallel.h"
 
@@ -23,28 +24,10 @@ struct AdamScalars {
 
 template <typename T>
 void adam_range(T* p, const T* g, T* m, T* v, int64_t begin, int64_t end, const AdamScalars& s) {
-  using M = opmath_t<T>;
-  const M decay = static_cast<M>(1 - s.lr * s.weight_decay), wd = static_cast<M>(s.weight_decay);
-  const M w = static_cast<M>(1 - s.beta1), b2 = static_cast<M>(s.beta2), c2 = static_cast<M>(1 - s.beta2);
-  const M bc2 = static_cast<M>(s.bias_correction2_sqrt), eps = static_cast<M>(s.eps);
-  const M neg_step = static_cast<M>(-s.step_size);
-  const bool use_wd = s.weight_decay != 0;
-  for (int64_t i = begin; i < end; ++i) {  // T is float or double, so M is T: each step rounds as the op would
-    M grad = s.maximize ? -g[i] : g[i];
-    M param = p[i];
-    if (use_wd) {
-      if (s.decoupled) param = param * decay;  // p.mul_(1 - lr * wd)
-      else grad = grad + wd * param;          // grad = grad.add(p, alpha=wd)
-    }
-    M avg = m[i];  // exp_avg.lerp_(grad, 1 - beta1), torch's two-sided formula
-    avg = std::abs(w) < M(0.5) ? avg + w * (grad - avg) : grad - (grad - avg) * (M(1) - w);
-    M sq = v[i] * b2;           // exp_avg_sq.mul_(beta2)
-    sq = sq + c2 * grad * grad;  // .addcmul_(grad, grad, value=1 - beta2)
-    M denom = std::sqrt(sq) / bc2 + eps;  // (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-    p[i] = param + neg_step * (avg / denom);  // p.addcdiv_(exp_avg, denom, value=-step_size)
-    m[i] = avg;
-    v[i] = sq;
-  }
+  using M = opmath_t<T>;  // T is float or double, so M is T: each step rounds as the op would
+  const AdamConstants<M> c = adam_constants<M>(s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, s.step_size,
+                                               s.bias_correction2_sqrt, s.decoupled, s.maximize);
+  for (int64_t i = begin; i < end; ++i) adam_element<M>(p[i], g[i], m[i], v[i], c);
 }
 
 }  // namespace
