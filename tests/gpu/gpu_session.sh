@@ -13,7 +13,8 @@
 #   4c. bench (only when named in STEPS): tests/benchmarks/bench_cuda.py and tests/gpu/matmul_bench.py against torch
 #      -> OUTDIR/bench_cuda.{txt,json}, OUTDIR/matmul.{txt,json}; micro: tests/gpu/microbench/run.sh -> OUTDIR/micro/
 #   4d. profile (only when named in STEPS): tests/gpu/profile_step.py for torch and vibetensor on PROFILE_WORKLOADS
-#      (default "minigpt,vit", TRAIN_PROFILE sizes): wall vs GPU busy time per step, top kernels -> OUTDIR/profile/
+#      (default "minigpt,vit", TRAIN_PROFILE sizes): wall vs GPU busy time per step, top kernels -> OUTDIR/profile/;
+#      PROFILE_ATTRIBUTE=K (default 0) adds K steps profiled with Python stacks: the call sites of the top kernels
 #   5. sanitize (only when named in STEPS): compute-sanitizer (SANITIZE_TOOLS, default memcheck) over pytest of
 #      SANITIZE_TESTS (absolute paths; default tests/py/cuda/test_cuda_ops.py) -> OUTDIR/sanitize-TOOL.log; tests
 #      marked python_lifetime are deselected (the sanitizer keeps Python frames, so their tensors, alive)
@@ -122,8 +123,9 @@ if want profile; then  # where a training step's time goes, torch and vibetensor
     for fw in torch vibetensor; do
       T10=$(date +%s)
       PYTHONPATH=$SITE timeout "$LIMIT" python3 tests/gpu/profile_step.py --workload "$w" --framework "$fw" \
-        --profile "${TRAIN_PROFILE:-paper}" --device cuda --out "$OUT/profile/$w-$fw.json" >"$OUT/profile/$w-$fw.txt" 2>&1
-      echo "profile $w $fw rc=$? in $(( $(date +%s) - T10 ))s: $(head -1 "$OUT/profile/$w-$fw.txt")" | tee -a "$summary"
+        --profile "${TRAIN_PROFILE:-paper}" --device cuda --attribute "${PROFILE_ATTRIBUTE:-0}" \
+        --out "$OUT/profile/$w-$fw.json" >"$OUT/profile/$w-$fw.txt" 2>&1
+      echo "profile $w $fw rc=$? in $(( $(date +%s) - T10 ))s: $(grep -m1 ' on cuda: wall' "$OUT/profile/$w-$fw.txt")" | tee -a "$summary"
     done
   done
 fi
