@@ -1,4 +1,5 @@
-"""_fused_adam_ on CUDA (Note [Multi-tensor launch] in src/vbt/cuda/ops/optim.cu) against the CPU kernel from the
+"""The multi-tensor CUDA kernels (Note [Multi-tensor launch] in src/vbt/cuda/ops/optim.cu): clip_grad_norm_'s
+_stacked_norms and _foreach_mul_ against the CPU ops, and _fused_adam_ against the CPU kernel from the
 same inputs, over several steps: many small tensors (more than one batch of 24), tensors of several 8Ki-element
 chunks (one block each) with partial last chunks, 0-d and empty tensors, float32 and float64 in one call, every
 flag. The lists' errors are the CPU kernel's. Every test needs a GPU and a build with the CUDA kernels; otherwise it
@@ -88,3 +89,67 @@ def test_adam_takes_the_kernel_on_cuda_and_matches_the_per_parameter_ops(cls, mo
     single, _ = run(foreach=False)
     for f, s, d in zip(fused, single, dts):
         np.testing.assert_allclose(f, s, rtol=1e-6 if d == np.float32 else 1e-12, atol=1e-7)
+
+
+# ---- clip_grad_norm_'s list ops on CUDA (Note [Clip lists]): the multi-tensor kernels against the CPU ops
+LIST_SHAPES = [(3, 5)] * 30 + [(7,), (), (3 * CHUNK + 11,), (2 * CHUNK,)]
+
+
+@pytest.mark.parametrize("ord_", [2.0, 1.0, float("inf"), float("-inf"), 0.0, 3.0])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_stacked_norms_match_the_cpu_op(ord_, dt):
+    rng = np.random.default_rng(3)
+    arrays = [np.asarray(rng.standard_normal(s), dtype=dt) for s in LIST_SHAPES]
+    arrays[5][0, 0] = 0.0
+    cpu = _C.call("_stacked_norms", [vt.tensor(a) for a in arrays], ord_)
+    gpu = _C.call("_stacked_norms", [vt.tensor(a).to("cuda") for a in arrays], ord_)
+    assert gpu.device.type == "cuda" and tuple(gpu.shape) == (len(arrays),)
+    tol = 1e-6 if dt == np.float32 else 1e-13
+    np.testing.assert_allclose(gpu.cpu().numpy(), cpu.numpy(), rtol=tol, atol=0)
+
+
+def test_stacked_norms_nan_empty_and_strided_tensors():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    nan = a.copy()
+    nan[1, 2] = np.nan
+    ts = [vt.tensor(a).to("cuda"), vt.tensor(nan).to("cuda")]
+    r = _C.call("_stacked_norms", ts, 2.0).cpu().numpy()
+    assert r[0] == pytest.approx(float(np.linalg.norm(a)), rel=1e-6) and np.isnan(r[1])
+    assert np.isnan(_C.call("_stacked_norms", ts, float("inf")).cpu().numpy()[1])
+    strided = vt.tensor(a).to("cuda").t()  # non-contiguous, and an empty tensor: the per-tensor ops
+    r = _C.call("_stacked_norms", [strided, vt.zeros(0, device="cuda")], 1.0).cpu().numpy()
+    np.testing.assert_allclose(r, [a.sum(), 0.0])
+
+
+@pytest.mark.parametrize("scale_dev", ["cuda", "cpu"])
+def test_foreach_mul_equals_mul_on_every_tensor(scale_dev):
+    rng = np.random.default_rng(4)
+    arrays = [np.asarray(rng.standard_normal(s), dtype=np.float32) for s in LIST_SHAPES]
+    ts = [vt.tensor(a).to("cuda") for a in arrays]
+    ptrs = [t.data_ptr() for t in ts]
+    scale = vt.tensor(np.float32(0.37)).to(scale_dev)
+    out = _C.call("_foreach_mul_", ts, scale)
+    assert [t.data_ptr() for t in out] == ptrs
+    for t, a in zip(ts, arrays):
+        np.testing.assert_array_equal(t.cpu().numpy(), (vt.tensor(a) * vt.tensor(np.float32(0.37))).numpy())
+
+
+def test_clip_grad_norm_on_cuda_takes_the_list_ops(monkeypatch):
+    from vibetensor.torch.nn.utils import clip_grad
+    rng = np.random.default_rng(5)
+    arrays = [np.asarray(rng.standard_normal(s) * 3, dtype=np.float32) for s in LIST_SHAPES]
+    results = {}
+    for dev in ("cpu", "cuda"):
+        ps = [vt.nn.Parameter(vt.zeros(*a.shape).to(dev)) for a in arrays]
+        for p, a in zip(ps, arrays):
+            p.grad = vt.tensor(a).to(dev)
+        seen = []
+        real = clip_grad.call
+        monkeypatch.setattr(clip_grad, "call", lambda name, *a: seen.append(name) or real(name, *a))
+        total = vt.nn.utils.clip_grad_norm_(ps, 1.0)
+        monkeypatch.undo()
+        assert seen == ["_stacked_norms", "_foreach_mul_"]
+        results[dev] = (float(total.item()), [p.grad.cpu().numpy() for p in ps])
+    assert results["cuda"][0] == pytest.approx(results["cpu"][0], rel=1e-6)
+    for g, c in zip(results["cuda"][1], results["cpu"][1]):
+        np.testing.assert_allclose(g, c, rtol=2e-6, atol=1e-7)

@@ -748,6 +748,60 @@ Value k_layer_norm_backward_cuda(const Args& a) {
   return outs;
 }
 
+// ---- clip_grad_norm_'s list ops (Note [Clip lists] in src/vbt/cpu/optim_kernels.cpp; the list checks are the CPU
+// kernels'). A list with an empty or non-contiguous tensor takes the per-tensor ops, as the CPU kernels do.
+RowRed norm_code(double pw);
+bool plain_list(const TensorList& ts) {
+  for (const Tensor& t : ts)
+    if (t.numel() == 0 || !t.is_contiguous()) return false;
+  return true;
+}
+Value k_stacked_norms_cuda(const Args& a) {
+  const char* op = "_stacked_norms";
+  const TensorList& ts = a.tensor_list(0);
+  check_tensor_list(ts, op);
+  if (!plain_list(ts)) return k_stacked_norms(a);
+  const double pw = a.real(1);
+  const ScalarType dt = ts[0].dtype();
+  const Device dev = ts[0].device();
+  std::vector<const void*> ptrs;
+  std::vector<int64_t> numels;
+  int64_t chunks = 0;
+  for (const Tensor& t : ts) {
+    ptrs.push_back(t.data_ptr());
+    numels.push_back(t.numel());
+    chunks += list_chunks(t.numel());
+  }
+  Tensor out = empty({static_cast<int64_t>(ts.size())}, dt, dev);
+  Tensor part = empty({chunks}, ScalarType::Float64, dev);
+  DeviceGuard guard(dev.index);
+  check_launch(launch_list_norms(int(dt), ptrs.data(), numels.data(), static_cast<int64_t>(ts.size()), norm_code(pw), pw,
+                                 static_cast<double*>(part.data_ptr()), out.data_ptr(), stream_of(dev)), op, dt);
+  return out;
+}
+Value k_foreach_mul_cuda(const Args& a) {
+  const char* op = "_foreach_mul_";
+  const TensorList& ts = a.tensor_list(0);
+  check_tensor_list(ts, op);
+  const Tensor& other = a.tensor(1);
+  VBT_CHECK_VALUE(other.defined() && other.dim() == 0, op, ": expected a 0-d tensor as the factor");
+  if (!plain_list(ts)) return k_foreach_mul_(a);
+  const ScalarType dt = ts[0].dtype();
+  const Device dev = ts[0].device();
+  Tensor scale = operand(is_cuda(other) ? other : to_device(other, dev), dev, dt);  // one element of dt on dev
+  std::vector<void*> ptrs;
+  std::vector<int64_t> numels;
+  for (const Tensor& t : ts) {
+    ptrs.push_back(t.data_ptr());
+    numels.push_back(t.numel());
+  }
+  DeviceGuard guard(dev.index);
+  check_launch(launch_list_mul(int(dt), ptrs.data(), numels.data(), static_cast<int64_t>(ts.size()), scale.data_ptr(),
+                               stream_of(dev)), op, dt);
+  for (const Tensor& t : ts) t.impl()->bump_version();
+  return ts;
+}
+
 // ---- optimizers: _fused_adam_ (Note [Multi-tensor launch] in optim.cu; the lists' checks are the CPU kernel's)
 Value k_fused_adam_cuda(const Args& a) {
   const char* op = "_fused_adam_";
@@ -1464,19 +1518,22 @@ Value k_prod(const Args& a) {
   x = operand(x, x.device(), dt);
   return row_reduce("prod", RowRed::Prod, x, reduced_dims(x, a, 1, "prod"), a.boolean(2), 0.0);
 }
-// norm: p = inf, -inf, 0, 1, 2 or any other p, accumulated in double like the CPU kernel.
+// The row reduction of the p-norm: p = inf, -inf, 0, 1, 2 or any other p.
+RowRed norm_code(double pw) {
+  return std::isinf(pw) ? (pw > 0 ? RowRed::NormInf : RowRed::NormNegInf)
+         : pw == 0     ? RowRed::Norm0
+         : pw == 1     ? RowRed::Norm1
+         : pw == 2     ? RowRed::Norm2
+                       : RowRed::NormP;
+}
+// norm, accumulated in double like the CPU kernel.
 Value k_norm(const Args& a) {
   Tensor x = a.tensor(0);
   const ScalarType dt = a.dtype_or(4, x.dtype());
   VBT_CHECK(is_floating(dt), "norm(): input dtype should be floating point, but got ", dtype_name(dt));
   x = operand(x, x.device(), dt);
   const double pw = a.real(1);
-  RowRed code = std::isinf(pw) ? (pw > 0 ? RowRed::NormInf : RowRed::NormNegInf)
-                : pw == 0     ? RowRed::Norm0
-                : pw == 1     ? RowRed::Norm1
-                : pw == 2     ? RowRed::Norm2
-                              : RowRed::NormP;
-  return row_reduce("norm", code, x, reduced_dims(x, a, 2, "norm"), a.boolean(3), pw);
+  return row_reduce("norm", norm_code(pw), x, reduced_dims(x, a, 2, "norm"), a.boolean(3), pw);
 }
 
 // The scratch memory of a chunked scan (undefined when the rows are short enough for one thread each).
@@ -1973,7 +2030,7 @@ void register_cuda_ops() {
     reg("sum", k_sum); reg("mean", k_mean); reg("amax", k_minmax<Red::Max>); reg("amin", k_minmax<Red::Min>);
     reg("softmax", k_softmax<false>); reg("log_softmax", k_softmax<true>);
     reg("_fused_layer_norm", k_layer_norm_cuda);
-    reg("_fused_adam_", k_fused_adam_cuda); reg("_fused_layer_norm_fwd", k_layer_norm_fwd_cuda); reg("_fused_layer_norm_backward", k_layer_norm_backward_cuda);
+    reg("_fused_adam_", k_fused_adam_cuda); reg("_stacked_norms", k_stacked_norms_cuda); reg("_foreach_mul_", k_foreach_mul_cuda); reg("_fused_layer_norm_fwd", k_layer_norm_fwd_cuda); reg("_fused_layer_norm_backward", k_layer_norm_backward_cuda);
     reg("_fused_cross_entropy", k_cross_entropy_cuda);
     reg("_fused_cross_entropy_backward", k_cross_entropy_backward_cuda);
     reg("mm", k_mm); reg("bmm", k_bmm); reg("matmul", k_matmul);

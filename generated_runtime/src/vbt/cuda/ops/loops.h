@@ -209,5 +209,15 @@ struct AdamScalarsArg {
 };
 cudaError_t launch_fused_adam(int dtype, const AdamTensorPtrs* tensors, int64_t count, const AdamScalarsArg& s,
                               cudaStream_t stream);
+// clip_grad_norm_'s list ops (Note [Clip lists] in src/vbt/cpu/optim_kernels.cpp): float32/float64 tensors of one
+// dtype, contiguous. list_chunks(numel): the blocks (and partials) a tensor takes.
+int64_t list_chunks(int64_t numel);
+// out[i] = the op-norm of tensors[i] (out: count elements of dtype); part: the sum over i of list_chunks(numels[i])
+// doubles. An empty tensor's out[i] is not written.
+cudaError_t launch_list_norms(int dtype, const void* const* tensors, const int64_t* numels, int64_t count, RowRed op,
+                              double p, double* part, void* out, cudaStream_t stream);
+// tensors[i] *= *scale for every i (scale: one element of dtype on the device)
+cudaError_t launch_list_mul(int dtype, void* const* tensors, const int64_t* numels, int64_t count, const void* scale,
+                            cudaStream_t stream);
 
 }  // namespace vbt::cuda::ops
