@@ -183,6 +183,43 @@ def test_clip_grad_norm_matches_torch():
         np.testing.assert_allclose(vp.grad.numpy(), tp.grad.numpy(), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf"), 3.0])
+@pytest.mark.parametrize("foreach", [None, False])
+def test_clip_grad_norm_list_ops_and_per_tensor_ops_match_torch(norm_type, foreach, monkeypatch):
+    """foreach None takes _stacked_norms / _foreach_mul_ (Note [Clip lists]), foreach=False the per-tensor ops; both
+    end where torch does, for float32 and float64 lists."""
+    from vibetensor.torch.nn.utils import clip_grad
+    rng = np.random.default_rng(6)
+    for np_dt in (np.float32, np.float64):
+        arrays = [np.asarray(rng.standard_normal(s) * 3, dtype=np_dt) for s in ((4, 3), (5,), (), (2, 2, 2))]
+        vps = [vt.nn.Parameter(vt.from_numpy(np.zeros_like(a))) for a in arrays]
+        tps = [torch.nn.Parameter(torch.from_numpy(np.zeros_like(a))) for a in arrays]
+        for a, vp, tp in zip(arrays, vps, tps):
+            vp.grad = vt.from_numpy(a.copy())
+            tp.grad = torch.from_numpy(a.copy())
+        seen = []
+        real = clip_grad.call
+        monkeypatch.setattr(clip_grad, "call", lambda name, *a: seen.append(name) or real(name, *a))
+        nv = vt.nn.utils.clip_grad_norm_(vps, 1.0, norm_type=norm_type, foreach=foreach)
+        monkeypatch.undo()
+        assert seen == ([] if foreach is False else ["_stacked_norms", "_foreach_mul_"])
+        nt = torch.nn.utils.clip_grad_norm_(tps, 1.0, norm_type=norm_type)
+        rtol = 1e-6 if np_dt == np.float32 else 1e-12
+        assert float(nv.item()) == pytest.approx(float(nt.item()), rel=rtol)
+        for vp, tp in zip(vps, tps):
+            np.testing.assert_allclose(vp.grad.numpy(), tp.grad.numpy(), rtol=rtol, atol=1e-7)
+
+
+def test_clip_grad_norm_mixed_dtypes_take_the_per_tensor_ops():
+    grads = [vt.ones(3), vt.ones(2, dtype=vt.float64)]
+    ps = [vt.nn.Parameter(vt.zeros_like(g)) for g in grads]
+    for p, g in zip(ps, grads):
+        p.grad = g
+    total = vt.nn.utils.clip_grad_norm_(ps, 1.0)
+    assert float(total.item()) == pytest.approx(math.sqrt(5), rel=1e-6)
+    assert float(ps[1].grad.sum().item()) == pytest.approx(2 / math.sqrt(5), rel=1e-5)
+
+
 def _mlp(m):
     return m.nn.Sequential(m.nn.Linear(10, 32), m.nn.GELU(), m.nn.LayerNorm(32), m.nn.Linear(32, 32), m.nn.SiLU(),
                            m.nn.Linear(32, 4))
