@@ -136,6 +136,21 @@ class Dispatcher {
   LayerFn layers_[kNumDispatchKeys];
 };
 
+// Note [Layer re-entry]: a layer's own code runs with that layer switched off on its thread, so the ops it calls go
+// below it (the autograd layer's kernels do not record themselves). LayerReentry switches one layer back on for a
+// scope: the autograd layer uses it to record an op as the ops it is composed of (Note [Batched matmul under
+// autograd] in src/vbt/autograd/formulas.cpp). Layers before it in the chain stay as they were.
+class LayerReentry {
+ public:
+  explicit LayerReentry(DispatchKey key);
+  ~LayerReentry();
+  LayerReentry(const LayerReentry&) = delete;
+  LayerReentry& operator=(const LayerReentry&) = delete;
+
+ private:
+  uint32_t saved_;
+};
+
 // Convenience entry points for C++ callers (kernels composing ops, tests). Trailing
 // arguments with defaults may be omitted.
 Value call_op(const std::string& name, Args args);

@@ -78,6 +78,11 @@ struct ExcludeGuard {
 
 }  // namespace
 
+LayerReentry::LayerReentry(DispatchKey key) : saved_(tls_excluded_layers) {  // Note [Layer re-entry]
+  tls_excluded_layers &= ~(1u << int(key));
+}
+LayerReentry::~LayerReentry() { tls_excluded_layers = saved_; }
+
 Schema Schema::parse(const std::string& text) {
   Schema s;
   size_t lp = text.find('('), rp = std::string::npos;

@@ -43,6 +43,31 @@ TEST(Dispatcher, WrapperLayerSeesCallsAndContinues) {
   EXPECT_EQ(seen, before);
 }
 
+TEST(Dispatcher, LayerReentryLetsALayerCallOpsThroughItself) {
+  // The layer replaces "neg" by "add" (x + x); with LayerReentry the layer sees that inner "add", without it not.
+  for (bool reenter : {false, true}) {
+    std::vector<std::string> seen;
+    Dispatcher::get().set_layer(DispatchKey::Autograd, [&](const OpHandle& op, Args& args,
+                                                          const std::function<Value(Args&)>& next) -> Value {
+      seen.push_back(op.def.name);
+      if (std::string(op.def.name) != "neg") return next(args);
+      if (!reenter) return call_tensor_op("add", {args.tensor(0), args.tensor(0)});
+      LayerReentry again(DispatchKey::Autograd);
+      return call_tensor_op("add", {args.tensor(0), args.tensor(0)});
+    });
+    Tensor t = call_tensor_op("ones", {Shape{3}});
+    seen.clear();
+    Tensor u = call_tensor_op("neg", {t});
+    Tensor after = call_tensor_op("sub", {u, t});  // after the guard the layer sees calls from outside as before
+    Dispatcher::get().set_layer(DispatchKey::Autograd, nullptr);
+    EXPECT_FLOAT_EQ(u.data<float>()[2], 2.0f);
+    EXPECT_FLOAT_EQ(after.data<float>()[0], 1.0f);
+    const std::vector<std::string> want =
+        reenter ? std::vector<std::string>{"neg", "add", "sub"} : std::vector<std::string>{"neg", "sub"};
+    EXPECT_EQ(seen, want) << "reenter=" << reenter;
+  }
+}
+
 TEST(Dispatcher, MixedDevicesAreRejected) {
   // A tensor that claims to live on CUDA (no CUDA backend here): the device policy must
   // reject the call before any kernel runs.
