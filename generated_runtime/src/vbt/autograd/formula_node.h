@@ -3,6 +3,7 @@
 // Slots: every Tensor argument (except `out`) is one slot, every Tensor[] element one slot, in
 // schema order; a formula returns one gradient per slot (undefined = none).
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,16 @@ struct FormulaDef {
   bool save_result;       // save the forward outputs
   BackwardFn fn;
 };
+
+// An op that the autograd layer records as a composition of other ops when an input requires grad (Note [Batched
+// matmul under autograd] in formulas.cpp): returns the result, each inner op recording its own node, or nullopt when
+// the op's own kernel and formula should run (shapes it does not decompose, inputs the kernel will reject).
+using CompositeFn = std::optional<Value> (*)(const Args& args);
+struct CompositeDef {
+  const char* op;
+  CompositeFn fn;
+};
+const std::vector<CompositeDef>& composite_table();
 
 struct FormulaNode : Node {
   const FormulaDef* def = nullptr;

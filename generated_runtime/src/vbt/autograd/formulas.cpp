@@ -654,6 +654,56 @@ F(matmul_bw) {
   if (c.needs(1)) r[1] = reshape(sum_to(matmul(mT(A), G), B.sizes()), b.sizes());
   return r;
 }
+// Note [Batched matmul under autograd]
+//   matmul's kernel folds a batched operand to [B, r, c] with reshape, which copies a strided operand (attention's
+//   q.transpose(1, 2), k.transpose(-2, -1)). Recorded as one node, its backward (matmul_bw) multiplies the original
+//   operands again and copies them again, and the incoming gradient twice (it arrives strided from the transpose
+//   that follows). torch records matmul of a 3+-dim operand as its pieces instead, and so does this composite: the
+//   batched operand times a matrix folds the batch into the rows (one mm) when that needs no copy or the matrix
+//   needs a gradient (otherwise expanding the matrix over the batch would be the cheaper backward); every other
+//   3+-dim case expands and folds both operands to 3-D and runs bmm. The bmm/mm nodes save the folded, contiguous
+//   operands, so backward multiplies those; the reshape nodes bring gradients back to the original layouts, copying
+//   once. The forward computes the same products as the kernel (bmm's per-batch GEMMs, or one GEMM over the rows).
+//   Shapes or dtypes the kernel rejects return nullopt, so its error messages stay the ones users see.
+bool folds_without_copy(const Tensor& t) {  // t.reshape(-1, t.size(-1)) is a view: its leading dims merge
+  const Shape &sz = t.sizes(), &st = t.strides();
+  int64_t inner = -1;  // the previous (inner) dim of size > 1 among the leading dims
+  for (int64_t i = t.dim() - 2; i >= 0; --i) {
+    if (sz[i] == 1) continue;
+    if (inner >= 0 && st[i] != st[inner] * sz[inner]) return false;
+    inner = i;
+  }
+  return true;
+}
+std::optional<Value> matmul_composite(const Args& args) {
+  if (args.size() < 2 || !std::holds_alternative<Tensor>(args[0]) || !std::holds_alternative<Tensor>(args[1]))
+    return std::nullopt;
+  const Tensor &x = args.tensor(0), &y = args.tensor(1);
+  if (x.dim() < 3 && y.dim() < 3) return std::nullopt;
+  if (x.dim() == 0 || y.dim() == 0 || x.dtype() != y.dtype() || x.dtype() == ScalarType::Bool ||
+      !(x.device() == y.device()))
+    return std::nullopt;
+  const Tensor xa = x.dim() == 1 ? unsqueeze(x, 0) : x, ya = y.dim() == 1 ? unsqueeze(y, 1) : y;
+  const int64_t n = xa.sizes()[xa.dim() - 2], k = xa.sizes().back(), m = ya.sizes().back();
+  if (ya.sizes()[ya.dim() - 2] != k) return std::nullopt;
+  Shape out;
+  if (x.dim() >= 3 && y.dim() <= 2 && (requires_grad(y) || folds_without_copy(x))) {
+    out.assign(x.sizes().begin(), x.sizes().end() - 1);
+    if (y.dim() == 2) out.push_back(m);
+    return reshape(op("mm", {reshape(x, Shape{-1, k}), ya}), out);
+  }
+  const Shape xb(xa.sizes().begin(), xa.sizes().end() - 2), yb(ya.sizes().begin(), ya.sizes().end() - 2);
+  const Shape batch = broadcast_shapes(xb, yb, "matmul");
+  const int64_t B = shape_numel(batch);
+  Shape xe = batch, ye = batch;
+  xe.insert(xe.end(), {n, k});
+  ye.insert(ye.end(), {k, m});
+  Tensor r = op("bmm", {reshape(expand(xa, xe), Shape{B, n, k}), reshape(expand(ya, ye), Shape{B, k, m})});
+  out = batch;
+  if (x.dim() > 1) out.push_back(n);
+  if (y.dim() > 1) out.push_back(m);
+  return reshape(r, out);
+}
 F(addmm_bw) {
   OUT;
   Tensor g = c.g();
@@ -983,6 +1033,11 @@ constexpr uint32_t A0 = 1u << 0, A1 = 1u << 1, A2 = 1u << 2, A3 = 1u << 3;
 }  // namespace
 
 // The formula table: op, node name, saved arguments (bit mask), save outputs, formula.
+const std::vector<CompositeDef>& composite_table() {
+  static const std::vector<CompositeDef> table = {{"matmul", matmul_composite}};
+  return table;
+}
+
 const std::vector<FormulaDef>& formula_table() {
   static const std::vector<FormulaDef> table = {
       {"copy_", "CopyBackwards", 0, false, copy_bw},

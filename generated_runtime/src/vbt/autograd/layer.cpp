@@ -26,6 +26,7 @@ struct OpInfo {
   bool inplace = false;  // mutates argument 0
   bool view = false;     // a view op (outputs may alias argument 0)
   int out_idx = -1;
+  CompositeFn composite = nullptr;  // recorded as other ops when an input requires grad (composite_table)
 };
 
 std::vector<OpInfo> g_info;
@@ -186,8 +187,13 @@ Value autograd_layer(const OpHandle& op, Args& args, const std::function<Value(A
     else if (auto tl = std::get_if<TensorList>(&args[i]))
       for (const Tensor& t : *tl) any_req = any_req || requires_grad(t);
   }
+  const bool has_out = info.out_idx >= 0 && static_cast<size_t>(info.out_idx) < args.size() && !args.is_none(info.out_idx);
+  if (any_req && info.composite && !has_out) {  // its pieces record their own nodes (Note [Layer re-entry])
+    LayerReentry reenter(DispatchKey::Autograd);
+    if (std::optional<Value> r = info.composite(args)) return std::move(*r);
+  }
   Tensor mutated;
-  if (info.out_idx >= 0 && !args.is_none(info.out_idx)) mutated = args.tensor(info.out_idx);
+  if (has_out) mutated = args.tensor(info.out_idx);
   else if (info.inplace && nargs > 0 && std::holds_alternative<Tensor>(args[0])) mutated = args.tensor(0);
   // An in-place op on a recorded view: the base's history is rebased (CopySlices).
   Tensor base;
@@ -353,6 +359,10 @@ void install() {
       const OpHandle* h = d.find_or_null(f.op);
       if (!h || h->runtime) continue;  // formula for an op this build does not have
       g_info[h - g_base].f = &f;
+    }
+    for (const CompositeDef& c : composite_table()) {
+      const OpHandle* h = d.find_or_null(c.op);
+      if (h && !h->runtime) g_info[h - g_base].composite = c.fn;
     }
     for (size_t i = 0; i < g_info.size(); ++i) {
       OpInfo& info = g_info[i];
