@@ -15,7 +15,7 @@
 
 #include "vbt/dispatch/dispatcher.h"
 #include "vbt/plugins/registry.h"
-#ifdef VBT_HAS_CUDA
+#ifdef VBT_WITH_CUDA  // the CUDA runtime is built (VBT_HAS_CUDA: only the subsystem, host backend included)
 #include "vbt/cuda/stream.h"
 #endif
 
@@ -206,7 +206,7 @@ void set_python_override(const std::string& name, nb::object fn) {
 }  // namespace
 
 void vbt_bind_plugins(nb::module_& m) {
-#ifdef VBT_HAS_CUDA
+#ifdef VBT_WITH_CUDA
   // host->cuda_current_stream (ABI 1.2): this thread's current vibetensor stream of the device.
   plugins::set_cuda_stream_provider(
       [](int device_index) -> void* { return static_cast<void*>(cuda::current_stream(device_index).handle()); });
