@@ -89,7 +89,8 @@ def get_num_threads():
 
 
 def set_num_threads(n):
-    """Threads of the CPU kernels (OpenMP) and of OpenBLAS (matmul), like torch.set_num_threads."""
+    """Threads of the CPU kernels' pool (OpenMP), which also splits large matmuls (OpenBLAS stays at one thread),
+    like torch.set_num_threads."""
     import builtins  # `int` here is the dtype
 
     if not isinstance(n, builtins.int) or isinstance(n, builtins.bool):

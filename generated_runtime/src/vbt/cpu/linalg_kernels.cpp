@@ -1,13 +1,16 @@
-// Matrix products. mm/bmm are the primitives: float32/float64 go to OpenBLAS cblas_?gemm (one
-// call per batch entry, any matrix with a unit stride in one dim is passed without copying);
+// Matrix products. mm/bmm are the primitives: float32/float64 go to OpenBLAS cblas_?gemm (single-threaded: large
+// products are split by batch entries or rows over the runtime's thread pool, Note [One thread pool] in
+// parallel.cpp; any matrix with a unit stride in one dim is passed without copying);
 // other dtypes use a plain loop accumulating in double/int64. matmul, addmm, linear, outer,
 // dot and baddbmm are composites written with those and elementwise ops, following PyTorch's
 // batching/broadcast rules for matmul.
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "cpu_kernels.h"
+#include "vbt/cpu/parallel.h"
 
 namespace vbt {
 
@@ -47,20 +50,34 @@ void batched_gemm(const Tensor& a0, const Tensor& c0, const Tensor& out) {
     };
     if (!fits(a, n, k, am)) { a = op("clone", {a}); VBT_INTERNAL_ASSERT(fits(a, n, k, am)); }
     if (!fits(c, k, m, cm)) { c = op("clone", {c}); VBT_INTERNAL_ASSERT(fits(c, k, m, cm)); }
-    parallel_for(0, B, 1 << 30, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const char* ap = static_cast<const char*>(a.data_ptr()) + b * a.strides()[0] * isz;
-        const char* cp = static_cast<const char*>(c.data_ptr()) + b * c.strides()[0] * isz;
-        char* op_ = static_cast<char*>(out.data_ptr()) + b * n * m * isz;
-        auto ta = am.trans ? CblasTrans : CblasNoTrans, tc = cm.trans ? CblasTrans : CblasNoTrans;
-        if (dt == ScalarType::Float32)
-          cblas_sgemm(CblasRowMajor, ta, tc, n, m, k, 1.0f, reinterpret_cast<const float*>(ap), am.ld,
-                      reinterpret_cast<const float*>(cp), cm.ld, 0.0f, reinterpret_cast<float*>(op_), m);
-        else
-          cblas_dgemm(CblasRowMajor, ta, tc, n, m, k, 1.0, reinterpret_cast<const double*>(ap), am.ld,
-                      reinterpret_cast<const double*>(cp), cm.ld, 0.0, reinterpret_cast<double*>(op_), m);
-      }
-    });
+    // rows [r0, r1) of out[b] = a[b] @ c[b]: one BLAS call (a's rows start r0 rows, or r0 columns if stored
+    // transposed, into the matrix)
+    auto gemm_rows = [&](int64_t b, int64_t r0, int64_t r1) {
+      const char* ap = static_cast<const char*>(a.data_ptr()) + (b * a.strides()[0] + r0 * (am.trans ? 1 : am.ld)) * isz;
+      const char* cp = static_cast<const char*>(c.data_ptr()) + b * c.strides()[0] * isz;
+      char* op_ = static_cast<char*>(out.data_ptr()) + (b * n + r0) * m * isz;
+      auto ta = am.trans ? CblasTrans : CblasNoTrans, tc = cm.trans ? CblasTrans : CblasNoTrans;
+      const int64_t rows = r1 - r0;
+      if (dt == ScalarType::Float32)
+        cblas_sgemm(CblasRowMajor, ta, tc, rows, m, k, 1.0f, reinterpret_cast<const float*>(ap), am.ld,
+                    reinterpret_cast<const float*>(cp), cm.ld, 0.0f, reinterpret_cast<float*>(op_), m);
+      else
+        cblas_dgemm(CblasRowMajor, ta, tc, rows, m, k, 1.0, reinterpret_cast<const double*>(ap), am.ld,
+                    reinterpret_cast<const double*>(cp), cm.ld, 0.0, reinterpret_cast<double*>(op_), m);
+    };
+    // Note [One thread pool] (parallel.cpp): OpenBLAS runs single-threaded; the runtime's pool splits a product
+    // of at least kGemmGrain multiply-adds by batch entries when there are enough of them, else by rows.
+    constexpr int64_t kGemmGrain = int64_t(1) << 21;
+    const int64_t per_row = std::max<int64_t>(m * k, 1);
+    if (B >= get_num_threads() && B > 1) {
+      parallel_for(0, B, std::max<int64_t>(1, kGemmGrain / std::max<int64_t>(per_row * n, 1)),
+                   [&](int64_t b0, int64_t b1) {
+                     for (int64_t b = b0; b < b1; ++b) gemm_rows(b, 0, n);
+                   });
+    } else {
+      for (int64_t b = 0; b < B; ++b)
+        parallel_for(0, n, std::max<int64_t>(1, kGemmGrain / per_row), [&](int64_t r0, int64_t r1) { gemm_rows(b, r0, r1); });
+    }
     return;
   }
   VBT_DISPATCH_NUMERIC(dt, "matmul", [&]<typename T>() {

@@ -1,4 +1,4 @@
-// OpenMP-backed parallel_for (see parallel.h).
+// OpenMP-backed parallel_for (see parallel.h), the runtime's one CPU thread pool (Note [One thread pool]).
 #include "vbt/cpu/parallel.h"
 
 #include <atomic>
@@ -9,8 +9,13 @@
 #include <omp.h>
 #endif
 
-// OpenBLAS (linked for cblas_?gemm, linalg_kernels.cpp) keeps its own thread pool and count. Declared here, weak,
-// rather than taken from cblas.h: only OpenBLAS has it, and a BLAS without it leaves the call out.
+// Note [One thread pool]
+//   OpenBLAS (cblas_?gemm, linalg_kernels.cpp) has a thread pool of its own. Its threads and the OpenMP team of
+//   parallel_for both spin-wait after their work, on the same cores: on 2 cores a small miniGPT's training step
+//   took 600-700 ms with 2 threads against 224 ms with one (torch: 107-153 ms with 2). So OpenBLAS is kept at one
+//   thread, from the runtime's load on, and large GEMMs are split over the OpenMP team
+//   instead (batched_gemm in linalg_kernels.cpp), as torch runs its BLAS on its own OpenMP team. Declared here,
+//   weak, rather than taken from cblas.h: only OpenBLAS has it, and a BLAS without it leaves the call out.
 extern "C" {
 __attribute__((weak)) void openblas_set_num_threads(int);
 }
@@ -19,6 +24,11 @@ namespace vbt {
 
 namespace {
 std::atomic<int64_t> g_parallel_regions{0};
+// OpenBLAS single-threaded (Note [One thread pool]), at load, before any kernel runs.
+[[maybe_unused]] const bool g_blas_single = [] {
+  if (openblas_set_num_threads) openblas_set_num_threads(1);
+  return true;
+}();
 }
 
 int64_t parallel_regions() { return g_parallel_regions.load(std::memory_order_relaxed); }
@@ -31,13 +41,14 @@ int get_num_threads() {
 #endif
 }
 
-// Like torch.set_num_threads: the OpenMP team size of parallel_for and OpenBLAS's thread count (matmul) together.
+// Like torch.set_num_threads: the team size of parallel_for, which also runs the large matrix products (Note [One
+// thread pool]); OpenBLAS stays at one thread.
 void set_num_threads(int n) {
   if (n <= 0) return;
 #ifdef _OPENMP
   omp_set_num_threads(n);
 #endif
-  if (openblas_set_num_threads) openblas_set_num_threads(n);
+  if (openblas_set_num_threads) openblas_set_num_threads(1);
 }
 
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
