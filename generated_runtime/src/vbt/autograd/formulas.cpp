@@ -689,8 +689,9 @@ std::optional<Value> matmul_composite(const Args& args) {
   Shape out;
   if (x.dim() >= 3 && y.dim() <= 2 && (requires_grad(y) || folds_without_copy(x))) {
     out.assign(x.sizes().begin(), x.sizes().end() - 1);
+    const int64_t rows = shape_numel(out);  // explicit: -1 is ambiguous when k == 0
     if (y.dim() == 2) out.push_back(m);
-    return reshape(op("mm", {reshape(x, Shape{-1, k}), ya}), out);
+    return reshape(op("mm", {reshape(x, Shape{rows, k}), ya}), out);
   }
   const Shape xb(xa.sizes().begin(), xa.sizes().end() - 2), yb(ya.sizes().begin(), ya.sizes().end() - 2);
   const Shape batch = broadcast_shapes(xb, yb, "matmul");

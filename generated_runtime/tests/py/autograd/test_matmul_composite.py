@@ -36,6 +36,9 @@ CASES = [
     ("broadcast_batches", lambda T, a, b: a @ b, [rn(2, 1, 3, 4), rn(3, 4, 5)], None),
     ("4d_transposed_both", lambda T, a, b: a.transpose(-2, -1) @ b.transpose(1, 2),
      [rn(2, 3, 4, 5), rn(2, 4, 3, 6)], None),
+    ("zero_inner_dim_folds", lambda T, a, b: a @ b, [rn(2, 3, 0), rn(0, 5)], None),
+    ("zero_batch", lambda T, a, b: a @ b, [rn(0, 3, 4), rn(4, 5)], None),
+    ("zero_inner_dim_batched", lambda T, a, b: a @ b, [rn(2, 3, 0), rn(2, 0, 5)], None),
     ("float64", lambda T, a, b: a.transpose(1, 2) @ b, [rn(2, 4, 3, dtype=np.float64), rn(2, 4, 5, dtype=np.float64)],
      None),
 ]
