@@ -718,6 +718,8 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates:
                 # that followed on its base (replay_agent.recordings): it is judged by that entry's tests, what
                 # the working tree held around then, or by its base's when no entry followed.
                 judged = results.get(rec.entry_seq, rec.parent_tree)
+                if judged != rec.parent_tree:  # an old ledger state: a fresh clone's store does not have it yet
+                    runner.ensure_tree(judged, upto_seq=rec.entry_seq)
                 runner.trusted_root = _trusted_root_at(runner, today_root, judged)
                 try:
                     r = runner.evaluate(spec, gates_with_recorded_seeds(spec.gates, rec.gate_seeds), slot,

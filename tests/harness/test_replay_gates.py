@@ -179,3 +179,21 @@ def test_replay_with_a_bad_selection_is_a_clear_error_that_writes_no_run(recorde
                         "5"], cwd=repo, capture_output=True, text=True, timeout=600, env=ENV)
     assert p.returncode != 0 and "recording 5 does not exist (the spec has 2)" in (p.stderr + p.stdout)
     assert (sorted(replays.iterdir()) if replays.exists() else []) == before
+
+
+def test_replay_rebuilds_old_ledger_states_a_fresh_clone_lacks(recorded, tmp_path):
+    """A clone holds only reachable objects: an old entry's result tree, which judges a recording of that entry
+    (Note [Replay judges with the tests of its time]), is not in it. The replay rebuilds it from the ledger (it
+    raised "cannot materialise tree" in a fresh clone of this repository)."""
+    repo, _ = recorded
+    entry_tree = json.loads(next((repo / "logs" / "ledger").glob("0001-*.json")).read_text())["result_tree"]
+    subprocess.run(["git", "-C", str(repo), "add", "-A", "logs"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m",
+                    "ledger and run logs; generated_runtime/ left at its first state"], check=True)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--no-local", str(repo), str(clone)], check=True)
+    has = subprocess.run(["git", "-C", str(clone), "cat-file", "-e", entry_tree], capture_output=True)
+    assert has.returncode != 0, "the clone should not have the old ledger state yet"
+    code, out = vt_replay(clone, "--recordings", "first")
+    assert code == 0, out
+    assert out["counts"][MISMATCH] == 0 and [d["recording"] for d in out["details"]] == [1]
