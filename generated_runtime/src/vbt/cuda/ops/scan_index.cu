@@ -137,13 +137,20 @@ cudaError_t launch_scan_rows(bool prod, int dtype, const void* in, void* out, in
   });
 }
 
+// The number of lines a scatter walks (the product of the sizes other than a.dim); -1 when a's dims are invalid.
+static int64_t lines_of(const ScatterArgs& a) {
+  if (a.ndim < 1 || a.ndim > kMaxDims || a.dim < 0 || a.dim >= a.ndim) return -1;
+  int64_t lines = 1;
+  for (int d = 0; d < a.ndim; ++d)
+    if (d != a.dim) lines *= a.sizes[d];
+  return lines;
+}
+
 cudaError_t launch_scatter_lines(bool add, int dtype, const ScatterArgs& a, cudaStream_t s) {
   return dispatch_all(dtype, [&](auto tag) -> cudaError_t {
     using T = typename decltype(tag)::type;
-    if (a.ndim < 1 || a.ndim > kMaxDims || a.dim < 0 || a.dim >= a.ndim) return cudaErrorInvalidValue;
-    int64_t lines = 1;
-    for (int d = 0; d < a.ndim; ++d)
-      if (d != a.dim) lines *= a.sizes[d];
+    const int64_t lines = lines_of(a);
+    if (lines < 0) return cudaErrorInvalidValue;
     if (lines == 0 || a.sizes[a.dim] == 0) return cudaSuccess;
     if (add) scatter_lines_kernel<T, true><<<blocks_for(lines), kThreads, 0, s>>>(a, lines);
     else scatter_lines_kernel<T, false><<<blocks_for(lines), kThreads, 0, s>>>(a, lines);
@@ -155,10 +162,8 @@ cudaError_t launch_sorted_scatter(bool add, int dtype, const ScatterArgs& a, con
                                   cudaStream_t s) {
   return dispatch_all(dtype, [&](auto tag) -> cudaError_t {
     using T = typename decltype(tag)::type;
-    if (a.ndim < 1 || a.ndim > kMaxDims || a.dim < 0 || a.dim >= a.ndim) return cudaErrorInvalidValue;
-    int64_t lines = 1;
-    for (int d = 0; d < a.ndim; ++d)
-      if (d != a.dim) lines *= a.sizes[d];
+    const int64_t lines = lines_of(a);
+    if (lines < 0) return cudaErrorInvalidValue;
     const int64_t n = a.sizes[a.dim];
     if (lines == 0 || n == 0) return cudaSuccess;
     if (add) sorted_lines_kernel<T, true><<<blocks_for(n * lines), kThreads, 0, s>>>(a, keys, pos, n, lines);
