@@ -7,19 +7,21 @@
 # limit (JOB_LIMIT_S, default 380): the sanitizer serialises each process's kernels, so one process per job keeps the
 # GPU and the host's cores busy. -> OUTDIR/NAME.log per job, OUTDIR/matrix.txt (one line per job: exit status,
 # seconds, pytest's summary, the sanitizer's ERROR SUMMARY). Exit status 9 in a job means the tool reported errors;
-# 124 means it ran out of time (its log shows how far it got).
+# 124 means it ran out of time (its log shows how far it got). SANITIZER overrides the compute-sanitizer binary.
 set -u
 OUT=${1:?usage: sanitize_matrix.sh OUTDIR JOBFILE}
 JOBS=${2:?usage: sanitize_matrix.sh OUTDIR JOBFILE}
 mkdir -p "$OUT"
 B=${VBT_GPU_BUILD:-/tmp/vbt-gpu-session}
-STEPS=none bash tests/gpu/gpu_session.sh "$OUT/build" >"$OUT/build.txt" 2>&1 || { cat "$OUT/build.txt"; exit 1; }
-grep -q "build ok" "$OUT/build/summary.txt" || { cat "$OUT/build.txt"; exit 1; }
+if [ -z "${SANITIZE_NO_BUILD:-}" ]; then  # SANITIZE_NO_BUILD=1: use the site already built in $VBT_GPU_BUILD
+  STEPS=none bash tests/gpu/gpu_session.sh "$OUT/build" >"$OUT/build.txt" 2>&1 || { cat "$OUT/build.txt"; exit 1; }
+  grep -q "build ok" "$OUT/build/summary.txt" || { cat "$OUT/build.txt"; exit 1; }
+fi
 SITE=$B/site
 export VBT_PLUGIN_DIR=$B/vbt_plugins
 PYP=$SITE
 python3 -c "import pytest" 2>/dev/null || PYP=$SITE:$PWD/generated_runtime/tests/py/cuda/build/pylib
-SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+SAN=${SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
 T=$PWD/generated_runtime/tests/py/cuda
 LIMIT=${JOB_LIMIT_S:-380}
 pids=()
