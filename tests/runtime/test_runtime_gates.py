@@ -4,6 +4,7 @@ catches a runtime that no longer builds or passes from a clean clone; the ledger
 separately proves that the tree is exactly the replay of accepted, gated diffs."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,37 @@ def accepted_gates(root: Path) -> list[GateConfig]:
     return merged
 
 
+# VT_RUNTIME_GATES_CUDA=OFF (set by .ci/run): the build gate configures with VBT_ENABLE_CUDA=OFF, as on a machine
+# without nvcc. CI's CUDA compile check has already compiled every CUDA source, linked _C with CUDA and run the
+# tests that need the CUDA build (the fabric host tests), so the gate does not compile the kernels a second time.
+CUDA_SWITCH = "VT_RUNTIME_GATES_CUDA"
+
+
+def with_cuda_switch(gates: list[GateConfig], env=os.environ) -> list[GateConfig]:
+    value = env.get(CUDA_SWITCH, "").strip().upper()
+    if not value:
+        return gates
+    if value not in ("ON", "OFF", "AUTO"):
+        raise ValueError(f"{CUDA_SWITCH} must be ON, OFF or AUTO (got {env[CUDA_SWITCH]!r})")
+    out = []
+    for g in gates:
+        if g.name == "build":
+            defines = {**dict(g.options.get("cmake_defines", {})), "VBT_ENABLE_CUDA": value}
+            g = GateConfig(g.name, {**g.options, "cmake_defines": defines})
+        out.append(g)
+    return out
+
+
+def test_cuda_switch_sets_the_build_gates_cmake_define():
+    gates = [GateConfig("build", {"cmake_defines": {"X": "1"}}), GateConfig("ctest", {})]
+    assert with_cuda_switch(gates, {}) == gates
+    out = with_cuda_switch(gates, {CUDA_SWITCH: "off"})
+    assert out[0].options["cmake_defines"] == {"X": "1", "VBT_ENABLE_CUDA": "OFF"}
+    assert out[1] == gates[1] and gates[0].options["cmake_defines"] == {"X": "1"}  # the input is not changed
+    with pytest.raises(ValueError, match="ON, OFF or AUTO"):
+        with_cuda_switch(gates, {CUDA_SWITCH: "maybe"})
+
+
 def test_accepted_gates_merge_options():
     gates = accepted_gates(ROOT)
     names = [g.name for g in gates]
@@ -51,7 +83,7 @@ def test_accepted_gates_merge_options():
 
 
 def test_runtime_passes_every_accepted_gate():
-    gates = accepted_gates(ROOT)
+    gates = with_cuda_switch(accepted_gates(ROOT))
     if not gates:
         pytest.fail("the ledger has no accepted spec: there is no runtime to check")
     out = Runner(ROOT).validate(None, gates, progress=False)
