@@ -55,16 +55,25 @@ def _outcome(args, out: Outcome, title: str) -> int:
     if counts:
         lines.append(f"  recordings: {counts['match']} match, {counts['other_gate']} match at another gate"
                      f"{' (fail the replay: --strict-gates)' if out.extra.get('strict_gates') else ''}, "
-                     f"{counts['mismatch']} mismatch; {counts['verdict_only']} compared by verdict only"
+                     f"{counts['mismatch']} mismatch, {counts.get('not_reproducible', 0)} not reproducible "
+                     f"(counted apart); {counts['verdict_only']} compared by verdict only, "
+                     f"{counts.get('annotated', 0)} annotated, {counts.get('manifest', 0)} judged with the "
+                     "protected files their run recorded"
                      + (f" ({len(out.extra['recordings'])} of {out.extra['recordings_of']} recordings selected: "
                         f"{', '.join(map(str, out.extra['recordings']))})"
                         if len(out.extra.get("recordings", ())) < out.extra.get("recordings_of", 0) else ""))
     for d in out.details:
         if "recorded" in d:
             then = d["recorded"] + (f" at {d['recorded_gate']}" if d.get("recorded_gate") else "")
-            now = d["today"] + (f" at {d['today_gate']}" if d.get("today_gate") else "")
+            now = ("today " + d["today"] + (f" at {d['today_gate']}" if d.get("today_gate") else "")
+                   if d.get("today") else "not re-gated")
             lines.append(f"  recording {d['recording']} (entry {d['entry_seq']}, attempt {d['attempt']}): "
-                         f"recorded {then}, today {now} -> {describe_comparison(d)}")
+                         f"recorded {then}, {now} -> {describe_comparison(d)}")
+            if d.get("annotation"):  # Note [Replay annotations]: every exception to the rule is shown
+                lines.append(f"      {d['judged_with']}")
+            elif d.get("judged_by") == "manifest" or d.get("damaged"):
+                lines.append(f"      judged with {d['judged_with']}" if d.get("judged_with")
+                             else f"      {d['damaged']}")
         elif "name" in d:
             lines.append(f"  gate {d['name']}: {d['status']} ({d['duration_s']:.1f} s) {d['summary'][:200]}")
     _emit(args, out.to_dict(), "\n".join(lines))

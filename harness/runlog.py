@@ -10,12 +10,18 @@ Layout of ``logs/runs/RUN_ID/`` (RUN_ID = ``YYYYmmdd-HHMMSS-<spec id>-<6 hex>``)
   ``wall_s``, ``candidates`` (int), ``mode`` ("run" | "submit" | "validate" | "replay").
   Attempt summary: ``attempt``, ``candidate``, ``status`` ("pass" | "fail" | "rejected" | "error"),
   ``failed_gate`` (the first failing gate, "vet"/"apply" for a proposal refused before the gates, null for a pass;
-  Note [Replay compares the failing gate] in runner.py), ``proposal_kind``, ``proposal_sha256``, ``gates`` (list of GateResult dicts), ``feedback`` (str, what the next
-  prompt was told), ``usage``, ``started_at``, ``wall_s``.
+  Note [Replay compares the failing gate] in runner.py), ``protected_manifest`` (what the gates judged with:
+  ``{"ref", "sha256", "files", "stored"}``, or ``{"error"}`` when it could not be written; null before the gates),
+  ``proposal_kind``, ``proposal_sha256``, ``gates`` (list of GateResult dicts), ``feedback`` (str, what the next
+  prompt was told), ``usage``, ``started_at``, ``wall_s``. ``nop_protected_manifest``: the nop check's.
 - ``events.jsonl``  one JSON object per line, appended and flushed after every step (committed): ``{"ts", "type",
-  "attempt", "candidate", ...}`` with type in prompt | response | proposal | apply | gate | attempt_end | run_end.
+  "attempt", "candidate", ...}`` with type in prompt | response | proposal | apply | protected_manifest | gate |
+  attempt_end | run_end.
   ``proposal`` events carry the full proposal text (the replay agent reads them back).
 - ``gates/``        full gate logs, ``A<attempt>-C<candidate>-<gate>.log`` (ignored by git: bulky).
+- ``protected/``    what each gated candidate was judged with (committed): ``A<attempt>-C<candidate>.json``, the
+  manifest of the trusted tree's protected files (path -> git blob id), and ``files/<blob>.gz``, the bytes of those
+  that differ from the base state's (Note [Protected-file manifest] in harness/protected.py).
 - ``reports/``      machine-readable gate reports, ``A<attempt>-C<candidate>-<gate>.json`` (committed; the
   dashboards read parity tables, allocator traces and training curves from here).
 

@@ -76,6 +76,7 @@ class CandidateResult:
     signature: str = ""
     apply_failed: bool = False  # "rejected" because the proposal did not apply (not because of a vetted path)
     failed_gate: str | None = None  # first failing gate, or "vet" / "apply" (Note [Replay compares the failing gate])
+    protected_manifest: dict | None = None  # what the gates were judged with (Note [Protected-file manifest])
     patch: bytes = b""
     result_tree: str = ""
     proposal: Proposal | None = None
@@ -219,7 +220,8 @@ class Runner:
             res.status, res.feedback, res.signature = "rejected", "the proposal changes nothing", "nochange"
             res.failed_gate = "apply"
             return res
-        install_protected(spec, self.trusted_root, wt)
+        installed = install_protected(spec, self.trusted_root, wt)
+        res.protected_manifest = self.record_protected(spec, gates, installed, log, attempt, cand, _base_of(wt))
         res.patch = gitops.worktree_diff(wt, "HEAD", [gitops.RUNTIME]).encode()
         res.result_tree = gitops.runtime_tree_hash(wt)
         work = self.state_root / ".vt" / "work" / log.run_id / f"A{attempt}-C{cand}"
@@ -240,6 +242,22 @@ class Runner:
             res.failed_gate = failing[0].name if failing else gates[len(res.gates)].name
         return res
 
+    def record_protected(self, spec: Spec, gates: list[GateConfig], installed: dict[str, bytes], log: RunLog,
+                         attempt: int, cand: int, base_tree: str, nop: bool = False) -> dict[str, Any]:
+        """Write the manifest of the protected files a candidate is judged with (Note [Protected-file manifest],
+        harness/protected.py) into the run folder; returns its record for the attempt summary. A failure to write
+        it does not stop the run: the record then says why, and a replay judges that recording by the rule."""
+        from harness import protected
+
+        try:
+            globs = protected.judged_globs(spec, gates)
+            files = protected.capture(self.trusted_root, globs, installed)
+            rec = protected.write_manifest(log.dir, attempt, cand, self.state_root, base_tree, globs, files)
+        except (OSError, HarnessError, subprocess.SubprocessError) as exc:
+            rec = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        log.event("protected_manifest", attempt=attempt, candidate=cand, **({"nop": True} if nop else {}), **rec)
+        return rec
+
     # ------------------------------------------------------------------------------------------------------------
     # The nop check
 
@@ -248,7 +266,9 @@ class Runner:
         slot = Slot(self.state_root, 0)
         try:
             slot.prepare(base_tree)
-            install_protected(spec, self.trusted_root, slot.path)
+            installed = install_protected(spec, self.trusted_root, slot.path)
+            log.summary["nop_protected_manifest"] = self.record_protected(spec, gates, installed, log, 0, 0,
+                                                                          base_tree, nop=True)
             progress.update(0, attempt=0, phase="nop check")
             work = self.state_root / ".vt" / "work" / log.run_id / "nop"
 
@@ -416,7 +436,7 @@ class Runner:
                               trusted_submitter=(agent.name == "external"))
             r.usage, r.response_text, r.model = resp.usage, resp.text, resp.model
             summary = {"attempt": attempt, "candidate": cand, "status": r.status, "failed_gate": r.failed_gate,
-                       "proposal_kind": prop.kind,
+                       "protected_manifest": r.protected_manifest, "proposal_kind": prop.kind,
                        "proposal_sha256": _sha(prop.text), "gates": [g.to_dict() for g in r.gates],
                        "feedback": r.feedback, "usage": resp.usage.__dict__, "started_at": utcnow(),
                        "wall_s": round(time.monotonic() - started, 3)}
@@ -547,20 +567,34 @@ class _End(Exception):
         self.status, self.reason = status, reason
 
 
-def install_protected(spec: Spec, trusted_root: Path, candidate_root: Path) -> list[str]:
+def install_protected(spec: Spec, trusted_root: Path, candidate_root: Path) -> dict[str, bytes]:
     """Copy the spec's protected files (acceptance tests) from the trusted tree over the candidate, so the tree
-    under test, and the entry that lands, always carry the trusted versions. Returns the copied paths."""
+    under test, and the entry that lands, always carry the trusted versions (mode and times kept, as a copy2).
+    Returns path -> the bytes written: each file is read once, so the protected-file manifest records exactly
+    what the candidate got even while the trusted tree is being edited (Note [Protected-file manifest])."""
     from harness.specs import path_matches
 
-    copied = []
+    copied: dict[str, bytes] = {}
     for rel in runtime_files(trusted_root):
         p = trusted_root / rel
         if p.is_file() and path_matches(rel, spec.protected):
             dst = candidate_root / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(p, dst)
-            copied.append(rel)
+            data = p.read_bytes()
+            if dst.is_symlink():
+                dst.unlink()
+            dst.write_bytes(data)
+            shutil.copystat(p, dst)
+            copied[rel] = data
     return copied
+
+
+def _base_of(worktree: Path) -> str:
+    """The runtime tree a slot worktree was prepared on (its HEAD's generated_runtime/; Slot.prepare)."""
+    try:
+        return gitops.git(worktree, "rev-parse", f"HEAD:{gitops.RUNTIME}").strip()
+    except HarnessError:  # no runtime at HEAD: the empty state
+        return gitops.EMPTY_TREE
 
 
 def _without_protected(spec: Spec) -> Spec:
@@ -616,6 +650,7 @@ def _trusted_root_at(runner: Runner, today_root: Path, tree: str) -> Path:
     gitops.materialize(runner.state_root, tree, root)
     # acceptance tests that never entered the ledger (kept only in the trusted tree) are today's
     head = runner.ledger.head_tree()
+    runner.ensure_tree(head)  # (a fresh clone lacks the head's tree when the committed runtime is older)
     in_ledger = set(gitops.git(runner.state_root, "ls-tree", "-r", "--name-only", head).split("\n")) \
         if head != gitops.EMPTY_TREE else set()
     for rel in runtime_files(today_root):
@@ -633,8 +668,10 @@ def gates_with_recorded_seeds(gates: list[GateConfig], seeds: dict) -> list[Gate
             if g.name in seeds and "seed" not in (g.options or {}) else g for g in gates]
 
 
-# Per-recording results of a replay (Note [Replay compares the failing gate]).
-MATCH, OTHER_GATE, MISMATCH = "match", "other_gate", "mismatch"
+# Per-recording results of a replay (Note [Replay compares the failing gate]); NOT_REPRODUCIBLE: not re-gated
+# (Note [Replay annotations], replay_annotations.py) or its recorded protected files are damaged (Note
+# [Protected-file manifest], protected.py).
+MATCH, OTHER_GATE, MISMATCH, NOT_REPRODUCIBLE = "match", "other_gate", "mismatch", "not_reproducible"
 
 
 def compare_with_recording(recorded_verdict: str, recorded_gate: str | None, today_status: str,
@@ -667,8 +704,19 @@ def compare_with_recording(recorded_verdict: str, recorded_gate: str | None, tod
     return d
 
 
+def not_reproducible(recorded_verdict: str, recorded_gate: str | None, why: str) -> dict[str, Any]:
+    """The comparison fields of a recording that was not re-gated (why: "annotated", or what is damaged)."""
+    then = "pass" if recorded_verdict == "pass" else "fail"
+    return {"recorded": then, "today": None, "recorded_gate": recorded_gate if then == "fail" else None,
+            "today_gate": None, "gate_compared": False, "result": NOT_REPRODUCIBLE, "match": False,
+            "not_reproducible": why}
+
+
 def describe_comparison(d: dict[str, Any]) -> str:
-    """One line for a replay detail: "match", "match, other gate (recorded parity, now pytest)", "MISMATCH ..."."""
+    """One line for a replay detail: "match", "match, other gate (recorded parity, now pytest)", "MISMATCH ...",
+    "not reproducible (...)"."""
+    if d["result"] == NOT_REPRODUCIBLE:
+        return f"not reproducible ({d.get('not_reproducible', '')})"
     if d["result"] == OTHER_GATE:
         return f"match, other gate (recorded {d['recorded_gate']}, now {d['today_gate']})"
     if d["result"] == MISMATCH:
@@ -679,13 +727,65 @@ def describe_comparison(d: dict[str, Any]) -> str:
     return "match"
 
 
+def _judging_root(runner: Runner, today_root: Path, rec, ann, results: dict[int, str]) -> tuple[Path, str, str]:
+    """The temporary trusted root a recording is judged with, a description of it for the report, and what chose
+    it ("manifest", "annotation" or "rule"):
+    the run's protected-file manifest when it has one (Note [Protected-file manifest]); else the state an
+    annotation names (Note [Replay annotations]); else the rule (Note [Replay judges with the tests of its time]).
+    Raises ManifestError for a manifest that cannot be used. The caller removes the root."""
+    from harness.protected import load_manifest, rebuild_trusted
+    from harness.replay_annotations import BASE
+
+    record = rec.protected_manifest if isinstance(rec.protected_manifest, dict) else None
+    if record is not None and "ref" in record:
+        run_dir = today_root / "logs" / "runs" / str(rec.run_id)
+        manifest = load_manifest(run_dir, record)
+        root = _trusted_root_at(runner, today_root, rec.parent_tree)
+        try:
+            n = rebuild_trusted(manifest, runner.state_root, root)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        return root, (f"the protected files the run recorded (logs/runs/{rec.run_id}/{manifest['ref']}: "
+                      f"{n['files']} files, {len(manifest['stored'])} stored with the run)"), "manifest"
+    judged = results.get(rec.entry_seq, rec.parent_tree)  # the rule
+    if judged != rec.parent_tree:  # an old ledger state: a fresh clone's store does not have it yet
+        runner.ensure_tree(judged, upto_seq=rec.entry_seq)
+    if ann is None:
+        what = (f"entry {rec.entry_seq}'s result" if rec.entry_seq in results else "the base state")
+        return _trusted_root_at(runner, today_root, judged), f"the protected files of {what} (the rule)", "rule"
+    state = rec.parent_tree if ann.judge_with == BASE else results[ann.entry] if ann.entry else judged
+    if ann.entry:
+        runner.ensure_tree(state, upto_seq=ann.entry)
+    if not ann.paths:
+        return _trusted_root_at(runner, today_root, state), ann.describe(), "annotation"
+    from harness.specs import path_matches
+
+    root = _trusted_root_at(runner, today_root, judged)
+    try:
+        names = set()
+        for tree in {state, judged}:
+            if tree != gitops.EMPTY_TREE:
+                names |= set(gitops.git(runner.state_root, "ls-tree", "-r", "-z", "--name-only", tree).split("\0"))
+        chosen = sorted(n for n in names if n and path_matches(f"{gitops.RUNTIME}/{n}", ann.paths))
+        gitops.sync_paths_from_tree(runner.state_root, state, chosen, root)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return root, ann.describe(), "annotation"
+
+
 def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates: bool = False,
                 selection: str | None = None) -> Outcome:
     """Offline ``run SPEC --agent replay``: re-gate every recorded proposal of an accepted spec (or those
     ``selection`` names, replay_agent.select_recordings) on the ledger state it was made on, and compare today's
     verdict, and the gate a failure failed at, with the recorded one (Note [Replay compares the failing gate]).
-    strict_gates: a failure at another gate fails the replay too."""
+    strict_gates: a failure at another gate fails the replay too. Each recording is judged with the protected
+    files its run recorded (Note [Protected-file manifest]), else as logs/replay_annotations.yaml says (Note
+    [Replay annotations]), else by the rule (Note [Replay judges with the tests of its time])."""
     from harness.agents.replay_agent import recordings, select_recordings
+    from harness.protected import ManifestError
+    from harness.replay_annotations import ANNOTATIONS, load_annotations
 
     t0 = time.monotonic()
     all_recs = recordings(runner.trusted_root, spec.id)
@@ -693,6 +793,19 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates:
         raise HarnessError(f"replay: spec {spec.id} has no recorded proposals (it is not in the ledger); "
                            "use a live agent, e.g. --agent openai:MODEL")
     recs = select_recordings(all_recs, selection)
+    results = {e.seq: e.result_tree for e in runner.ledger.entries()}
+    annotations = load_annotations(runner.trusted_root)
+    for i, rec in recs:  # mistakes in the annotations are errors before anything is gated
+        ann = annotations.get(str(rec.run_id))
+        if ann is None:
+            continue
+        has_manifest = isinstance(rec.protected_manifest, dict) and "ref" in rec.protected_manifest
+        if has_manifest and ann.reproducible:
+            raise HarnessError(f"{ANNOTATIONS}: run {ann.run_id} recorded its protected files (a manifest), and "
+                               f"recording {i} is judged with them; remove its annotation")
+        if ann.entry is not None and ann.entry not in results:
+            raise HarnessError(f"{ANNOTATIONS}: run {ann.run_id}: judge_with {ann.judge_with!r}, but the ledger "
+                               f"has no entry {ann.entry}")
     log = RunLog(runner.state_root / "logs" / "replays", new_run_id(spec.id),
                  {"mode": "replay", "spec_id": spec.id, "agent": "replay", "model": "recorded",
                   "started_at": utcnow(), "status": "running", "attempts": [], "strict_gates": strict_gates,
@@ -703,24 +816,52 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates:
     details = []
     status, reason = "ok", ""
     prog = Progress_(f"vt-agent run {spec.id} (replay)", progress)
-    results = {e.seq: e.result_tree for e in runner.ledger.entries()}
     today_root = runner.trusted_root
-    counts = {MATCH: 0, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0}
+    counts = {MATCH: 0, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0, NOT_REPRODUCIBLE: 0, "annotated": 0,
+              "manifest": 0}
+
+    def record(d: dict[str, Any]) -> None:
+        details.append(d)
+        log.summary["attempts"].append(d)
+        log.event("attempt_end", **d)
+        log.save()
+
     try:
         with prog:
             for i, rec in recs:
+                ann = annotations.get(str(rec.run_id))
+                head = {"recording": i, "entry_seq": rec.entry_seq, "attempt": rec.attempt, "run_id": rec.run_id}
+                if ann is not None:
+                    counts["annotated"] += 1
+                    head["annotation"] = ann.to_dict()
+                if ann is not None and not ann.reproducible:
+                    counts[NOT_REPRODUCIBLE] += 1
+                    record({**head, **not_reproducible(rec.recorded_verdict, rec.recorded_gate, "annotated"),
+                            "judged_with": ann.describe(), "judged_by": "annotation", "gates": [],
+                            "feedback": ""})
+                    continue
                 runner.ensure_tree(rec.parent_tree, upto_seq=rec.entry_seq - 1)
                 prog.update(0, attempt=i, phase=f"rebuilding ledger state before entry {rec.entry_seq}")
                 slot.prepare(rec.parent_tree)
                 # Note [Replay judges with the tests of its time]: the acceptance tests (protected files, the
-                # training workloads) the recorded verdict was given with are those of the entry's result tree,
-                # not today's, which may test later features. A run that made no entry is counted as the entry
-                # that followed on its base (replay_agent.recordings): it is judged by that entry's tests, what
-                # the working tree held around then, or by its base's when no entry followed.
-                judged = results.get(rec.entry_seq, rec.parent_tree)
-                if judged != rec.parent_tree:  # an old ledger state: a fresh clone's store does not have it yet
-                    runner.ensure_tree(judged, upto_seq=rec.entry_seq)
-                runner.trusted_root = _trusted_root_at(runner, today_root, judged)
+                # training workloads) the recorded verdict was given with are those the run recorded in its
+                # protected-file manifest (Note [Protected-file manifest], protected.py). Older runs kept none: they
+                # are judged with those of the entry's result tree, not today's, which may test later features.
+                # A run that made no entry is counted as the entry that followed on its base
+                # (replay_agent.recordings): it is judged by that entry's tests, what the working tree held around
+                # then, or by its base's when no entry followed. Where the evidence shows the trusted tree held
+                # other tests, logs/replay_annotations.yaml says which (Note [Replay annotations]).
+                try:
+                    runner.trusted_root, judged_with, judged_by = _judging_root(runner, today_root, rec, ann,
+                                                                                 results)
+                except ManifestError as exc:
+                    counts[NOT_REPRODUCIBLE] += 1
+                    record({**head, **not_reproducible(rec.recorded_verdict, rec.recorded_gate,
+                                                       f"its recorded protected files cannot be used: {exc}"),
+                            "damaged": str(exc), "judged_with": None, "judged_by": "manifest", "gates": [],
+                            "feedback": ""})
+                    continue
+                counts["manifest"] += judged_by == "manifest"
                 try:
                     r = runner.evaluate(spec, gates_with_recorded_seeds(spec.gates, rec.gate_seeds), slot,
                                         rec.proposal, log, i, 0, prog, trusted_submitter=rec.agent == "external")
@@ -730,21 +871,24 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates:
                 cmp = compare_with_recording(rec.recorded_verdict, rec.recorded_gate, r.status, r.failed_gate)
                 counts[cmp["result"]] += 1
                 counts["verdict_only"] += not cmp["gate_compared"]
-                d = {"recording": i, "entry_seq": rec.entry_seq, "attempt": rec.attempt, **cmp,
-                     "gates": [g.to_dict() for g in r.gates], "feedback": r.feedback[:2000]}
-                details.append(d)
-                log.summary["attempts"].append(d)
-                log.event("attempt_end", **d)
-                log.save()
+                record({**head, **cmp, "judged_with": judged_with, "judged_by": judged_by,
+                        "protected_manifest": r.protected_manifest,
+                        "gates": [g.to_dict() for g in r.gates], "feedback": r.feedback[:2000]})
         mismatches = [d for d in details if d["result"] == MISMATCH]
         moved = [d for d in details if d["result"] == OTHER_GATE]
+        damaged = [d for d in details if d.get("damaged")]
+        unrepro = [d for d in details if d["result"] == NOT_REPRODUCIBLE and not d.get("damaged")]
         failing = mismatches + (moved if strict_gates else [])
         if failing:
             status = "mismatch"
             reason = "; ".join(f"recording {d['recording']}: {describe_comparison(d)}"
-                               for d in sorted(failing, key=lambda d: d["recording"]))
+                               for d in sorted(failing + damaged, key=lambda d: d["recording"]))
+        elif damaged:
+            status = "error"
+            reason = "; ".join(f"recording {d['recording']}: {describe_comparison(d)}" for d in damaged)
         else:
-            reason = (f"{len(details)} recorded proposal(s) re-gated"
+            regated = len(details) - len(unrepro)
+            reason = (f"{regated} recorded proposal(s) re-gated"
                       + (f" (of {len(all_recs)}: {selection})" if len(recs) < len(all_recs) else "")
                       + "; every verdict matches the recording")
             if moved:
@@ -755,6 +899,14 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates:
         if counts["verdict_only"]:
             reason += (f" ({counts['verdict_only']} old recording(s) name no failing gate: compared by verdict "
                        "only)")
+        if unrepro:
+            reason += (f"; {len(unrepro)} not reproducible, not re-gated, as {ANNOTATIONS} says: "
+                       + ", ".join(f"recording {d['recording']}" for d in unrepro))
+        judged_as_annotated = [d for d in details if d.get("annotation") and d["result"] != NOT_REPRODUCIBLE]
+        if judged_as_annotated:
+            reason += (f"; judged as {ANNOTATIONS} says: "
+                       + ", ".join(f"recording {d['recording']} ({d['annotation']['judge_with']})"
+                                   for d in judged_as_annotated))
     except KeyboardInterrupt:
         status, reason = "interrupted", "interrupted by the user (Ctrl-C)"
     finally:

@@ -43,18 +43,23 @@ class Recording:
     # and for old recordings that kept neither ``failed_gate`` nor the gate results (the replay then compares the
     # verdict only, and says so).
     recorded_gate: str | None = None
+    # Note [Protected-file manifest] (harness/protected.py): the attempt record's ``protected_manifest`` (what its
+    # gates were judged with: a manifest in the run folder); None for recordings made before runs kept one.
+    protected_manifest: dict | None = None
 
 
-def _logged_proposals(run_dir: Path) -> tuple[list, dict, dict, dict]:
+def _logged_proposals(run_dir: Path) -> tuple[list, dict, dict, dict, dict]:
     """([((attempt, candidate), Proposal)], {(attempt, candidate): verdict}, {(attempt, candidate): {gate: seed}},
-    {(attempt, candidate): first failing gate or None}) from a run's events."""
+    {(attempt, candidate): first failing gate or None}, {(attempt, candidate): protected_manifest record}) from a
+    run's events."""
     verdicts: dict = {}
     seeds: dict = {}
     failed: dict = {}
+    manifests: dict = {}
     props: list = []
     events_path = run_dir / "events.jsonl"
     if not events_path.is_file():
-        return props, verdicts, seeds, failed
+        return props, verdicts, seeds, failed, manifests
     for line in events_path.read_text(encoding="utf-8").splitlines():
         try:
             ev = json.loads(line)
@@ -71,7 +76,9 @@ def _logged_proposals(run_dir: Path) -> tuple[list, dict, dict, dict]:
             verdicts[key] = ev.get("status", "fail")
             seeds[key] = _seeds(ev.get("gates"))
             failed[key] = recorded_failed_gate(ev)
-    return props, verdicts, seeds, failed
+            if ev.get("protected_manifest") is not None:
+                manifests[key] = ev["protected_manifest"]
+    return props, verdicts, seeds, failed, manifests
 
 
 def recorded_failed_gate(attempt_end: dict) -> str | None:
@@ -106,11 +113,11 @@ def recordings(root: Path, spec_id: str) -> list[Recording]:
         entry_runs.add(str(run_id))
         from_log: list[Recording] = []
         if run_id:
-            props, verdicts, seeds, failed = _logged_proposals(root / "logs" / "runs" / str(run_id))
+            props, verdicts, seeds, failed, manifests = _logged_proposals(root / "logs" / "runs" / str(run_id))
             for (a, c), prop in props:
                 from_log.append(Recording(spec_id, e.seq, e.parent_tree, a, c, prop, verdicts.get((a, c), "error"),
                                           run_id, e.meta.get("agent", ""), seeds.get((a, c), {}),
-                                          failed.get((a, c))))
+                                          failed.get((a, c)), manifests.get((a, c))))
         if not any(r.recorded_verdict == "pass" for r in from_log):
             from_log.append(Recording(spec_id, e.seq, e.parent_tree, len(from_log) + 1, 0,
                                       Proposal("diff", e.patch_bytes().decode("utf-8", errors="surrogateescape")),
@@ -130,13 +137,14 @@ def recordings(root: Path, spec_id: str) -> list[Recording]:
         base = summary.get("base_tree")
         if base not in heads:
             continue  # an older run (no recorded base), or a base the ledger no longer has
-        props, verdicts, seeds, failed = _logged_proposals(run_json.parent)
+        props, verdicts, seeds, failed, manifests = _logged_proposals(run_json.parent)
         for (a, c), prop in props:
             verdict = verdicts.get((a, c))
             if verdict in (None, "pass"):
                 continue  # never gated, or gated but not landed (e.g. interrupted): nothing to compare with
             out.append(Recording(spec_id, heads[base] + 1, base, a, c, prop, verdict, run_id,
-                                 summary.get("agent", ""), seeds.get((a, c), {}), failed.get((a, c))))
+                                 summary.get("agent", ""), seeds.get((a, c), {}), failed.get((a, c)),
+                                 manifests.get((a, c))))
     out.sort(key=lambda r: (str(r.run_id or ""), r.attempt, r.candidate))
     return out
 

@@ -32,6 +32,13 @@ def recorded(tmp_path: Path) -> tuple[Path, Path]:
     return repo, Path(out.run_dir)
 
 
+def counts(**kw: int) -> dict[str, int]:
+    """A replay's ``counts``: every key, 0 unless given (runs of these tests record their protected files, so
+    their recordings count under "manifest")."""
+    return {MATCH: 0, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0, "not_reproducible": 0, "annotated": 0,
+            "manifest": 0, **kw}
+
+
 def rewrite_attempt_end(run_dir: Path, attempt: int, edit) -> None:
     events = run_dir / "events.jsonl"
     lines = []
@@ -83,7 +90,7 @@ def test_runs_record_the_failing_gate_and_replay_matches_it(recorded):
     assert out.status == "ok", out.reason
     assert [(d["recorded_gate"], d["today_gate"], d["result"]) for d in out.details] == [
         ("pytest", "pytest", MATCH), (None, None, MATCH)]
-    assert out.extra["counts"] == {MATCH: 2, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0}
+    assert out.extra["counts"] == counts(match=2, manifest=2)
 
 
 def test_failure_at_another_gate_is_reported_counted_and_strict_fails(recorded):
@@ -92,7 +99,7 @@ def test_failure_at_another_gate_is_reported_counted_and_strict_fails(recorded):
     rewrite_attempt_end(run_dir, 1, lambda e: e.update(failed_gate="build"))
     code, out = vt_replay(repo)
     assert code == 0, out
-    assert out["status"] == "ok" and out["counts"] == {MATCH: 1, OTHER_GATE: 1, MISMATCH: 0, "verdict_only": 0}
+    assert out["status"] == "ok" and out["counts"] == counts(match=1, other_gate=1, manifest=2)
     first = out["details"][0]
     assert (first["result"], first["recorded_gate"], first["today_gate"]) == (OTHER_GATE, "build", "pytest")
     assert "recorded build, now pytest" in out["reason"]
@@ -106,7 +113,7 @@ def test_failure_at_another_gate_is_reported_counted_and_strict_fails(recorded):
     assert p.returncode == 0, p.stderr
     assert "recorded fail at build, today fail at pytest -> match, other gate (recorded build, now pytest)" \
         in p.stdout
-    assert "1 match, 1 match at another gate, 0 mismatch" in p.stdout
+    assert "1 match, 1 match at another gate, 0 mismatch, 0 not reproducible" in p.stdout
 
 
 def test_old_recording_without_gate_names_is_compared_by_verdict(recorded):
@@ -163,7 +170,7 @@ def test_replay_of_selected_recordings_keeps_their_numbers(recorded):
     assert code == 0, out
     assert [d["recording"] for d in out["details"]] == [2] and out["recordings"] == [2] and out["recordings_of"] == 2
     assert "1 recorded proposal(s) re-gated (of 2: last)" in out["reason"]
-    assert out["counts"] == {MATCH: 1, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0}
+    assert out["counts"] == counts(match=1, manifest=1)
     p = subprocess.run([sys.executable, "-m", "harness.cli", "run", "01-toy", "--agent", "replay", "--recordings",
                         "failed"], cwd=repo, capture_output=True, text=True, timeout=600, env=ENV)
     assert p.returncode == 0, p.stderr
