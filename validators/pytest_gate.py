@@ -29,9 +29,10 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from harness.interfaces import GateContext, GateResult, HarnessError
 from validators.junit import junit_verdict
@@ -133,35 +134,76 @@ def protected_globs(ctx: GateContext) -> list[str]:
     return globs + [str(g) for g in ctx.options.get("protected", [])]
 
 
+def protected_files(root: Path, globs: list[str]) -> set[str]:
+    """The repository-relative POSIX paths of the files (and symlinks) under root that globs select, with the
+    meaning the runner gives them when it installs protected files (harness.specs.path_matches: '**' crosses
+    folders, 'dir/**' is everything under dir, '!' excludes). Walks only each glob's literal leading folders and
+    never follows a symlinked folder. (Path.glob on Python 3.11 returns only folders for a glob ending in '**', so
+    the gate once restored nothing for the specs' 'tests/**' globs.)"""
+    from harness.specs import path_matches
+
+    for pattern in globs:
+        _check_pattern(pattern[1:] if pattern.startswith("!") else pattern)
+    out: set[str] = set()
+    for pattern in (g for g in globs if not g.startswith("!")):
+        parts = PurePosixPath(pattern).parts
+        fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
+        base = Path(root, *parts[:fixed])
+        if base.is_symlink() or base.is_file():
+            found = [base.relative_to(root).as_posix()]
+        elif base.is_dir():
+            found = _git_visible(root, base)
+            if found is None:  # not a git checkout: every file
+                found = []
+                for folder, dirs, files in os.walk(base, followlinks=False):
+                    found += [Path(folder, f).relative_to(root).as_posix() for f in files]
+                    found += [Path(folder, d).relative_to(root).as_posix() for d in dirs if Path(folder, d).is_symlink()]
+        else:
+            continue
+        out.update(rel for rel in found if path_matches(rel, globs))
+    return out
+
+
+def _git_visible(root: Path, base: Path) -> list[str] | None:
+    """Files under base that git sees in the checkout root (tracked or not, ignored ones such as __pycache__
+    excluded, as the runner's install_protected lists them); None when root is not the top of a git checkout."""
+    if not (Path(root) / ".git").exists():
+        return None
+    run = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                          "--", str(base.relative_to(root))], capture_output=True)
+    if run.returncode != 0:
+        return None
+    return [rel for rel in run.stdout.decode("utf-8", "surrogateescape").split("\0")
+            if rel and (Path(root, rel).is_file() or Path(root, rel).is_symlink())]
+
+
 def restore_protected(candidate: Path, trusted: Path, globs: list[str]) -> list[str]:
     """Copy every trusted file matching globs over the candidate; delete candidate files matching globs that the
     trusted tree lacks. Returns the relative paths written or removed."""
     changed = []
-    for pattern in globs:
-        _check_pattern(pattern)
-        trusted_files = {p.relative_to(trusted) for p in trusted.glob(pattern) if p.is_file()}
-        candidate_files = {p.relative_to(candidate) for p in candidate.glob(pattern) if p.is_file() or p.is_symlink()}
-        for rel in sorted(trusted_files):
-            dest = _inside(candidate, str(rel))
-            if dest.is_symlink() or dest.is_dir():
-                dest.unlink() if dest.is_symlink() else shutil.rmtree(dest)
-            if not dest.exists() or dest.read_bytes() != (trusted / rel).read_bytes():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(trusted / rel, dest)
-                changed.append(str(rel))
-        for rel in sorted(candidate_files - trusted_files):
-            (candidate / rel).unlink()
-            changed.append(str(rel))
+    trusted_files = {rel for rel in protected_files(trusted, globs) if (trusted / rel).is_file()}
+    candidate_files = protected_files(candidate, globs)
+    for rel in sorted(trusted_files):
+        dest = _inside(candidate, rel)
+        if dest.is_symlink() or dest.is_dir():
+            dest.unlink() if dest.is_symlink() else shutil.rmtree(dest)
+        if not dest.exists() or dest.read_bytes() != (trusted / rel).read_bytes():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(trusted / rel, dest)
+            changed.append(rel)
+    for rel in sorted(candidate_files - trusted_files):
+        (candidate / rel).unlink()
+        changed.append(rel)
     return changed
 
 
 def protected_digest(trusted: Path, globs: list[str]) -> str:
     """sha256 over (path, content hash) of the trusted protected files: verdict caches key on it."""
     h = hashlib.sha256()
-    for pattern in sorted(globs):
-        _check_pattern(pattern)
-        for p in sorted(q for q in Path(trusted).glob(pattern) if q.is_file()):
-            h.update(f"{p.relative_to(trusted)}\0{hashlib.sha256(p.read_bytes()).hexdigest()}\n".encode())
+    for rel in sorted(protected_files(Path(trusted), globs)):
+        p = Path(trusted) / rel
+        if p.is_file():
+            h.update(f"{rel}\0{hashlib.sha256(p.read_bytes()).hexdigest()}\n".encode())
     return h.hexdigest()
 
 

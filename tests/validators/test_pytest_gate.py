@@ -174,6 +174,35 @@ def test_protected_test_edited_by_candidate_is_replaced_by_trusted_copy(tmp_path
     assert result.metrics["protected_restored"] == 2 and result.metrics["tests"] == 2
 
 
+@pytest.mark.parametrize("glob", [f"{TESTS}/accept/**", "generated_runtime/tests/**/accept/**"])
+def test_protected_folder_globs_restore_every_file_under_them(tmp_path, make_ctx, site, glob):
+    # The specs protect whole folders ('tests/**/cuda/**'); Path.glob on Python 3.11 yields only folders for a
+    # glob ending in '**', which once made this gate restore nothing.
+    trusted = candidate(tmp_path, {"accept/test_a.py": "import vibetensor\n"
+                                   "def test_answer():\n    assert vibetensor.ANSWER == 42\n",
+                                   "accept/deep/test_b.py": "def test_b():\n    pass\n"}, "trusted")
+    root = candidate(tmp_path, {"accept/test_a.py": "def test_answer():\n    pass\n",
+                                "accept/deep/test_b.py": "def test_b():\n    pass\n",
+                                "accept/deep/test_sneaky.py": "def test_sneaky():\n    pass\n",
+                                "test_own.py": "def test_own():\n    pass\n"})
+    result, _ = run_gate(make_ctx, root, site, trusted_root=trusted, protected=[glob, f"!{TESTS}/accept/nothing.py"])
+    assert result.status == "fail", result.summary
+    assert "assert 41 == 42" in result.summary
+    assert (root / TESTS / "accept/test_a.py").read_text() == (trusted / TESTS / "accept/test_a.py").read_text()
+    assert not (root / TESTS / "accept/deep/test_sneaky.py").exists() and (root / TESTS / "test_own.py").exists()
+    assert result.metrics["protected_restored"] == 2 and result.metrics["tests"] == 3
+
+
+def test_protected_digest_covers_folder_globs(tmp_path):
+    from validators.pytest_gate import protected_digest
+
+    trusted = candidate(tmp_path, {"accept/test_a.py": "x = 1\n"}, "trusted")
+    before = protected_digest(trusted, [f"{TESTS}/**"])
+    (trusted / TESTS / "accept/test_a.py").write_text("x = 2\n")
+    assert protected_digest(trusted, [f"{TESTS}/**"]) != before
+    assert protected_digest(trusted, [f"{TESTS}/**", f"!{TESTS}/accept/*"]) == protected_digest(trusted, [])
+
+
 def test_protected_glob_escaping_the_tree_is_an_error(tmp_path, make_ctx, site):
     root = candidate(tmp_path, {"test_ok.py": "def test_x():\n    pass\n"})
     result, _ = run_gate(make_ctx, root, site, options={"protected": ["../outside/*.py"]})
