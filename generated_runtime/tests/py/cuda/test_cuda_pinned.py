@@ -5,7 +5,14 @@ The GPU tests check: values round-trip; is_pinned; that a non-blocking copy to/f
 asynchronous (the host returns while a long queue of matmuls is still running on the stream, the values are right
 after synchronizing); that non_blocking from/to pageable memory is a correct blocking copy; and that a pinned block
 is not handed out again while an asynchronous copy may still read it. Without a GPU, the tests at the top check
-the behaviour of a build without CUDA devices (clear RuntimeError, is_pinned False)."""
+the behaviour of a build without CUDA devices (clear RuntimeError, is_pinned False).
+
+Under compute-sanitizer the matmul queue alone takes minutes (every access of cuBLAS's kernels is instrumented), and
+the sanitizer checks memory accesses, not timing: tests/gpu's sanitize runs set VBT_TEST_BUSY_N / VBT_TEST_BUSY_ITERS
+(as for test_cuda_autograd_streams.py). A short queue may be done before a copy call returns, so then the asynchrony
+assertions are not made (the values still are), and the pinned-block reuse test, which needs a queue still running,
+skips. The plain pytest step keeps the long queue and every assertion."""
+import os
 import time
 
 import numpy as np
@@ -91,7 +98,12 @@ def test_pinned_factories():
     assert torch.empty(2, pin_memory=True).is_pinned()  # the same spelling works in torch
 
 
-def _long_queue(n=4096, reps=12):
+BUSY_N = int(os.environ.get("VBT_TEST_BUSY_N", "4096"))
+BUSY_ITERS = int(os.environ.get("VBT_TEST_BUSY_ITERS", "12"))
+TIMING = "VBT_TEST_BUSY_N" not in os.environ and "VBT_TEST_BUSY_ITERS" not in os.environ  # the long queue
+
+
+def _long_queue(n=BUSY_N, reps=BUSY_ITERS):
     """Queues `reps` n x n float32 matmuls on the current stream (tens of ms on an H200, far longer than a
     cudaMemcpyAsync call takes to return) and returns the last result, all elements == n."""
     a = vt.ones(n, n, device="cuda")
@@ -103,7 +115,7 @@ def _long_queue(n=4096, reps=12):
 
 @needs_gpu
 def test_non_blocking_d2h_into_pinned_memory_is_asynchronous():
-    n = 4096
+    n = BUSY_N
     _long_queue(256, 1)
     vt.cuda.synchronize()                                      # warm-up (cuBLAS handle, kernels loaded)
     stream = vt.cuda.current_stream()
@@ -118,21 +130,22 @@ def test_non_blocking_d2h_into_pinned_memory_is_asynchronous():
     done.record(stream)
     done.synchronize()
     total = time.perf_counter() - t0
-    assert still_running, ("copy_(non_blocking=True) into pinned memory waited for the stream: the queued matmuls "
-                           f"had finished when it returned ({returned_after * 1e3:.1f} ms, total {total * 1e3:.1f} ms)")
+    assert still_running or not TIMING, (
+        "copy_(non_blocking=True) into pinned memory waited for the stream: the queued matmuls "
+        f"had finished when it returned ({returned_after * 1e3:.1f} ms, total {total * 1e3:.1f} ms)")
     assert np.all(host.numpy() == float(n)), "the asynchronous D2H copy did not deliver the kernel's result"
     # .to("cpu", non_blocking=True): same, the result is pinned
     c = _long_queue(n)
     out = c.to("cpu", non_blocking=True)
     still_running = not stream.query()
     stream.synchronize()
-    assert still_running and out.is_pinned()
+    assert (still_running or not TIMING) and out.is_pinned()
     assert np.all(out.numpy() == float(n))
 
 
 @needs_gpu
 def test_non_blocking_h2d_from_pinned_memory_is_asynchronous_and_ordered():
-    n = 4096
+    n = BUSY_N
     _long_queue(256, 1)
     vt.cuda.synchronize()
     stream = vt.cuda.current_stream()
@@ -143,13 +156,13 @@ def test_non_blocking_h2d_from_pinned_memory_is_asynchronous_and_ordered():
     still_running = not stream.query()
     r = dst + c                                                # ordered after the copy on the same stream
     stream.synchronize()
-    assert still_running, "copy_(non_blocking=True) from pinned memory waited for the stream"
+    assert still_running or not TIMING, "copy_(non_blocking=True) from pinned memory waited for the stream"
     assert np.all(r.cpu().numpy() == float(n) + 3.0)
 
 
 @needs_gpu
 def test_non_blocking_with_pageable_memory_is_a_correct_blocking_copy():
-    n = 4096
+    n = BUSY_N
     _long_queue(256, 1)
     vt.cuda.synchronize()
     stream = vt.cuda.current_stream()
@@ -170,7 +183,9 @@ def test_non_blocking_with_pageable_memory_is_a_correct_blocking_copy():
 
 @needs_gpu
 def test_a_pinned_block_is_not_reused_while_an_async_copy_from_it_may_run():
-    n = 4096
+    if not TIMING:
+        pytest.skip("needs the long matmul queue still running when the copy is queued (VBT_TEST_BUSY_* shorten it)")
+    n = BUSY_N
     _long_queue(256, 1)
     vt.cuda.synchronize()
     vt.cuda._tensors._C._cuda_pinned_empty_cache()

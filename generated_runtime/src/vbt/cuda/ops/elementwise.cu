@@ -7,6 +7,7 @@
 
 #include "device_types.cuh"
 #include "loops.h"
+#include "pack_loops.cuh"
 
 namespace vbt::cuda::ops {
 
@@ -253,6 +254,58 @@ template <int NT, typename F> bool try_contig(const LoopGeometry& g, const F& f,
     *err = cudaGetLastError();
     return true;
   }
+}
+
+// PackCopyNote (pack_loops.cuh): a same-dtype copy of rows contiguous in both operands, in 16/8/4-byte packs.
+template <typename W, typename Idx>
+__global__ void __launch_bounds__(256) pack_copy_kernel(pack_loops::Plan p) {
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < p.npacks; i += step)
+    pack_loops::move_pack<W, Idx>(p, i);
+}
+template <typename W> cudaError_t launch_pack_copy_w(const pack_loops::Plan& p, cudaStream_t stream) {
+  int64_t blocks = (p.npacks + 255) / 256;
+  if (blocks > 65536) blocks = 65536;
+  if (p.npacks <= static_cast<int64_t>(UINT32_MAX))
+    pack_copy_kernel<W, uint32_t><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(p);
+  else
+    pack_copy_kernel<W, int64_t><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+// Returns true (and the launch status in *err) when g takes the pack copy.
+bool try_pack_copy(const LoopGeometry& g, int64_t elem, cudaStream_t stream, cudaError_t* err) {
+  pack_loops::Plan p;
+  if (!pack_loops::plan(g, elem, &p)) return false;
+  *err = p.bytes == 16 ? launch_pack_copy_w<uint4>(p, stream)
+       : p.bytes == 8  ? launch_pack_copy_w<uint2>(p, stream)
+                       : launch_pack_copy_w<unsigned int>(p, stream);
+  return true;
+}
+
+// PackWhereNote (pack_loops.cuh): where(cond, a, b) in packs of 16 bytes of the output along the innermost dim.
+template <typename U, typename Idx>
+__global__ void __launch_bounds__(256) pack_where_kernel(pack_loops::WherePlan p) {
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < p.npacks; i += step)
+    pack_loops::where_pack<U, Idx>(p, i);
+}
+template <typename U> cudaError_t launch_pack_where_u(const pack_loops::WherePlan& p, cudaStream_t stream) {
+  int64_t blocks = (p.npacks + 255) / 256;
+  if (blocks > 65536) blocks = 65536;
+  if (p.npacks <= static_cast<int64_t>(UINT32_MAX))
+    pack_where_kernel<U, uint32_t><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(p);
+  else
+    pack_where_kernel<U, int64_t><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+bool try_pack_where(const LoopGeometry& g, int64_t elem, cudaStream_t stream, cudaError_t* err) {
+  pack_loops::WherePlan p;
+  if (!pack_loops::plan_where(g, elem, &p)) return false;
+  *err = p.elem == 8 ? launch_pack_where_u<uint64_t>(p, stream)
+       : p.elem == 4 ? launch_pack_where_u<uint32_t>(p, stream)
+       : p.elem == 2 ? launch_pack_where_u<uint16_t>(p, stream)
+                     : launch_pack_where_u<uint8_t>(p, stream);
+  return true;
 }
 
 template <int NT, typename F>
@@ -687,12 +740,18 @@ template <typename Op> cudaError_t compare(int in_dt, const LoopGeometry& g, Op 
   });
 }
 
+constexpr int64_t kDtypeBytes[10] = {1, 1, 1, 2, 4, 8, 2, 2, 4, 8};  // dtype codes Bool..Float64 -> bytes
+
 }  // namespace
 
 cudaError_t launch_elementwise(Ew op, int out_dtype, int in_dtype, const LoopGeometry& g, EwScalars sc,
                                cudaStream_t s) {
   switch (op) {
     case Ew::Copy:
+      if (out_dtype == in_dtype && out_dtype >= 0 && out_dtype < 10) {  // a 1-D (dense) loop stays on VecNote's path
+        cudaError_t err = cudaSuccess;
+        if (try_pack_copy(g, kDtypeBytes[out_dtype], s, &err)) return err;
+      }
       return dispatch_all(out_dtype, [&](auto to) {
         using To = typename decltype(to)::type;
         return dispatch_all(in_dtype, [&](auto ti) {
@@ -799,6 +858,10 @@ cudaError_t launch_elementwise(Ew op, int out_dtype, int in_dtype, const LoopGeo
         return launch<3>(g, GatherF<T>{sc.n}, s);
       });
     case Ew::Where:
+      if (out_dtype >= 0 && out_dtype < 10) {
+        cudaError_t err = cudaSuccess;
+        if (try_pack_where(g, kDtypeBytes[out_dtype], s, &err)) return err;
+      }
       return dispatch_all(out_dtype, [&](auto tag) {
         using T = typename decltype(tag)::type;
         return launch<4>(g, WhereF<T>{}, s);
