@@ -28,19 +28,10 @@ cudaError_t cudaGetLastError(void) { return cudaSuccess; }
 
 using vbt::cuda::ops::GemmArgs;
 
+#include "emulation_check.h"
+
 namespace {
 
-int failures = 0, checks = 0;
-#define EXPECT(cond, ...)                         \
-  do {                                            \
-    ++checks;                                     \
-    if (!(cond)) {                                \
-      ++failures;                                 \
-      std::printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::printf(__VA_ARGS__);                   \
-      std::printf("\n");                          \
-    }                                             \
-  } while (0)
 
 struct Layout {  // element strides of a [batch, rows, cols] operand
   int64_t sb, sr, sc;
@@ -182,7 +173,8 @@ int main(int argc, char** argv) {
   vbt::cuda::set_cublas_enabled(true);
   EXPECT(vbt::cuda::matmul_backend() == "cublas", "set_cublas_enabled(true)");
 
-  std::printf("cublas_gemm_emulation: %d checks, %d failures, %d GEMMs on the stub library\n", checks, failures,
+  std::printf("cublas_gemm_emulation: %d checks, %d failures, %d GEMMs on the stub library\n", emulation_checks,
+              emulation_failures,
               calls());
-  return failures ? 1 : 0;
+  return emulation_failures ? 1 : 0;
 }

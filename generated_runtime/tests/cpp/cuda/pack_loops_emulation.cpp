@@ -6,7 +6,7 @@
 // others (a row that is not a whole number of packs, a misaligned pointer or outer stride, an input whose innermost
 // stride is not one element). Where: masked_fill's shape (a mask broadcast over rows, a constant fill value) and
 // random mixes of dense, row-broadcast and constant operands, against the element loop of WhereF.
-// Build and run: bash tests/cpp/cuda/pack_loops_emulation.sh
+// Build and run: bash tests/cpp/cuda/host_emulation.sh pack_loops_emulation
 #include <vector_types.h>
 
 #include <algorithm>
@@ -23,21 +23,12 @@
 #define __device__
 #define __forceinline__ inline
 
+#include "emulation_check.h"
 #include "pack_loops.cuh"
 
 using vbt::cuda::ops::LoopGeometry;
 namespace pc = vbt::cuda::ops::pack_loops;
 
-static int failures = 0;
-#define CHECK(cond, ...)                          \
-  do {                                            \
-    if (!(cond)) {                                \
-      ++failures;                                 \
-      std::printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-      std::printf(__VA_ARGS__);                   \
-      std::printf("\n");                          \
-    }                                             \
-  } while (0)
 
 // The element loop of elementwise_kernel for a copy: element i's offsets by division over the dims.
 static void element_copy(const LoopGeometry& g, int64_t elem) {
@@ -86,7 +77,7 @@ static int run_case(const std::vector<int64_t>& sizes, const std::vector<int64_t
   const size_t out_bytes = static_cast<size_t>(g.numel * elem + out_off + 16);
   alignas(16) static unsigned char in_buf[1 << 22], ref_buf[1 << 22], pack_buf[1 << 22];
   if (in_bytes > sizeof(in_buf) || out_bytes > sizeof(ref_buf)) {
-    CHECK(false, "case too large");
+    EXPECT(false, "case too large");
     return 0;
   }
   for (size_t i = 0; i < in_bytes; ++i) in_buf[i] = static_cast<unsigned char>(rng());
@@ -98,10 +89,10 @@ static int run_case(const std::vector<int64_t>& sizes, const std::vector<int64_t
   g.data[0] = reinterpret_cast<char*>(pack_buf + out_off);
   pc::Plan p;
   if (!pc::plan(g, elem, &p)) return 0;
-  CHECK(p.bytes > elem && p.npacks * p.bytes == g.numel * elem, "plan: %d-byte packs, %lld packs", p.bytes,
+  EXPECT(p.bytes > elem && p.npacks * p.bytes == g.numel * elem, "plan: %d-byte packs, %lld packs", p.bytes,
         static_cast<long long>(p.npacks));
   pack_copy(p);
-  CHECK(std::memcmp(ref_buf, pack_buf, out_bytes) == 0, "pack copy (%d-byte packs, elem %lld, %d dims) differs "
+  EXPECT(std::memcmp(ref_buf, pack_buf, out_bytes) == 0, "pack copy (%d-byte packs, elem %lld, %d dims) differs "
         "from the element loop", p.bytes, static_cast<long long>(elem), g.ndim);
   return p.bytes;
 }
@@ -160,7 +151,7 @@ static bool run_where(const std::vector<int64_t>& sizes, int64_t elem, const Lay
   }
   const size_t out_bytes = static_cast<size_t>(g.numel * elem + 16);
   if (out_bytes > sizeof(ref_buf)) {
-    CHECK(false, "case too large");
+    EXPECT(false, "case too large");
     return false;
   }
   for (int k = 0; k < 3; ++k) {
@@ -175,9 +166,9 @@ static bool run_where(const std::vector<int64_t>& sizes, int64_t elem, const Lay
   g.data[0] = reinterpret_cast<char*>(pack_buf);
   pc::WherePlan p;
   if (!pc::plan_where(g, elem, &p)) return false;
-  CHECK(p.npacks * p.vec == g.numel && p.vec * elem == 16, "where plan: %lld packs of %d", static_cast<long long>(p.npacks), p.vec);
+  EXPECT(p.npacks * p.vec == g.numel && p.vec * elem == 16, "where plan: %lld packs of %d", static_cast<long long>(p.npacks), p.vec);
   pack_where(p);
-  CHECK(std::memcmp(ref_buf, pack_buf, out_bytes) == 0, "pack where (elem %lld, %d dims, layouts %d %d %d, off %lld) "
+  EXPECT(std::memcmp(ref_buf, pack_buf, out_bytes) == 0, "pack where (elem %lld, %d dims, layouts %d %d %d, off %lld) "
         "differs from the element loop", static_cast<long long>(elem), g.ndim, lay[0], lay[1], lay[2],
         static_cast<long long>(off));
   return true;
@@ -187,14 +178,14 @@ static void where_cases(std::mt19937& rng) {
   // masked_fill over attention scores: (L*L, B*H) after coalescing; the mask broadcast over B*H, the fill value a
   // scalar, the scores dense (forward: where(mask, value, x); backward: where(mask, 0, grad))
   const Layout fill[3] = {kOuterBcast, kScalarIn, kDenseIn};
-  CHECK(run_where({16 * 16, 6}, 4, fill, 0, rng), "masked_fill float32: packs expected");
-  CHECK(run_where({16 * 16, 6}, 2, fill, 0, rng), "masked_fill half: packs expected");
-  CHECK(run_where({16 * 16, 6}, 8, fill, 0, rng), "masked_fill float64: packs expected");
-  CHECK(run_where({16 * 16, 6}, 1, fill, 0, rng), "masked_fill bool: packs expected");
-  CHECK(!run_where({16 * 16, 6}, 4, fill, 4, rng), "inputs 4 bytes off: no packs");
-  CHECK(!run_where({6, 5}, 4, fill, 0, rng), "a row of 6 floats is no whole number of packs");
+  EXPECT(run_where({16 * 16, 6}, 4, fill, 0, rng), "masked_fill float32: packs expected");
+  EXPECT(run_where({16 * 16, 6}, 2, fill, 0, rng), "masked_fill half: packs expected");
+  EXPECT(run_where({16 * 16, 6}, 8, fill, 0, rng), "masked_fill float64: packs expected");
+  EXPECT(run_where({16 * 16, 6}, 1, fill, 0, rng), "masked_fill bool: packs expected");
+  EXPECT(!run_where({16 * 16, 6}, 4, fill, 4, rng), "inputs 4 bytes off: no packs");
+  EXPECT(!run_where({6, 5}, 4, fill, 0, rng), "a row of 6 floats is no whole number of packs");
   const Layout rows[3] = {kRowConst, kDenseIn, kRowConst};
-  CHECK(run_where({8, 3, 2}, 4, rows, 0, rng), "constant along dim 0: packs expected");
+  EXPECT(run_where({8, 3, 2}, 4, rows, 0, rng), "constant along dim 0: packs expected");
   const Layout all[4] = {kDenseIn, kRowConst, kScalarIn, kOuterBcast};
   const int64_t elems[] = {1, 2, 4, 8};
   int taken = 0;
@@ -208,7 +199,7 @@ static void where_cases(std::mt19937& rng) {
     const int64_t off = rng() % 5 == 0 ? static_cast<int64_t>(rng() % 16) : 0;
     if (run_where(sizes, elem, lay, off, rng)) ++taken;
   }
-  CHECK(taken > 100, "the where plan took too few of the random cases (%d of 400)", taken);
+  EXPECT(taken > 100, "the where plan took too few of the random cases (%d of 400)", taken);
   std::printf("pack where emulation: 400 random cases, %d took packs\n", taken);
 }
 
@@ -219,22 +210,22 @@ int main() {
   // the input's strides (1, C, D, L * C) with C = H * D
   {
     const int64_t B = 2, L = 16, H = 4, D = 32, C = H * D;
-    CHECK(run_case({D, L, H, B}, {1, C, D, L * C}, 4, 0, 0, rng) == 16, "attention heads: 16-byte packs expected");
-    CHECK(run_case({D, L, H, B}, {1, C, D, L * C}, 2, 0, 0, rng) == 16, "half heads: 16-byte packs expected");
-    CHECK(run_case({D, L, H, B}, {1, C, D, L * C}, 8, 0, 0, rng) == 16, "double heads: 16-byte packs expected");
-    CHECK(run_case({D, L, H, B}, {1, C, D, L * C}, 4, 8, 0, rng) == 8, "input 8 bytes off: 8-byte packs expected");
-    CHECK(run_case({D, L, H, B}, {1, C, D, L * C}, 4, 4, 0, rng) == 0, "float input 4 bytes off: no packs");
-    CHECK(run_case({D, L, H, B}, {1, C, D, L * C}, 4, 0, 4, rng) == 0, "float output 4 bytes off: no packs");
-    CHECK(run_case({D, L, H, B}, {1, C, D, L * C}, 1, 3, 3, rng) == 0, "bytes 3 off: no packs");
+    EXPECT(run_case({D, L, H, B}, {1, C, D, L * C}, 4, 0, 0, rng) == 16, "attention heads: 16-byte packs expected");
+    EXPECT(run_case({D, L, H, B}, {1, C, D, L * C}, 2, 0, 0, rng) == 16, "half heads: 16-byte packs expected");
+    EXPECT(run_case({D, L, H, B}, {1, C, D, L * C}, 8, 0, 0, rng) == 16, "double heads: 16-byte packs expected");
+    EXPECT(run_case({D, L, H, B}, {1, C, D, L * C}, 4, 8, 0, rng) == 8, "input 8 bytes off: 8-byte packs expected");
+    EXPECT(run_case({D, L, H, B}, {1, C, D, L * C}, 4, 4, 0, rng) == 0, "float input 4 bytes off: no packs");
+    EXPECT(run_case({D, L, H, B}, {1, C, D, L * C}, 4, 0, 4, rng) == 0, "float output 4 bytes off: no packs");
+    EXPECT(run_case({D, L, H, B}, {1, C, D, L * C}, 1, 3, 3, rng) == 0, "bytes 3 off: no packs");
   }
-  CHECK(run_case({3, 5, 2}, {1, 7, 40}, 4, 0, 0, rng) == 0, "a row of 12 bytes is no whole number of packs >= 8");
-  CHECK(run_case({6, 5, 2}, {1, 8, 40}, 2, 0, 0, rng) == 4, "a row of 12 bytes of halves: 4-byte packs");
-  CHECK(run_case({6, 5, 2}, {1, 7, 40}, 2, 0, 0, rng) == 0, "an outer stride of 14 bytes: no packs");
-  CHECK(run_case({4, 5}, {1, 6}, 4, 0, 0, rng) == 8, "an outer stride of 24 bytes: 8-byte packs");
-  CHECK(run_case({4, 5}, {1, 8}, 4, 0, 0, rng) == 16, "an outer stride of 32 bytes: 16-byte packs");
-  CHECK(run_case({4, 5}, {2, 8}, 4, 0, 0, rng) == 0, "an innermost stride of 2 elements: no packs");
-  CHECK(run_case({8, 3, 4}, {1, 0, 8}, 4, 0, 0, rng) == 16, "a broadcast outer dim (stride 0): packs");
-  CHECK(run_case({8, 3, 4}, {1, -8, 32}, 4, 64, 0, rng) == 16, "a flipped outer dim (negative stride): packs");
+  EXPECT(run_case({3, 5, 2}, {1, 7, 40}, 4, 0, 0, rng) == 0, "a row of 12 bytes is no whole number of packs >= 8");
+  EXPECT(run_case({6, 5, 2}, {1, 8, 40}, 2, 0, 0, rng) == 4, "a row of 12 bytes of halves: 4-byte packs");
+  EXPECT(run_case({6, 5, 2}, {1, 7, 40}, 2, 0, 0, rng) == 0, "an outer stride of 14 bytes: no packs");
+  EXPECT(run_case({4, 5}, {1, 6}, 4, 0, 0, rng) == 8, "an outer stride of 24 bytes: 8-byte packs");
+  EXPECT(run_case({4, 5}, {1, 8}, 4, 0, 0, rng) == 16, "an outer stride of 32 bytes: 16-byte packs");
+  EXPECT(run_case({4, 5}, {2, 8}, 4, 0, 0, rng) == 0, "an innermost stride of 2 elements: no packs");
+  EXPECT(run_case({8, 3, 4}, {1, 0, 8}, 4, 0, 0, rng) == 16, "a broadcast outer dim (stride 0): packs");
+  EXPECT(run_case({8, 3, 4}, {1, -8, 32}, 4, 64, 0, rng) == 16, "a flipped outer dim (negative stride): packs");
 
   // random views: a dense input of up to 5 dims, permuted with its innermost dim kept innermost, sliced
   int taken = 0, cases = 0;
@@ -264,7 +255,8 @@ int main() {
     ++cases;
     if (run_case(sz, st, elem, in_off, out_off, rng) != 0) ++taken;
   }
-  CHECK(taken > cases / 10, "the plan took too few of the random views (%d of %d)", taken, cases);
-  std::printf("pack copy emulation: %d random views, %d took packs; ok (%d failures)\n", cases, taken, failures);
-  return failures == 0 ? 0 : 1;
+  EXPECT(taken > cases / 10, "the plan took too few of the random views (%d of %d)", taken, cases);
+  std::printf("pack copy emulation: %d random views, %d took packs\n", cases, taken);
+  std::printf("%s (%d failures)\n", emulation_failures ? "FAILED" : "ok", emulation_failures);
+  return emulation_failures == 0 ? 0 : 1;
 }

@@ -4,7 +4,7 @@
 // shared by the block's threads). Checks the arg-reductions (sequential and block, ties and NaNs), the row
 // reductions (prod and every norm), the scans (one thread per row and chunked), scatter / scatter_add / index_add lines (and
 // their sorted variant against them, bit for bit), the masked compaction
-// and nonzero against direct host computations. Build and run: bash tests/cpp/cuda/scan_index_emulation.sh
+// and nonzero against direct host computations. Build and run: bash tests/cpp/cuda/host_emulation.sh scan_index_emulation
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 

@@ -256,21 +256,25 @@ template <int NT, typename F> bool try_contig(const LoopGeometry& g, const F& f,
   }
 }
 
-// PackCopyNote (pack_loops.cuh): a same-dtype copy of rows contiguous in both operands, in 16/8/4-byte packs.
-template <typename W, typename Idx>
-__global__ void __launch_bounds__(256) pack_copy_kernel(pack_loops::Plan p) {
+// The pack loops (pack_loops.cuh): one grid-stride kernel, Body(p, i) moving pack i; 256-thread blocks, at most
+// 65536 of them (the kernel strides over the rest), the 32-bit index arithmetic when the pack count fits.
+template <typename P, void (*Body)(const P&, int64_t)>
+__global__ void __launch_bounds__(256) pack_kernel(P p) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < p.npacks; i += step)
-    pack_loops::move_pack<W, Idx>(p, i);
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < p.npacks; i += step) Body(p, i);
 }
-template <typename W> cudaError_t launch_pack_copy_w(const pack_loops::Plan& p, cudaStream_t stream) {
+template <typename P, void (*Body32)(const P&, int64_t), void (*Body64)(const P&, int64_t)>
+cudaError_t launch_packs(const P& p, cudaStream_t stream) {
   int64_t blocks = (p.npacks + 255) / 256;
   if (blocks > 65536) blocks = 65536;
-  if (p.npacks <= static_cast<int64_t>(UINT32_MAX))
-    pack_copy_kernel<W, uint32_t><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(p);
-  else
-    pack_copy_kernel<W, int64_t><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(p);
+  if (p.npacks <= static_cast<int64_t>(UINT32_MAX)) pack_kernel<P, Body32><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(p);
+  else pack_kernel<P, Body64><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(p);
   return cudaGetLastError();
+}
+
+// PackCopyNote: a same-dtype copy of rows contiguous in both operands, in 16/8/4-byte packs.
+template <typename W> cudaError_t launch_pack_copy_w(const pack_loops::Plan& p, cudaStream_t stream) {
+  return launch_packs<pack_loops::Plan, pack_loops::move_pack<W, uint32_t>, pack_loops::move_pack<W, int64_t>>(p, stream);
 }
 // Returns true (and the launch status in *err) when g takes the pack copy.
 bool try_pack_copy(const LoopGeometry& g, int64_t elem, cudaStream_t stream, cudaError_t* err) {
@@ -282,21 +286,10 @@ bool try_pack_copy(const LoopGeometry& g, int64_t elem, cudaStream_t stream, cud
   return true;
 }
 
-// PackWhereNote (pack_loops.cuh): where(cond, a, b) in packs of 16 bytes of the output along the innermost dim.
-template <typename U, typename Idx>
-__global__ void __launch_bounds__(256) pack_where_kernel(pack_loops::WherePlan p) {
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < p.npacks; i += step)
-    pack_loops::where_pack<U, Idx>(p, i);
-}
+// PackWhereNote: where(cond, a, b) in packs of 16 bytes of the output along the innermost dim.
 template <typename U> cudaError_t launch_pack_where_u(const pack_loops::WherePlan& p, cudaStream_t stream) {
-  int64_t blocks = (p.npacks + 255) / 256;
-  if (blocks > 65536) blocks = 65536;
-  if (p.npacks <= static_cast<int64_t>(UINT32_MAX))
-    pack_where_kernel<U, uint32_t><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(p);
-  else
-    pack_where_kernel<U, int64_t><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(p);
-  return cudaGetLastError();
+  return launch_packs<pack_loops::WherePlan, pack_loops::where_pack<U, uint32_t>, pack_loops::where_pack<U, int64_t>>(
+      p, stream);
 }
 bool try_pack_where(const LoopGeometry& g, int64_t elem, cudaStream_t stream, cudaError_t* err) {
   pack_loops::WherePlan p;
