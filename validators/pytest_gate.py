@@ -34,6 +34,7 @@ import sys
 import time
 from pathlib import Path, PurePosixPath
 
+from harness import gitops
 from harness.interfaces import GateContext, GateResult, HarnessError
 from validators.junit import junit_verdict
 from validators.sandbox import (bounded, grant_to_user, new_result_folder, reclaim_from_user,
@@ -145,6 +146,7 @@ def protected_files(root: Path, globs: list[str]) -> set[str]:
     for pattern in globs:
         _check_pattern(pattern[1:] if pattern.startswith("!") else pattern)
     out: set[str] = set()
+    listing = _git_listing(root)  # None: not a git checkout; the folders are walked
     for pattern in (g for g in globs if not g.startswith("!")):
         parts = PurePosixPath(pattern).parts
         fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts))
@@ -152,8 +154,10 @@ def protected_files(root: Path, globs: list[str]) -> set[str]:
         if base.is_symlink() or base.is_file():
             found = [base.relative_to(root).as_posix()]
         elif base.is_dir():
-            found = _git_visible(root, base)
-            if found is None:  # not a git checkout: every file
+            prefix = base.relative_to(root).as_posix() + "/"
+            if listing is not None and prefix.startswith(f"{gitops.RUNTIME}/"):
+                found = [rel for rel in listing if rel.startswith(prefix)]
+            else:  # every file
                 found = []
                 for folder, dirs, files in os.walk(base, followlinks=False):
                     found += [Path(folder, f).relative_to(root).as_posix() for f in files]
@@ -164,17 +168,17 @@ def protected_files(root: Path, globs: list[str]) -> set[str]:
     return out
 
 
-def _git_visible(root: Path, base: Path) -> list[str] | None:
-    """Files under base that git sees in the checkout root (tracked or not, ignored ones such as __pycache__
-    excluded, as the runner's install_protected lists them); None when root is not the top of a git checkout."""
+def _git_listing(root: Path) -> list[str] | None:
+    """generated_runtime/'s files as the runner's install_protected lists them (harness.worktree.runtime_files:
+    what git sees, tracked or not, ignored ones such as __pycache__ excluded); None when root is no git checkout."""
+    from harness.worktree import runtime_files
+
     if not (Path(root) / ".git").exists():
         return None
-    run = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard",
-                          "--", str(base.relative_to(root))], capture_output=True)
-    if run.returncode != 0:
+    try:
+        return [rel for rel in runtime_files(Path(root)) if Path(root, rel).is_file() or Path(root, rel).is_symlink()]
+    except (OSError, subprocess.CalledProcessError):
         return None
-    return [rel for rel in run.stdout.decode("utf-8", "surrogateescape").split("\0")
-            if rel and (Path(root, rel).is_file() or Path(root, rel).is_symlink())]
 
 
 def restore_protected(candidate: Path, trusted: Path, globs: list[str]) -> list[str]:

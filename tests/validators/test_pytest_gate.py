@@ -193,6 +193,26 @@ def test_protected_folder_globs_restore_every_file_under_them(tmp_path, make_ctx
     assert result.metrics["protected_restored"] == 2 and result.metrics["tests"] == 3
 
 
+def test_protected_folder_globs_in_a_git_checkout_skip_what_git_ignores(tmp_path):
+    # as the runner installs them (harness.worktree.runtime_files): an ignored __pycache__ file is not a protected
+    # file, so the restore neither copies nor deletes it; an untracked test is one, and goes
+    import subprocess
+
+    from validators.pytest_gate import protected_files, restore_protected
+
+    trusted = candidate(tmp_path, {"accept/test_a.py": "x = 1\n"}, "trusted")
+    root = candidate(tmp_path, {"accept/test_a.py": "x = 2\n", "accept/__pycache__/test_a.pyc": "cache",
+                                "accept/test_new.py": "y = 1\n"})
+    for r in (trusted, root):
+        (r / ".gitignore").write_text("__pycache__/\n")
+        subprocess.run(["git", "init", "-q", str(r)], check=True)
+    glob = [f"{TESTS}/accept/**"]
+    assert protected_files(root, glob) == {f"{TESTS}/accept/test_a.py", f"{TESTS}/accept/test_new.py"}
+    assert restore_protected(root, trusted, glob) == [f"{TESTS}/accept/test_a.py", f"{TESTS}/accept/test_new.py"]
+    assert (root / TESTS / "accept/__pycache__/test_a.pyc").exists()
+    assert (root / TESTS / "accept/test_a.py").read_text() == "x = 1\n"
+
+
 def test_protected_digest_covers_folder_globs(tmp_path):
     from validators.pytest_gate import protected_digest
 
