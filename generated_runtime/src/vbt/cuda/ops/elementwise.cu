@@ -60,8 +60,7 @@ __global__ void elementwise_kernel(LoopGeometry g, F f) {
 // reads in[i % inner]) or a column repeated along the rows ([N, 1] against [N, C]: in[i / inner]). When inner is
 // a multiple of V a pack never crosses a row: a row vector's pack is one vector load at i0 % inner, a column's
 // one element; otherwise (or misaligned) each element computes its own index.
-template <typename T, int V> struct alignas(sizeof(T) * V < 16 ? sizeof(T) * V : 16) Pack { T v[V]; };
-template <typename T, int V> constexpr size_t pack_align() { return sizeof(T) * V < 16 ? sizeof(T) * V : 16; }
+// Pack<T, V> and pack_align: pack_loops.cuh.
 
 template <typename F, typename = void> struct VecInputs { static constexpr int n = 0; };
 template <typename F> struct VecInputs<F, std::void_t<decltype(F::kVecInputs)>> {

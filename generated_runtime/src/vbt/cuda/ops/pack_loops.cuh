@@ -18,11 +18,19 @@
 // The plans and the pack bodies are host and device code, so tests/cpp/cuda/pack_loops_emulation.cpp runs them on
 // the host against the element loop.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "loops.h"
 
-namespace vbt::cuda::ops::pack_loops {
+namespace vbt::cuda::ops {
+
+// V elements of T moved as one aligned vector (at most 16 bytes of alignment: the widest load of the device); the
+// pack of VecNote's contiguous kernels (elementwise.cu) and of the pack loops below.
+template <typename T, int V> struct alignas(sizeof(T) * V < 16 ? sizeof(T) * V : 16) Pack { T v[V]; };
+template <typename T, int V> constexpr size_t pack_align() { return sizeof(T) * V < 16 ? sizeof(T) * V : 16; }
+
+namespace pack_loops {
 
 struct Plan {
   int ndim = 0;
@@ -121,8 +129,6 @@ inline bool plan_where(const LoopGeometry& g, int64_t elem, WherePlan* p) {
   return true;
 }
 
-template <typename T, int V> struct alignas(sizeof(T) * V) Lanes { T v[V]; };
-
 // Pack i of a where plan; U is the unsigned integer type of elem bytes, V = 16 / sizeof(U).
 template <typename U, typename Idx>
 __host__ __device__ __forceinline__ void where_pack(const WherePlan& p, int64_t i) {
@@ -135,26 +141,27 @@ __host__ __device__ __forceinline__ void where_pack(const WherePlan& p, int64_t 
     r /= sz;
     for (int k = 0; k < 4; ++k) off[k] += static_cast<int64_t>(idx) * p.st[k][d];
   }
-  Lanes<bool, V> c;
+  Pack<bool, V> c;
   if (p.st[1][0] == 0) {
     const bool c0 = *reinterpret_cast<const bool*>(p.data[1] + off[1]);
     for (int e = 0; e < V; ++e) c.v[e] = c0;
   } else {
-    c = *reinterpret_cast<const Lanes<bool, V>*>(p.data[1] + off[1]);
+    c = *reinterpret_cast<const Pack<bool, V>*>(p.data[1] + off[1]);
   }
-  Lanes<U, V> x[2];
+  Pack<U, V> x[2];
   for (int k = 0; k < 2; ++k) {
     const char* src = p.data[2 + k] + off[2 + k];
     if (p.st[2 + k][0] == 0) {
       const U s0 = *reinterpret_cast<const U*>(src);
       for (int e = 0; e < V; ++e) x[k].v[e] = s0;
     } else {
-      x[k] = *reinterpret_cast<const Lanes<U, V>*>(src);
+      x[k] = *reinterpret_cast<const Pack<U, V>*>(src);
     }
   }
-  Lanes<U, V> o;
+  Pack<U, V> o;
   for (int e = 0; e < V; ++e) o.v[e] = c.v[e] ? x[0].v[e] : x[1].v[e];
-  *reinterpret_cast<Lanes<U, V>*>(p.data[0] + off[0]) = o;
+  *reinterpret_cast<Pack<U, V>*>(p.data[0] + off[0]) = o;
 }
 
-}  // namespace vbt::cuda::ops::pack_loops
+}  // namespace pack_loops
+}  // namespace vbt::cuda::ops
