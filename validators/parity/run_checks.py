@@ -116,7 +116,8 @@ def reference_op(torch, spec: OpSpec, dtypes: list[str], seed: int,
                     arrays = [make_array(rng, arg, dtype) for arg in case.args]
                     _, views = _torch_inputs(torch, case, arrays, dtype)
                     try:
-                        outs = [(label, to_numpy(torch, t)) for label, t in flatten_outputs(spec.fn(torch, *views))]
+                        ref_fn = spec.reference or spec.fn
+                        outs = [(label, to_numpy(torch, t)) for label, t in flatten_outputs(ref_fn(torch, *views))]
                         error = None
                     except Exception as e:  # a case torch rejects is a bug in the table
                         outs, error = [], f"reference (torch) raised {type(e).__name__}: {e}"
