@@ -10,6 +10,9 @@ after each gate, cached or not. ``state`` flows from gate to gate (build -> pyte
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+
 import time
 import traceback
 from pathlib import Path
@@ -36,7 +39,7 @@ def run_gates(gates: list[GateConfig], ctx_factory: Callable[[GateConfig], GateC
                             trusted_root=first_ctx.trusted_root, work_dir=first_ctx.work_dir,
                             cache_dir=first_ctx.cache_dir, env={}, options=dict(cfg.options))
         digest = protected_digest(Path(first_ctx.trusted_root), protected_globs(probe))
-        keys.append(verdict_key(tree, gate.name, gate.version, cfg.options, digest))
+        keys.append(verdict_key(tree, gate.name, f"{gate.version}+{validators_code_digest()}", cfg.options, digest))
 
     if cache is not None:
         cached = _complete_cached_verdict(cache, keys)
@@ -60,6 +63,17 @@ def run_gates(gates: list[GateConfig], ctx_factory: Callable[[GateConfig], GateC
         if not result.passed:
             break
     return results
+
+
+@functools.lru_cache(maxsize=1)
+def validators_code_digest() -> str:
+    """sha256 over the validators package's Python sources (path and bytes): a verdict is cached for the gate code
+    that gave it, so a changed validator (a parity reference, a tolerance) judges the same tree again."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def _complete_cached_verdict(cache: VerdictCache, keys: list[str]) -> list[GateResult] | None:

@@ -1,6 +1,7 @@
 """Verdict cache: an unchanged tree is never re-tested by the same gate.
 
-Key = sha256 over (git tree hash of the candidate's generated_runtime, gate name, gate version, the gate's options
+Key = sha256 over (git tree hash of the candidate's generated_runtime, gate name, gate version with a digest of the
+validators package's sources (validators/chain.py), the gate's options
 as canonical JSON, digest of the trusted protected files). Entries are JSON lines in
 ``cache_dir/verdicts/verdicts.jsonl``, appended under an exclusive lock; the newest valid entry for a key wins.
 Only "pass" and "fail" are cached ("error" means the harness could not decide, so it must be asked again).

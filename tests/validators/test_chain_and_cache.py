@@ -72,6 +72,16 @@ def test_cache_hit_on_unchanged_tree_and_miss_after_one_byte(chain_env):
     assert runs == ["build", "ctest", "pytest"] * 2
 
 
+def test_changed_validator_code_misses_the_cache(chain_env, monkeypatch):
+    _, _, runs, _, gate = chain_env
+    gate()
+    assert all(r.cached for r in gate())
+    assert len(chain.validators_code_digest()) == 64
+    monkeypatch.setattr(chain, "validators_code_digest", lambda: "0" * 64)  # as after an edit to a validator
+    assert not any(r.cached for r in gate())
+    assert runs == ["build", "ctest", "pytest"] * 2
+
+
 def test_fail_fast_and_cached_failure(chain_env):
     repo, _, runs, _, gate = chain_env
     (repo / "generated_runtime/ctest.fail").write_text("")
