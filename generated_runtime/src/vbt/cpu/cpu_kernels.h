@@ -50,7 +50,7 @@ VBT_KERNEL(k_bitwise_not) VBT_KERNEL(k_nan_to_num)
 VBT_KERNEL(k_sum) VBT_KERNEL(k_mean) VBT_KERNEL(k_prod) VBT_KERNEL(k_amax) VBT_KERNEL(k_amin)
 VBT_KERNEL(k_max_dim) VBT_KERNEL(k_min_dim) VBT_KERNEL(k_argmax) VBT_KERNEL(k_argmin) VBT_KERNEL(k_var)
 VBT_KERNEL(k_std) VBT_KERNEL(k_norm) VBT_KERNEL(k_logsumexp) VBT_KERNEL(k_all) VBT_KERNEL(k_any)
-VBT_KERNEL(k_cumsum) VBT_KERNEL(k_cumprod) VBT_KERNEL(k_softmax) VBT_KERNEL(k_log_softmax)
+VBT_KERNEL(k_cumsum) VBT_KERNEL(k_cumprod) VBT_KERNEL(k_softmax) VBT_KERNEL(k_log_softmax) VBT_KERNEL(k_softmax_backward_data) VBT_KERNEL(k_log_softmax_backward_data)
 VBT_KERNEL(k_fused_layer_norm)
 // reduce_kernels.cpp, Note [Fused NN ops]: fused ops with a backward (CPU reference kernels)
 VBT_KERNEL(k_fused_cross_entropy) VBT_KERNEL(k_fused_cross_entropy_backward)
@@ -58,6 +58,9 @@ VBT_KERNEL(k_fused_layer_norm_fwd) VBT_KERNEL(k_fused_layer_norm_backward)
 // The argument checks of every layer_norm kernel, CPU and CUDA (normalized_shape fits the input's trailing dims, a
 // floating input, weight/bias of that shape, dtype and device); returns the row length.
 int64_t check_layer_norm_operands(const char* op, const Tensor& in, const Shape& ns, const Tensor& w, const Tensor& b);
+// softmax backward's operand checks (CPU and CUDA kernels): one shape, one floating dtype; returns the wrapped dim
+int64_t check_softmax_backward_operands(const char* op, const Tensor& g, const Tensor& y, int64_t dim,
+                                        ScalarType input_dtype);
 // linalg_kernels.cpp
 VBT_KERNEL(k_mm) VBT_KERNEL(k_bmm) VBT_KERNEL(k_matmul) VBT_KERNEL(k_addmm) VBT_KERNEL(k_linear)
 VBT_KERNEL(k_outer) VBT_KERNEL(k_dot) VBT_KERNEL(k_baddbmm)

@@ -749,6 +749,41 @@ Value k_cumprod(const Args& a) { return cum_like<true>(a, "cumprod"); }
 Value k_softmax(const Args& a) { return softmax_like<false>(a, "softmax"); }
 Value k_log_softmax(const Args& a) { return softmax_like<true>(a, "log_softmax"); }
 
+// _softmax_backward_data(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype) -> Tensor
+// _log_softmax_backward_data(...): softmax's and log_softmax's backward as one op, as torch names them (the
+// autograd formulas call them without create_graph). Per line along dim, with the sum in double:
+//   softmax:     grad_input = y * (g - sum(g * y))        log_softmax: grad_input = g - exp(y) * sum(g)
+// computed in double and rounded once to the output's dtype, then cast to input_dtype (the forward's input
+// dtype when softmax was asked for another one). The CUDA kernels (src/vbt/cuda/ops/reduce_gemm.cu,
+// SoftmaxNote) compute the same with float sums for float/half/bfloat16.
+template <bool IsLog> Value softmax_backward_like(const Args& a, const char* op) {
+  Tensor g = a.tensor(0), y = a.tensor(1);
+  const int64_t dim = check_softmax_backward_operands(op, g, y, a.integer(2), a.dtype(3));
+  g = contiguous_or_self(g);
+  y = contiguous_or_self(y);
+  Tensor out = empty(y.sizes(), y.dtype());
+  VBT_DISPATCH_FLOATING(y.dtype(), op, [&]<typename T>() {
+    const T* gb = g.data<T>();
+    const T* yb = y.data<T>();
+    // g, y and out are contiguous with one shape: a line's offset is the same in all three
+    for_each_line<T, T>(y, out, dim, [&](const T* yl, int64_t s, T* ol, int64_t, int64_t n) {
+      const T* gl = gb + (yl - yb);
+      auto d = [](T v) { return static_cast<double>(static_cast<opmath_t<T>>(v)); };
+      double acc = 0;
+      for (int64_t i = 0; i < n; ++i) acc += IsLog ? d(gl[i * s]) : d(gl[i * s]) * d(yl[i * s]);
+      for (int64_t i = 0; i < n; ++i) {
+        const double gv = d(gl[i * s]), yv = d(yl[i * s]);
+        ol[i * s] = static_cast<T>(static_cast<opmath_t<T>>(IsLog ? gv - std::exp(yv) * acc : yv * (gv - acc)));
+      }
+    });
+  });
+  return cast_to(out, a.dtype(3));
+}
+Value k_softmax_backward_data(const Args& a) { return softmax_backward_like<false>(a, "_softmax_backward_data"); }
+Value k_log_softmax_backward_data(const Args& a) {
+  return softmax_backward_like<true>(a, "_log_softmax_backward_data");
+}
+
 // ================================================================================================================
 // Fused NN ops with a backward (Note [Fused NN ops]): the CPU reference kernels of _fused_cross_entropy(_backward)
 // and _fused_layer_norm_fwd / _fused_layer_norm_backward. The CUDA kernels (src/vbt/cuda/ops/reduce_gemm.cu,
@@ -944,6 +979,16 @@ Value k_fused_cross_entropy_backward(const Args& a) {
   return out;
 }
 
+// cpu_kernels.h
+int64_t check_softmax_backward_operands(const char* op, const Tensor& g, const Tensor& y, int64_t dim,
+                                        ScalarType input_dtype) {
+  VBT_CHECK(g.sizes() == y.sizes(), op, ": grad_output of shape ", shape_str(g.sizes()), " and output of shape ",
+            shape_str(y.sizes()), " differ");
+  VBT_CHECK(g.dtype() == y.dtype() && is_floating(y.dtype()), op, ": expected grad_output and output of one "
+            "floating dtype, got ", dtype_name(g.dtype()), " and ", dtype_name(y.dtype()));
+  VBT_CHECK(is_floating(input_dtype), op, ": input_dtype must be a floating dtype, got ", dtype_name(input_dtype));
+  return wrap_dim(dim, y.dim(), op);
+}
 // cpu_kernels.h
 int64_t check_layer_norm_operands(const char* op, const Tensor& in, const Shape& ns, const Tensor& w, const Tensor& b) {
   const int64_t nd = static_cast<int64_t>(ns.size());

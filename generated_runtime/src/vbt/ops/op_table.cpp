@@ -95,6 +95,9 @@ const std::vector<OpDef>& op_table() {
       cpu_out("cumprod", "cumprod(Tensor self, int dim, *, ScalarType? dtype=None, Tensor? out=None) -> Tensor", k_cumprod, OutMode::DtypeFromOut),
       cpu_out("softmax", "softmax(Tensor self, int dim, ScalarType? dtype=None, *, Tensor? out=None) -> Tensor", k_softmax, OutMode::Exact),
       cpu_out("log_softmax", "log_softmax(Tensor self, int dim, ScalarType? dtype=None, *, Tensor? out=None) -> Tensor", k_log_softmax, OutMode::Exact),
+      // softmax/log_softmax backward as one op (torch's names; the autograd formulas call them)
+      cpu("_softmax_backward_data", "_softmax_backward_data(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype) -> Tensor", k_softmax_backward_data),
+      cpu("_log_softmax_backward_data", "_log_softmax_backward_data(Tensor grad_output, Tensor output, int dim, ScalarType input_dtype) -> Tensor", k_log_softmax_backward_data),
       // forward-only fused layer_norm (nn.functional.layer_norm uses it when no operand requires grad)
       cpu("_fused_layer_norm", "_fused_layer_norm(Tensor input, int[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1e-05) -> Tensor", k_fused_layer_norm),
       // fused ops with a backward (Note [Fused NN ops] in src/vbt/cpu/reduce_kernels.cpp): nn.functional's
