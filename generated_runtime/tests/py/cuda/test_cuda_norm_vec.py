@@ -2,7 +2,9 @@
 src/vbt/cuda/ops/reduce_gemm.cu): layer_norm forward (row groups of 4..32 lanes with 2 or 4 16-byte vectors per lane,
 a block per row with 2 vectors per thread, the one-block-per-row fallback with 4 or 16 registers per thread or three
 reads), mean/rstd of the forward with grad, the fused layer_norm backward (dx + dweight + dbias, one row chunk per lane
-group, 8 or more rows per chunk) and its per-row fallback, softmax / log_softmax (softmax_blk or the fallback).
+group, 8 or more rows per chunk) and its per-row fallback, softmax / log_softmax (row groups of 4..32 lanes up to 128
+vectors, softmax_blk, or the fallback) and their backward as one op (_softmax_backward_data,
+_log_softmax_backward_data: the same three shapes).
 
 Shapes hit every branch: cols 1, 3, 31, 33 (not a multiple of the vector), 32, 48, 128, 256, 384, 512 (row groups /
 the fused backward), 1000, 1024, 4096, 5000 (block per row), 70000 (fallback, rows read three times); rows 1, 7, 8192,
@@ -245,7 +247,7 @@ def test_softmax_log_softmax(dt, shape, misaligned):
     close(vt.log_softmax(v, -1), torch.log_softmax(x, -1).to(tdt).double(), dt, scale=1.0)
 
 
-@pytest.mark.parametrize("cols", [256, 4096, 33])  # softmax_blk (small / large block), fallback
+@pytest.mark.parametrize("cols", [256, 4096, 33])  # row groups, softmax_blk, fallback
 def test_softmax_special_values(cols):
     x = torch.randn(4, cols, dtype=torch.float64)
     x[1, 5] = float("nan")
@@ -268,3 +270,56 @@ def test_softmax_vs_torch_cuda_same_dtype(dt, shape):
     v = to_vt(x, dt)
     close(vt.softmax(v, -1), torch.softmax(xt, -1).cpu().double(), dt, scale=1e-3)
     close(vt.log_softmax(v, -1), torch.log_softmax(xt, -1).cpu().double(), dt, scale=1.0)
+
+
+# ---- softmax / log_softmax backward (_softmax_backward_data / _log_softmax_backward_data): one row kernel per call
+# (lane groups, a block per row, or the fallback, by the same shapes as the forward)
+
+BW_OPS = [("_softmax_backward_data", torch.softmax, torch.ops.aten._softmax_backward_data),
+          ("_log_softmax_backward_data", torch.log_softmax, torch.ops.aten._log_softmax_backward_data)]
+
+
+@pytest.mark.parametrize("name,fwd,ref_op", BW_OPS, ids=[o[0] for o in BW_OPS])
+@pytest.mark.parametrize("shape,misaligned", CASES)
+@pytest.mark.parametrize("dt", DTYPES)
+def test_softmax_backward(dt, shape, misaligned, name, fwd, ref_op):
+    rng = np.random.default_rng(shape[1] * 5 + shape[0])
+    x = rounded(rng.standard_normal(shape) * 4, dt)
+    g = rounded(rng.standard_normal(shape), dt)
+    y = rounded(fwd(x, -1).numpy(), dt)  # the forward's output in dt: the exact values both sides see
+    ours = _call(name, to_vt(g, dt, misaligned=misaligned), to_vt(y, dt, misaligned=misaligned), -1, DT[dt][0])
+    assert ours.dtype == DT[dt][0]
+    close(ours, ref_op(g, y, -1, torch.float64), dt, scale=1.0)
+
+
+@pytest.mark.parametrize("name,fwd,ref_op", BW_OPS, ids=[o[0] for o in BW_OPS])
+def test_softmax_backward_dims_scalar_and_input_dtype(name, fwd, ref_op):
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(3, 5, 7, generator=gen, dtype=torch.float64)
+    g = torch.randn(3, 5, 7, generator=gen, dtype=torch.float64)
+    for dim in (0, 1, -1):  # dims other than the last are moved last (and back)
+        y = fwd(x, dim)
+        ours = _call(name, to_vt(g, "float64"), to_vt(y, "float64"), dim, vt.float64)
+        close(ours, ref_op(g, y, dim, torch.float64), "float64")
+    # softmax of a float16 input computed in float32: the gradient comes back in float16
+    y = fwd(x.float(), -1).double()
+    ours = _call(name, to_vt(g, "float32"), to_vt(y, "float32"), -1, vt.float16)
+    assert ours.dtype == vt.float16
+    close(ours, ref_op(g, y, -1, torch.float64), "float16")
+    g0, y0 = torch.tensor(0.7, dtype=torch.float64), fwd(torch.tensor(0.3, dtype=torch.float64), 0)
+    ours = _call(name, to_vt(g0, "float32"), to_vt(y0, "float32"), 0, vt.float32)
+    assert tuple(ours.shape) == ()
+    close(ours, ref_op(g0, y0, 0, torch.float64), "float32")
+
+
+@pytest.mark.skipif(not TORCH_CUDA, reason="torch without CUDA")
+@pytest.mark.parametrize("name,fwd,ref_op", BW_OPS, ids=[o[0] for o in BW_OPS])
+@pytest.mark.parametrize("shape", [(65536, 128), (8192, 4096), (7, 33)], ids=shape_id)
+@pytest.mark.parametrize("dt", ["float32", "float16", "bfloat16"])
+def test_softmax_backward_vs_torch_cuda_same_dtype(dt, shape, name, fwd, ref_op):
+    rng = np.random.default_rng(4)
+    tdt = DT[dt][1]
+    y = fwd(rounded(rng.standard_normal(shape) * 4, dt).to(tdt).cuda(), -1)
+    g = rounded(rng.standard_normal(shape), dt).to(tdt).cuda()
+    ours = _call(name, to_vt(g.cpu().double(), dt), to_vt(y.cpu().double(), dt), -1, DT[dt][0])
+    close(ours, ref_op(g, y, -1, tdt).cpu().double(), dt, scale=1.0)

@@ -604,6 +604,39 @@ template <bool log> Value k_softmax(const Args& a) {
   return out;
 }
 
+// _softmax_backward_data / _log_softmax_backward_data(grad_output, output, dim, input_dtype) (SoftmaxNote in
+// reduce_gemm.cu): the CPU kernel's checks, the dim moved last and the operands made contiguous (as softmax does),
+// one row kernel, the result cast to input_dtype.
+template <bool log> Value k_softmax_backward_cuda(const Args& a) {
+  const char* op = log ? "_log_softmax_backward_data" : "_softmax_backward_data";
+  Tensor g = a.tensor(0), y = a.tensor(1);
+  int64_t dim = check_softmax_backward_operands(op, g, y, a.integer(2), a.dtype(3));
+  const Device dev = is_cuda(y) ? y.device() : g.device();  // a 0-dim CPU operand is filled in on the device
+  g = operand(g, dev, g.dtype());
+  y = operand(y, dev, y.dtype());
+  const bool scalar = y.dim() == 0;
+  if (scalar) {
+    g = call_tensor_op("view", {g, Shape{1}});
+    y = call_tensor_op("view", {y, Shape{1}});
+    dim = 0;
+  }
+  const bool last = dim == y.dim() - 1;
+  if (!last) {
+    g = call_tensor_op("movedim", {g, Shape{dim}, Shape{-1}});
+    y = call_tensor_op("movedim", {y, Shape{dim}, Shape{-1}});
+  }
+  if (!g.is_contiguous()) g = clone_cuda(g, g.dtype());
+  if (!y.is_contiguous()) y = clone_cuda(y, y.dtype());
+  Tensor dx = empty(y.sizes(), y.dtype(), y.device());
+  const int64_t cols = y.sizes().back(), rows = cols == 0 ? 0 : y.numel() / cols;
+  DeviceGuard guard(y.device().index);
+  check_launch(launch_softmax_bw_rows(log, int(y.dtype()), y.data_ptr(), g.data_ptr(), dx.data_ptr(), rows, cols,
+                                      stream_of(y.device())), op, y.dtype());
+  if (!last) dx = clone_cuda(call_tensor_op("movedim", {dx, Shape{-1}, Shape{dim}}), dx.dtype());
+  if (scalar) dx = call_tensor_op("view", {dx, Shape{}});
+  return operand(dx, dx.device(), a.dtype(3));
+}
+
 // The layer_norm kernels' checks (shared with the CPU kernels), then contiguous operands. Returns the row length.
 int64_t ln_operands(const char* op, Tensor& in, const Shape& ns, Tensor& w, Tensor& b) {
   const int64_t n = check_layer_norm_operands(op, in, ns, w, b);
@@ -2029,6 +2062,8 @@ void register_cuda_ops() {
     reg("bitwise_xor", k_bitwise<Ew::BitXor>); reg("bitwise_not", k_bitwise_not);
     reg("sum", k_sum); reg("mean", k_mean); reg("amax", k_minmax<Red::Max>); reg("amin", k_minmax<Red::Min>);
     reg("softmax", k_softmax<false>); reg("log_softmax", k_softmax<true>);
+    reg("_softmax_backward_data", k_softmax_backward_cuda<false>);
+    reg("_log_softmax_backward_data", k_softmax_backward_cuda<true>);
     reg("_fused_layer_norm", k_layer_norm_cuda);
     reg("_fused_adam_", k_fused_adam_cuda); reg("_stacked_norms", k_stacked_norms_cuda); reg("_foreach_mul_", k_foreach_mul_cuda); reg("_fused_layer_norm_fwd", k_layer_norm_fwd_cuda); reg("_fused_layer_norm_backward", k_layer_norm_backward_cuda);
     reg("_fused_cross_entropy", k_cross_entropy_cuda);

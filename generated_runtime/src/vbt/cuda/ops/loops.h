@@ -103,6 +103,10 @@ cudaError_t launch_reduce(Red op, int in_dtype, int out_dtype, const void* in, v
 // softmax / log_softmax over the last dim of a contiguous [rows, cols] input (float dtypes), out same shape.
 cudaError_t launch_softmax_rows(bool log, int in_dtype, int out_dtype, const void* in, void* out, int64_t rows,
                                 int64_t cols, cudaStream_t stream);
+// softmax (log: log_softmax) backward over the last dim of contiguous [rows, cols] y (the forward's output) and g
+// (its gradient), one float dtype: dx = y * (g - sum(g * y)) or g - exp(y) * sum(g) per row (SoftmaxNote).
+cudaError_t launch_softmax_bw_rows(bool log, int dtype, const void* y, const void* g, void* dx, int64_t rows,
+                                   int64_t cols, cudaStream_t stream);
 
 // layer_norm forward over the last dim of a contiguous [rows, cols] input (float dtypes, LayerNormNote in
 // reduce_gemm.cu); w and b: contiguous [cols] of the same dtype, or nullptr; out contiguous like in.

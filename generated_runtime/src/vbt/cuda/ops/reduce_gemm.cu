@@ -364,10 +364,13 @@ template <int L> __device__ __forceinline__ unsigned group_mask() {
   else return ((1u << L) - 1u) << ((threadIdx.x % 32) & ~(L - 1));
 }
 // v summed over the group of L lanes; a fixed butterfly order, the same value in every lane of the group.
-template <int L> __device__ __forceinline__ float group_sum(float v, unsigned mask) {
+template <int L, typename R> __device__ __forceinline__ float group_all(float v, R r, unsigned mask) {
 #pragma unroll
-  for (int o = L / 2; o > 0; o >>= 1) v += __shfl_xor_sync(mask, v, o, L);
+  for (int o = L / 2; o > 0; o >>= 1) v = r.combine(v, __shfl_xor_sync(mask, v, o, L));
   return v;
+}
+template <int L> __device__ __forceinline__ float group_sum(float v, unsigned mask) {
+  return group_all<L>(v, SumR{}, mask);
 }
 // v combined over the block by r with its own shared slots sh[32] (not reused within the kernel, so one
 // __syncthreads per reduction); fixed order, the same value in every thread.
@@ -507,6 +510,110 @@ __global__ void __launch_bounds__(1024) ln_fwd_blk(const T* __restrict__ in, con
   }
 }
 
+// softmax / log_softmax (SoftmaxNote), L lanes per row, NV vectors per lane (rows of at most L * NV vectors): the
+// group's max (NaN propagates), the sum of exp(x - max), then exp(x - max) / sum or (x - max) - log(sum); shuffles
+// only. The vectors past the row's end hold -inf (max) and add nothing to the sum.
+template <typename T, int L, int NV>
+__global__ void __launch_bounds__(256) softmax_grp(const T* __restrict__ in, T* __restrict__ out, int64_t rows, int n,
+                                                   bool log) {
+  constexpr int V = kVec<T>;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / L) + threadIdx.x / L;
+  if (row >= rows) return;  // whole groups leave together
+  const unsigned mask = group_mask<L>();
+  const int lane = threadIdx.x % L;
+  const T* x = in + row * n;
+  float v[NV][V];
+  float m = -INFINITY;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int c = (k * L + lane) * V;
+    if (c < n) {
+      load_up(x + c, v[k]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < V; ++e) v[k][e] = -INFINITY;
+    }
+#pragma unroll
+    for (int e = 0; e < V; ++e) m = MaxR{}.combine(m, v[k][e]);
+  }
+  m = group_all<L>(m, MaxR{}, mask);
+  float sum = 0.f;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    if ((k * L + lane) * V < n) {
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        const float d = v[k][e] - m;
+        v[k][e] = log ? d : expf(d);
+        sum += log ? expf(d) : v[k][e];
+      }
+    }
+  }
+  sum = group_all<L>(sum, SumR{}, mask);
+  const float lse = log ? logf(sum) : 0.f;
+  T* y = out + row * n;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int c = (k * L + lane) * V;
+    if (c < n) {
+      float r[V];
+#pragma unroll
+      for (int e = 0; e < V; ++e) r[e] = log ? v[k][e] - lse : v[k][e] / sum;
+      store_cvt(y + c, r);
+    }
+  }
+}
+
+// softmax / log_softmax backward (SoftmaxNote) of one row held in registers: s = sum(g * y) (softmax) or sum(g)
+// (log_softmax) over the row, then dx = y * (g - s) or g - exp(y) * s. The vector kernels keep NV vectors of y and
+// g per lane; `reduce` combines a lane's partial sum over the row's lanes (a group or the block).
+template <typename T, int NV, typename Reduce>
+__device__ __forceinline__ void softmax_bw_row(const T* __restrict__ y, const T* __restrict__ g, T* __restrict__ dx,
+                                               int n, int lane, int stride, bool log, Reduce reduce) {
+  constexpr int V = kVec<T>;
+  float yv[NV][V], gv[NV][V];
+  float s = 0.f;
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int c = (k * stride + lane) * V;
+    if (c < n) {
+      load_up(y + c, yv[k]);
+      load_up(g + c, gv[k]);
+#pragma unroll
+      for (int e = 0; e < V; ++e) s += log ? gv[k][e] : gv[k][e] * yv[k][e];
+    }
+  }
+  s = reduce(s);
+#pragma unroll
+  for (int k = 0; k < NV; ++k) {
+    const int c = (k * stride + lane) * V;
+    if (c < n) {
+      float r[V];
+#pragma unroll
+      for (int e = 0; e < V; ++e) r[e] = log ? gv[k][e] - expf(yv[k][e]) * s : yv[k][e] * (gv[k][e] - s);
+      store_cvt(dx + c, r);
+    }
+  }
+}
+template <typename T, int L, int NV>
+__global__ void __launch_bounds__(256) softmax_bw_grp(const T* __restrict__ y, const T* __restrict__ g,
+                                                      T* __restrict__ dx, int64_t rows, int n, bool log) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / L) + threadIdx.x / L;
+  if (row >= rows) return;
+  const unsigned mask = group_mask<L>();
+  softmax_bw_row<T, NV>(y + row * n, g + row * n, dx + row * n, n, threadIdx.x % L, L, log,
+                        [mask](float v) { return group_all<L>(v, SumR{}, mask); });
+}
+template <typename T, int NV>
+__global__ void __launch_bounds__(1024) softmax_bw_blk(const T* __restrict__ y, const T* __restrict__ g,
+                                                       T* __restrict__ dx, int n, bool log) {
+  __shared__ float sh[32];
+  float* shp = sh;
+  const int64_t row = blockIdx.x;
+  softmax_bw_row<T, NV>(y + row * n, g + row * n, dx + row * n, n, threadIdx.x, blockDim.x, log,
+                        [shp](float v) { return block_all1(v, SumR{}, shp); });
+}
+
 // softmax / log_softmax (SoftmaxNote), one block per row, NV vectors per thread (rows of at most blockDim * NV
 // vectors): the row max (NaN propagates), the sum of exp(x - max), then exp(x - max) / sum or (x - max) - log(sum).
 template <typename T, int NV>
@@ -576,12 +683,35 @@ int pow2_at_least(int64_t v, int lo) {
   while (p < v) p *= 2;
   return p;
 }
+// The lane-group kernels' shape (softmax_grp, softmax_bw_grp; as LayerNormNote's ln_fwd_rows): rows of nvec <= 128
+// 16-byte vectors in 256-thread blocks; nvec <= 64: 2 vectors per lane and L = the smallest power of two >= nvec / 2
+// (at least 4), else 32 lanes with 4 vectors. launch(L, NV, blocks) with L and NV as integral constants; false
+// (nothing launched) when the grid would be too large.
+template <typename F> bool row_groups(int64_t nvec, int64_t rows, F launch) {
+  using std::integral_constant;
+  const int L = nvec <= 64 ? pow2_at_least(ceil_div(nvec, 2), 4) : 32;
+  const int64_t blocks = ceil_div(rows, 256 / L);
+  if (blocks > INT_MAX) return false;
+  if (nvec > 64) launch(integral_constant<int, 32>{}, integral_constant<int, 4>{}, blocks);
+  else if (L == 32) launch(integral_constant<int, 32>{}, integral_constant<int, 2>{}, blocks);
+  else if (L == 16) launch(integral_constant<int, 16>{}, integral_constant<int, 2>{}, blocks);
+  else if (L == 8) launch(integral_constant<int, 8>{}, integral_constant<int, 2>{}, blocks);
+  else launch(integral_constant<int, 4>{}, integral_constant<int, 2>{}, blocks);
+  return true;
+}
 
-// ---- softmax / log_softmax (SoftmaxNote): one block per row; the row max, then the sum of exp(x - max), both
-// with warp-shuffle block reductions (max propagates NaN); out = exp(x - max) / sum or (x - max) - log(sum), in
-// A. float/half/bfloat16 rows of whole 16-byte vectors with aligned pointers and at most 4096 vectors take
-// softmax_blk (4 vectors per thread, 32..1024 threads; norm_bench: [8192, 4096] float32 x1.74, 94% of a copy);
-// the others softmax_rows_kernel, where rows of at most kLnRegs * blockDim elements are read once into registers.
+// ---- softmax / log_softmax (SoftmaxNote): the row max, then the sum of exp(x - max), both with shuffle
+// reductions (max propagates NaN); out = exp(x - max) / sum or (x - max) - log(sum), in A. Three kernels by shape:
+//  * softmax_grp: float/half/bfloat16 rows of whole 16-byte vectors with aligned pointers and at most 128 vectors
+//    (attention's rows: 128 floats = 32 vectors) take a group of 4..32 lanes per row, several rows per 256-thread
+//    block (row_groups), shuffles only. A block per row left most of a 32-thread block's SM idle: miniGPT's [.., 128]
+//    float32 softmax took 48 us a launch on the H200 against torch's warp kernel's 22 us.
+//  * softmax_blk: the same dtypes and alignment, up to 4096 vectors: a block per row, 4 vectors per thread,
+//    32..1024 threads (norm_bench: [8192, 4096] float32 x1.74, 94% of a copy).
+//  * softmax_rows_kernel, the rest: rows of at most kLnRegs * blockDim elements are read once into registers.
+// The backward (_softmax_backward_data, _log_softmax_backward_data: s = sum(g * y) or sum(g) over the row, then
+// dx = y * (g - s) or g - exp(y) * s) takes the same three shapes: softmax_bw_grp, softmax_bw_blk, and
+// softmax_bw_rows_kernel, one pass over y and g instead of four ops (mul, sum, mul, sub) and their launches.
 template <typename T, typename A>
 __global__ void __launch_bounds__(256) softmax_rows_kernel(const T* in, T* out, int64_t cols, bool log) {
   __shared__ A sh[32];
@@ -626,6 +756,25 @@ __global__ void __launch_bounds__(256) softmax_rows_kernel(const T* in, T* out, 
   for (int64_t j = threadIdx.x; j < cols; j += nt) {
     A x = static_cast<A>(up(row[j])) - m;
     orow[j] = cvt<T>(log ? x - lse : exp(x) / sum);
+  }
+}
+
+// softmax / log_softmax backward for what the vector kernels do not take (double, misaligned, cols % kVec != 0,
+// long rows): one block per row, the sum over the row in A, then dx; y and g are read twice (L1/L2 hits).
+template <typename T, typename A>
+__global__ void __launch_bounds__(256) softmax_bw_rows_kernel(const T* y, const T* g, T* dx, int64_t cols, bool log) {
+  __shared__ A sh[32];
+  const int64_t off = static_cast<int64_t>(blockIdx.x) * cols;
+  const int64_t nt = blockDim.x;
+  A s = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += nt) {
+    const A gv = static_cast<A>(up(g[off + j]));
+    s += log ? gv : gv * static_cast<A>(up(y[off + j]));
+  }
+  s = block_sum(s, sh);
+  for (int64_t j = threadIdx.x; j < cols; j += nt) {
+    const A gv = static_cast<A>(up(g[off + j])), yv = static_cast<A>(up(y[off + j]));
+    dx[off + j] = cvt<T>(log ? gv - exp(yv) * s : yv * (gv - s));
   }
 }
 
@@ -690,6 +839,11 @@ cudaError_t launch_softmax_rows(bool log, int in_dtype, int out_dtype, const voi
     if constexpr (!std::is_same_v<T, double>) {
       constexpr int V = kVec<T>, NV = 4;
       const int64_t threads = ceil_div(ceil_div(cols / V, NV), 32) * 32;
+      const auto grp = [&](auto l, auto nv, int64_t blocks) {
+        softmax_grp<T, decltype(l)::value, decltype(nv)::value><<<static_cast<unsigned>(blocks), 256, 0, s>>>(
+            static_cast<const T*>(in), static_cast<T*>(out), rows, static_cast<int>(cols), log);
+      };
+      if (vec_ok<T>(cols, {in, out}) && cols / V <= 128 && row_groups(cols / V, rows, grp)) return cudaGetLastError();
       if (vec_ok<T>(cols, {in, out}) && threads <= 1024) {
         for (int64_t r0 = 0; r0 < rows; r0 += INT_MAX) {
           const int64_t n = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
@@ -705,6 +859,44 @@ cudaError_t launch_softmax_rows(bool log, int in_dtype, int out_dtype, const voi
       int64_t n = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
       softmax_rows_kernel<T, A><<<static_cast<unsigned>(n), threads, 0, s>>>(
           static_cast<const T*>(in) + r0 * cols, static_cast<T*>(out) + r0 * cols, cols, log);
+    }
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t launch_softmax_bw_rows(bool log, int dtype, const void* y_, const void* g_, void* dx_, int64_t rows,
+                                   int64_t cols, cudaStream_t s) {
+  return dispatch_float(dtype, [&](auto tag) -> cudaError_t {
+    using T = typename decltype(tag)::type;
+    using A = acc_t<T>;
+    if (rows == 0 || cols == 0) return cudaSuccess;
+    const T* y = static_cast<const T*>(y_);
+    const T* g = static_cast<const T*>(g_);
+    T* dx = static_cast<T*>(dx_);
+    if constexpr (!std::is_same_v<T, double>) {
+      constexpr int V = kVec<T>, NV = 4;
+      const int64_t nvec = cols / V, threads = ceil_div(ceil_div(nvec, NV), 32) * 32;
+      const int n = static_cast<int>(cols < INT_MAX ? cols : 0);
+      const auto grp = [&](auto l, auto nv, int64_t blocks) {
+        softmax_bw_grp<T, decltype(l)::value, decltype(nv)::value><<<static_cast<unsigned>(blocks), 256, 0, s>>>(
+            y, g, dx, rows, n, log);
+      };
+      if (vec_ok<T>(cols, {y, g, dx}) && nvec <= 128 && row_groups(nvec, rows, grp)) return cudaGetLastError();
+      if (vec_ok<T>(cols, {y, g, dx}) && threads <= 1024) {
+        for (int64_t r0 = 0; r0 < rows; r0 += INT_MAX) {
+          const int64_t nr = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
+          softmax_bw_blk<T, NV><<<static_cast<unsigned>(nr), static_cast<unsigned>(threads), 0, s>>>(
+              y + r0 * cols, g + r0 * cols, dx + r0 * cols, n, log);
+        }
+        return cudaGetLastError();
+      }
+    }
+    int threads = 32;  // a warp per 128 elements, 32..256 threads per row
+    while (threads < 256 && threads * 4 < cols) threads *= 2;
+    for (int64_t r0 = 0; r0 < rows; r0 += INT_MAX) {
+      const int64_t nr = rows - r0 < INT_MAX ? rows - r0 : INT_MAX;
+      softmax_bw_rows_kernel<T, A><<<static_cast<unsigned>(nr), threads, 0, s>>>(y + r0 * cols, g + r0 * cols,
+                                                                                  dx + r0 * cols, cols, log);
     }
     return cudaGetLastError();
   });
@@ -729,18 +921,10 @@ bool ln_fwd_vec(const T* in, const T* w, const T* b, T* out, float* mean, float*
     const int n = static_cast<int>(cols < INT_MAX ? cols : 0);
     const float eps = static_cast<float>(eps_d);
     if (nvec < 128) {
-      const int L = nvec <= 64 ? pow2_at_least(ceil_div(nvec, 2), 4) : 32;
-      const int NV = nvec <= 64 ? 2 : 4;
-      const int64_t per_block = 256 / L;
-      const int64_t blocks = ceil_div(rows, per_block);
-      if (blocks > INT_MAX) return false;
-      const dim3 grid(static_cast<unsigned>(blocks));
-      if (NV == 4) ln_fwd_rows<T, 32, 4><<<grid, 256, 0, s>>>(in, w, b, out, rows, n, eps, mean, rstd);
-      else if (L == 32) ln_fwd_rows<T, 32, 2><<<grid, 256, 0, s>>>(in, w, b, out, rows, n, eps, mean, rstd);
-      else if (L == 16) ln_fwd_rows<T, 16, 2><<<grid, 256, 0, s>>>(in, w, b, out, rows, n, eps, mean, rstd);
-      else if (L == 8) ln_fwd_rows<T, 8, 2><<<grid, 256, 0, s>>>(in, w, b, out, rows, n, eps, mean, rstd);
-      else ln_fwd_rows<T, 4, 2><<<grid, 256, 0, s>>>(in, w, b, out, rows, n, eps, mean, rstd);
-      return true;
+      return row_groups(nvec, rows, [&](auto l, auto nv, int64_t blocks) {
+        ln_fwd_rows<T, decltype(l)::value, decltype(nv)::value><<<static_cast<unsigned>(blocks), 256, 0, s>>>(
+            in, w, b, out, rows, n, eps, mean, rstd);
+      });
     }
     const int64_t threads = ceil_div(ceil_div(nvec, 2), 32) * 32;  // 2 vectors per thread
     if (threads > 1024) return false;
