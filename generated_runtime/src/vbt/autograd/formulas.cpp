@@ -516,35 +516,13 @@ F(cumprod_bw) {
   r[0] = div(s, x);  // inputs without zeros
   return r;
 }
-// Fused row loop for softmax/log_softmax backward over the last dim (grad mode off, same-shape
-// float32/float64 CPU tensors): one pass per row instead of several ops and a reduction.
-Tensor fused_softmax_bw(const Tensor& y_, const Tensor& g_, int64_t dim, bool log) {
-  if (GradMode::is_enabled() || y_.sizes() != g_.sizes() || y_.dtype() != g_.dtype() || y_.dim() == 0 ||
-      y_.device().type != DeviceType::CPU || (y_.dtype() != ScalarType::Float32 && y_.dtype() != ScalarType::Float64) ||
-      wrap_dim(dim, y_.dim(), "softmax") != y_.dim() - 1)
+// softmax/log_softmax backward without create_graph: one _softmax_backward_data / _log_softmax_backward_data call
+// (one pass per row, on every device) instead of mul, sum, mul and sub; with create_graph (or operands of different
+// shapes or dtypes) those differentiable ops, so the gradient can be differentiated again.
+Tensor fused_softmax_bw(const Tensor& y, const Tensor& g, int64_t dim, bool log) {
+  if (GradMode::is_enabled() || y.sizes() != g.sizes() || y.dtype() != g.dtype() || !is_floating(y.dtype()))
     return Tensor();
-  Tensor y = y_.is_contiguous() ? y_ : op("contiguous", {y_});
-  Tensor g = g_.is_contiguous() ? g_ : op("contiguous", {g_});
-  Tensor out = empty(y.sizes(), y.dtype(), y.device());
-  int64_t m = y.sizes().back(), rows = m ? y.numel() / m : 0;
-  auto run = [&](auto* yp, auto* gp, auto* outp) {
-    parallel_for(0, rows, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(m, 1)), [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        auto *yr = yp + r * m, *gr = gp + r * m, *orow = outp + r * m;
-        double acc = 0;
-        if (log) {
-          for (int64_t j = 0; j < m; ++j) acc += gr[j];
-          for (int64_t j = 0; j < m; ++j) orow[j] = gr[j] - std::exp(yr[j]) * acc;
-        } else {
-          for (int64_t j = 0; j < m; ++j) acc += static_cast<double>(gr[j]) * yr[j];
-          for (int64_t j = 0; j < m; ++j) orow[j] = yr[j] * (gr[j] - acc);
-        }
-      }
-    });
-  };
-  if (y.dtype() == ScalarType::Float32) run(y.data<float>(), g.data<float>(), out.data<float>());
-  else run(y.data<double>(), g.data<double>(), out.data<double>());
-  return out;
+  return op(log ? "_log_softmax_backward_data" : "_softmax_backward_data", {g, y, dim, y.dtype()});
 }
 
 F(softmax_bw) {
