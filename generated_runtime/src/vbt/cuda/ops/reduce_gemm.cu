@@ -510,23 +510,19 @@ __global__ void __launch_bounds__(1024) ln_fwd_blk(const T* __restrict__ in, con
   }
 }
 
-// softmax / log_softmax (SoftmaxNote), L lanes per row, NV vectors per lane (rows of at most L * NV vectors): the
-// group's max (NaN propagates), the sum of exp(x - max), then exp(x - max) / sum or (x - max) - log(sum); shuffles
-// only. The vectors past the row's end hold -inf (max) and add nothing to the sum.
-template <typename T, int L, int NV>
-__global__ void __launch_bounds__(256) softmax_grp(const T* __restrict__ in, T* __restrict__ out, int64_t rows, int n,
-                                                   bool log) {
+// softmax / log_softmax (SoftmaxNote) of one row held in registers, NV vectors per lane: the row max (NaN
+// propagates), the sum of exp(x - max), then exp(x - max) / sum or (x - max) - log(sum). The vectors past the row's
+// end hold -inf (max) and add nothing to the sum. reduce(v, r, slot) combines a lane's value over the row's lanes by
+// r (a group's shuffles, or the block with its own shared slots per reduction).
+template <typename T, int NV, typename Reduce>
+__device__ __forceinline__ void softmax_row(const T* __restrict__ x, T* __restrict__ y, int n, int lane, int stride,
+                                            bool log, Reduce reduce) {
   constexpr int V = kVec<T>;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / L) + threadIdx.x / L;
-  if (row >= rows) return;  // whole groups leave together
-  const unsigned mask = group_mask<L>();
-  const int lane = threadIdx.x % L;
-  const T* x = in + row * n;
   float v[NV][V];
   float m = -INFINITY;
 #pragma unroll
   for (int k = 0; k < NV; ++k) {
-    const int c = (k * L + lane) * V;
+    const int c = (k * stride + lane) * V;
     if (c < n) {
       load_up(x + c, v[k]);
     } else {
@@ -536,25 +532,24 @@ __global__ void __launch_bounds__(256) softmax_grp(const T* __restrict__ in, T* 
 #pragma unroll
     for (int e = 0; e < V; ++e) m = MaxR{}.combine(m, v[k][e]);
   }
-  m = group_all<L>(m, MaxR{}, mask);
+  m = reduce(m, MaxR{}, 0);
   float sum = 0.f;
 #pragma unroll
   for (int k = 0; k < NV; ++k) {
-    if ((k * L + lane) * V < n) {
+    if ((k * stride + lane) * V < n) {
 #pragma unroll
-      for (int e = 0; e < V; ++e) {
+      for (int e = 0; e < V; ++e) {  // keep x - max (log) or exp(x - max) (softmax) for the output
         const float d = v[k][e] - m;
         v[k][e] = log ? d : expf(d);
         sum += log ? expf(d) : v[k][e];
       }
     }
   }
-  sum = group_all<L>(sum, SumR{}, mask);
+  sum = reduce(sum, SumR{}, 1);
   const float lse = log ? logf(sum) : 0.f;
-  T* y = out + row * n;
 #pragma unroll
   for (int k = 0; k < NV; ++k) {
-    const int c = (k * L + lane) * V;
+    const int c = (k * stride + lane) * V;
     if (c < n) {
       float r[V];
 #pragma unroll
@@ -562,6 +557,25 @@ __global__ void __launch_bounds__(256) softmax_grp(const T* __restrict__ in, T* 
       store_cvt(y + c, r);
     }
   }
+}
+// L lanes per row (rows of at most L * NV vectors), several rows per block, shuffles only.
+template <typename T, int L, int NV>
+__global__ void __launch_bounds__(256) softmax_grp(const T* __restrict__ in, T* __restrict__ out, int64_t rows, int n,
+                                                   bool log) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / L) + threadIdx.x / L;
+  if (row >= rows) return;  // whole groups leave together
+  const unsigned mask = group_mask<L>();
+  softmax_row<T, NV>(in + row * n, out + row * n, n, threadIdx.x % L, L, log,
+                     [mask](float v, auto r, int) { return group_all<L>(v, r, mask); });
+}
+// One block per row (rows of at most blockDim * NV vectors); each reduction has its own shared slots.
+template <typename T, int NV>
+__global__ void __launch_bounds__(1024) softmax_blk(const T* __restrict__ in, T* __restrict__ out, int n, bool log) {
+  __shared__ float sh[2][32];
+  float* shp = &sh[0][0];
+  const int64_t row = blockIdx.x;
+  softmax_row<T, NV>(in + row * n, out + row * n, n, threadIdx.x, blockDim.x, log,
+                     [shp](float v, auto r, int slot) { return block_all1(v, r, shp + 32 * slot); });
 }
 
 // softmax / log_softmax backward (SoftmaxNote) of one row held in registers: s = sum(g * y) (softmax) or sum(g)
@@ -612,57 +626,6 @@ __global__ void __launch_bounds__(1024) softmax_bw_blk(const T* __restrict__ y, 
   const int64_t row = blockIdx.x;
   softmax_bw_row<T, NV>(y + row * n, g + row * n, dx + row * n, n, threadIdx.x, blockDim.x, log,
                         [shp](float v) { return block_all1(v, SumR{}, shp); });
-}
-
-// softmax / log_softmax (SoftmaxNote), one block per row, NV vectors per thread (rows of at most blockDim * NV
-// vectors): the row max (NaN propagates), the sum of exp(x - max), then exp(x - max) / sum or (x - max) - log(sum).
-template <typename T, int NV>
-__global__ void __launch_bounds__(1024) softmax_blk(const T* __restrict__ in, T* __restrict__ out, int n, bool log) {
-  constexpr int V = kVec<T>;
-  __shared__ float sh[2][32];
-  const int64_t row = blockIdx.x;
-  const T* x = in + row * n;
-  const int nt = blockDim.x;
-  float v[NV][V];
-  float m = -INFINITY;
-#pragma unroll
-  for (int k = 0; k < NV; ++k) {
-    const int c = (k * nt + threadIdx.x) * V;
-    if (c < n) {
-      load_up(x + c, v[k]);
-    } else {
-#pragma unroll
-      for (int e = 0; e < V; ++e) v[k][e] = -INFINITY;
-    }
-#pragma unroll
-    for (int e = 0; e < V; ++e) m = MaxR{}.combine(m, v[k][e]);
-  }
-  m = block_all1(m, MaxR{}, sh[0]);
-  float sum = 0.f;
-#pragma unroll
-  for (int k = 0; k < NV; ++k) {
-    if ((k * nt + threadIdx.x) * V < n) {
-#pragma unroll
-      for (int e = 0; e < V; ++e) {  // keep x - max (log) or exp(x - max) (softmax) for the output
-        const float d = v[k][e] - m;
-        v[k][e] = log ? d : expf(d);
-        sum += log ? expf(d) : v[k][e];
-      }
-    }
-  }
-  sum = block_all1(sum, SumR{}, sh[1]);
-  const float lse = log ? logf(sum) : 0.f;
-  T* y = out + row * n;
-#pragma unroll
-  for (int k = 0; k < NV; ++k) {
-    const int c = (k * nt + threadIdx.x) * V;
-    if (c < n) {
-      float r[V];
-#pragma unroll
-      for (int e = 0; e < V; ++e) r[e] = log ? v[k][e] - lse : v[k][e] / sum;
-      store_cvt(y + c, r);
-    }
-  }
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
