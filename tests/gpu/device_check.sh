@@ -3,21 +3,27 @@
 # 1. Fabric (multi-GPU): generated_runtime/tools/fabric_gpu_check.sh -> fabric_report.json
 # 2. The allocator's scenario driver on the CUDA backend, checked by the allocator gate's own validator
 # 3. compute-sanitizer memcheck and racecheck over that driver
+# 4. The CUDA op tests (generated_runtime/tests/cpp/cuda/gpu_check.sh builds _C again; gpu_session.sh does it better)
+# DEVICE_CHECK_PARTS picks among "fabric alloc ops" (default: all three).
 # Everything lands in OUTDIR (a tarball of all logs + the JSON reports). NVLink multicast stays off.
 set -u
+PARTS=" ${DEVICE_CHECK_PARTS:-fabric alloc ops} "
 OUT=${1:?usage: device_check.sh OUTDIR}
 mkdir -p "$OUT/all"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 ROOT=$(pwd)
-summary="$OUT/all/summary.txt"
+summary="$OUT/all/summary.txt"; : >"$summary"
 { nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } >"$OUT/all/devices.txt" 2>&1
 
-bash generated_runtime/tools/fabric_gpu_check.sh "$OUT/all/fabric" >"$OUT/all/fabric_stdout.txt" 2>&1
-echo "fabric_gpu_check rc=$?" | tee -a "$summary"
-cp "$OUT/all/fabric/fabric_report.json" "$OUT/" 2>/dev/null
+if [[ $PARTS == *" fabric "* ]]; then
+  bash generated_runtime/tools/fabric_gpu_check.sh "$OUT/all/fabric" >"$OUT/all/fabric_stdout.txt" 2>&1
+  echo "fabric_gpu_check rc=$?" | tee -a "$summary"
+  cp "$OUT/all/fabric/fabric_report.json" "$OUT/" 2>/dev/null
+fi
 
 # The allocator subsystem alone (no OpenBLAS / GoogleTest needed there).
 proj=/tmp/vbt-alloc-proj; build=/tmp/vbt-alloc-build
+if [[ $PARTS == *" alloc "* ]]; then
 mkdir -p "$proj"
 cat >"$proj/CMakeLists.txt" <<CM
 cmake_minimum_required(VERSION 3.25)
@@ -43,9 +49,11 @@ if cmake -S "$proj" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVBT_ENABLE
 else
   echo "allocator CUDA build FAILED" | tee -a "$summary"
 fi
+fi
 tar -czf "$OUT/device_logs.tar.gz" -C "$OUT" all
 cp "$summary" "$OUT/summary.txt"
 cat "$OUT/summary.txt"
+[[ $PARTS == *" ops "* ]] || exit 0
 
 # 4. CUDA op kernels: build _C with CUDA there and run generated_runtime/tests/py/cuda against torch
 bash generated_runtime/tests/cpp/cuda/gpu_check.sh "$OUT/all/cuda_ops" >"$OUT/all/cuda_ops_stdout.txt" 2>&1
