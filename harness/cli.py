@@ -55,8 +55,8 @@ def _outcome(args, out: Outcome, title: str) -> int:
     if counts:
         lines.append(f"  recordings: {counts['match']} match, {counts['other_gate']} match at another gate"
                      f"{' (fail the replay: --strict-gates)' if out.extra.get('strict_gates') else ''}, "
-                     f"{counts['mismatch']} mismatch, {counts.get('not_reproducible', 0)} not reproducible "
-                     f"(counted apart); {counts['verdict_only']} compared by verdict only, "
+                     f"{counts['mismatch']} mismatch, {counts.get('not_reproducible', 0)} not reproducible, "
+                     f"{counts.get('validator_fixed', 0)} passing since a validator fix (counted apart); {counts['verdict_only']} compared by verdict only, "
                      f"{counts.get('annotated', 0)} annotated, {counts.get('manifest', 0)} judged with the "
                      "protected files their run recorded"
                      + (f" ({len(out.extra['recordings'])} of {out.extra['recordings_of']} recordings selected: "

@@ -14,6 +14,13 @@ next to the recording's result, so a reviewer sees every exception to the rule a
         paths: [<glob>, ...]          # optional: only these files come from judge_with's state (the rest: the rule)
         reason: <the evidence>        # required
 
+A second kind of annotation is about the validator, not the tests: ``validator_fixed: <commit>`` with ``gate:
+<name>`` says the recorded failure at that gate came from a validator defect that the named commit of this repository
+fixed (the commit must change files under ``validators/``). When today's verdict is a pass where the recording failed
+at that gate, the recording is counted apart (``validator_fixed``) and does not fail the replay; any other
+difference is still a mismatch. It needs no ``judge_with`` (the tests are then chosen as for any recording) and is
+allowed on recordings with a manifest.
+
 ``base`` is the ledger state the run was made on; ``entry`` the rule's state (the result of the run's own entry,
 or of the entry that followed its base: written out, for the record); ``entry N`` the result of ledger entry N.
 ``not reproducible``: no ledger state holds the tests the run was judged with (a test written while the gates ran);
@@ -34,38 +41,66 @@ from harness.interfaces import HarnessError
 ANNOTATIONS = "logs/replay_annotations.yaml"
 BASE, ENTRY, NOT_REPRODUCIBLE = "base", "entry", "not reproducible"
 _RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9A-Za-z][0-9A-Za-z._-]*-[0-9a-f]{6}$")
-_KEYS = {"judge_with", "paths", "reason"}
+_KEYS = {"judge_with", "paths", "reason", "validator_fixed", "gate"}
+_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 
 
 @dataclass(frozen=True)
 class Annotation:
     run_id: str
-    judge_with: str  # BASE | ENTRY | NOT_REPRODUCIBLE | "entry N"
+    judge_with: str | None  # BASE | ENTRY | NOT_REPRODUCIBLE | "entry N"; None: only a validator annotation
     reason: str
     paths: list[str] = field(default_factory=list)
     entry: int | None = None  # N of "entry N"
+    validator_fixed: str | None = None  # the commit that fixed the validator of `gate`
+    gate: str | None = None
 
     @property
     def reproducible(self) -> bool:
         return self.judge_with != NOT_REPRODUCIBLE
 
+    @property
+    def chooses_tests(self) -> bool:
+        """Whether the annotation says which tests the recording is judged with (judge_with)."""
+        return self.judge_with is not None
+
     def describe(self) -> str:
         """One line for the report: what the annotation decides, then its reason."""
+        parts = []
         if not self.reproducible:
-            what = "not reproducible"
-        else:
+            parts.append("not reproducible")
+        elif self.chooses_tests:
             state = {BASE: "the run's base state", ENTRY: "the rule's state (its entry)"}.get(
                 self.judge_with, f"ledger entry {self.entry}'s result")
-            what = f"judged with the protected files of {state}" + (
-                f" for {', '.join(self.paths)} (the rest by the rule)" if self.paths else "")
-        return f"annotated ({ANNOTATIONS}): {what}: {self.reason}"
+            parts.append(f"judged with the protected files of {state}" + (
+                f" for {', '.join(self.paths)} (the rest by the rule)" if self.paths else ""))
+        if self.validator_fixed:
+            parts.append(f"its failure at {self.gate} came from a validator defect that commit "
+                         f"{self.validator_fixed} fixed (a pass today is counted apart)")
+        return f"annotated ({ANNOTATIONS}): {'; '.join(parts)}: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"file": ANNOTATIONS, "run_id": self.run_id, "judge_with": self.judge_with,
                              "reason": self.reason}
         if self.paths:
             d["paths"] = list(self.paths)
+        if self.validator_fixed:
+            d["validator_fixed"], d["gate"] = self.validator_fixed, self.gate
         return d
+
+
+def _check_validator_commit(root: Path, commit: str, where: str) -> None:
+    """The commit exists in root's repository and changes files under validators/."""
+    import subprocess
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+
+    if git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}").returncode != 0:
+        raise HarnessError(f"{where}: validator_fixed {commit!r} is not a commit of this repository")
+    changed = git("diff-tree", "--no-commit-id", "--name-only", "-r", "--root", commit, "--", "validators")
+    if changed.returncode != 0 or not changed.stdout.strip():
+        raise HarnessError(f"{where}: validator_fixed {commit!r} changes nothing under validators/")
 
 
 def load_annotations(root: Path) -> dict[str, Annotation]:
@@ -103,10 +138,25 @@ def load_annotations(root: Path) -> dict[str, Annotation]:
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip():
             raise HarnessError(f"{where}: 'reason' is required: the evidence for the annotation")
+        fixed, gate = body.get("validator_fixed"), body.get("gate")
+        if fixed is not None or gate is not None:
+            if not isinstance(fixed, str) or not _COMMIT.match(fixed.strip()):
+                raise HarnessError(f"{where}: 'validator_fixed' must be a commit id (7 to 40 hex digits) with 'gate'")
+            if not isinstance(gate, str) or not gate.strip().isidentifier():
+                raise HarnessError(f"{where}: 'validator_fixed' needs 'gate': the gate whose recorded failure the fix "
+                                   "explains")
+            fixed, gate = fixed.strip(), gate.strip()
+            _check_validator_commit(root, fixed, where)
         judge = body.get("judge_with")
         entry = None
+        if judge is None and fixed is not None:
+            if body.get("paths"):
+                raise HarnessError(f"{where}: 'paths' needs 'judge_with'")
+            out[run_id] = Annotation(run_id, None, " ".join(reason.split()), [], None, fixed, gate)
+            continue
         if not isinstance(judge, str):
-            raise HarnessError(f"{where}: 'judge_with' is required: base, entry, entry N or not reproducible")
+            raise HarnessError(f"{where}: 'judge_with' is required: base, entry, entry N or not reproducible "
+                               "(or only 'validator_fixed' with 'gate')")
         judge = " ".join(judge.split())
         m = re.fullmatch(r"entry (\d+)", judge)
         if m:
@@ -119,10 +169,12 @@ def load_annotations(root: Path) -> dict[str, Annotation]:
         paths = body.get("paths", [])
         if not isinstance(paths, list) or not all(isinstance(p, str) and p.strip() for p in paths):
             raise HarnessError(f"{where}: 'paths' must be a list of globs")
+        if fixed is not None and judge == NOT_REPRODUCIBLE:
+            raise HarnessError(f"{where}: 'validator_fixed' makes no sense for a recording that is not re-gated")
         if paths and judge == NOT_REPRODUCIBLE:
             raise HarnessError(f"{where}: 'paths' makes no sense for a recording that is not reproducible")
         for p in paths:
             if p.startswith("/") or ".." in p.split("/") or not p.lstrip("!").startswith("generated_runtime/"):
                 raise HarnessError(f"{where}: path glob {p!r} must be inside generated_runtime/")
-        out[run_id] = Annotation(run_id, judge, " ".join(reason.split()), list(paths), entry)
+        out[run_id] = Annotation(run_id, judge, " ".join(reason.split()), list(paths), entry, fixed, gate)
     return out

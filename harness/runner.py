@@ -672,6 +672,8 @@ def gates_with_recorded_seeds(gates: list[GateConfig], seeds: dict) -> list[Gate
 # (Note [Replay annotations], replay_annotations.py) or its recorded protected files are damaged (Note
 # [Protected-file manifest], protected.py).
 MATCH, OTHER_GATE, MISMATCH, NOT_REPRODUCIBLE = "match", "other_gate", "mismatch", "not_reproducible"
+# a recorded failure at a gate whose validator defect a later commit fixed, passing today (Note [Replay annotations])
+VALIDATOR_FIXED = "validator_fixed"
 
 
 def compare_with_recording(recorded_verdict: str, recorded_gate: str | None, today_status: str,
@@ -717,6 +719,9 @@ def describe_comparison(d: dict[str, Any]) -> str:
     "not reproducible (...)"."""
     if d["result"] == NOT_REPRODUCIBLE:
         return f"not reproducible ({d.get('not_reproducible', '')})"
+    if d["result"] == VALIDATOR_FIXED:
+        return (f"passes since the validator fix {d['validator_fixed']} (recorded fail at {d['recorded_gate']}; "
+                "counted apart)")
     if d["result"] == OTHER_GATE:
         return f"match, other gate (recorded {d['recorded_gate']}, now {d['today_gate']})"
     if d["result"] == MISMATCH:
@@ -751,7 +756,7 @@ def _judging_root(runner: Runner, today_root: Path, rec, ann, results: dict[int,
     judged = results.get(rec.entry_seq, rec.parent_tree)  # the rule
     if judged != rec.parent_tree:  # an old ledger state: a fresh clone's store does not have it yet
         runner.ensure_tree(judged, upto_seq=rec.entry_seq)
-    if ann is None:
+    if ann is None or not ann.chooses_tests:
         what = (f"entry {rec.entry_seq}'s result" if rec.entry_seq in results else "the base state")
         return _trusted_root_at(runner, today_root, judged), f"the protected files of {what} (the rule)", "rule"
     state = rec.parent_tree if ann.judge_with == BASE else results[ann.entry] if ann.entry else judged
@@ -800,7 +805,7 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates:
         if ann is None:
             continue
         has_manifest = isinstance(rec.protected_manifest, dict) and "ref" in rec.protected_manifest
-        if has_manifest and ann.reproducible:
+        if has_manifest and ann.chooses_tests:
             raise HarnessError(f"{ANNOTATIONS}: run {ann.run_id} recorded its protected files (a manifest), and "
                                f"recording {i} is judged with them; remove its annotation")
         if ann.entry is not None and ann.entry not in results:
@@ -817,8 +822,8 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates:
     status, reason = "ok", ""
     prog = Progress_(f"vt-agent run {spec.id} (replay)", progress)
     today_root = runner.trusted_root
-    counts = {MATCH: 0, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0, NOT_REPRODUCIBLE: 0, "annotated": 0,
-              "manifest": 0}
+    counts = {MATCH: 0, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0, NOT_REPRODUCIBLE: 0, VALIDATOR_FIXED: 0,
+              "annotated": 0, "manifest": 0}
 
     def record(d: dict[str, Any]) -> None:
         details.append(d)
@@ -869,6 +874,9 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates:
                     shutil.rmtree(runner.trusted_root, ignore_errors=True)
                     runner.trusted_root = today_root
                 cmp = compare_with_recording(rec.recorded_verdict, rec.recorded_gate, r.status, r.failed_gate)
+                if (ann is not None and ann.validator_fixed and cmp["result"] == MISMATCH and cmp["today"] == "pass"
+                        and cmp["recorded_gate"] == ann.gate):
+                    cmp = {**cmp, "result": VALIDATOR_FIXED, "validator_fixed": ann.validator_fixed}
                 counts[cmp["result"]] += 1
                 counts["verdict_only"] += not cmp["gate_compared"]
                 record({**head, **cmp, "judged_with": judged_with, "judged_by": judged_by,
@@ -902,7 +910,13 @@ def replay_spec(runner: Runner, spec: Spec, progress: bool = True, strict_gates:
         if unrepro:
             reason += (f"; {len(unrepro)} not reproducible, not re-gated, as {ANNOTATIONS} says: "
                        + ", ".join(f"recording {d['recording']}" for d in unrepro))
-        judged_as_annotated = [d for d in details if d.get("annotation") and d["result"] != NOT_REPRODUCIBLE]
+        fixed = [d for d in details if d["result"] == VALIDATOR_FIXED]
+        if fixed:
+            reason += (f"; {len(fixed)} recorded failure(s) pass since a validator fix, counted apart, as "
+                       f"{ANNOTATIONS} says: " + ", ".join(f"recording {d['recording']} ({d['recorded_gate']}, "
+                                                           f"fixed by {d['validator_fixed']})" for d in fixed))
+        judged_as_annotated = [d for d in details if d.get("annotation") and d["annotation"]["judge_with"]
+                               and d["result"] != NOT_REPRODUCIBLE]
         if judged_as_annotated:
             reason += (f"; judged as {ANNOTATIONS} says: "
                        + ", ".join(f"recording {d['recording']} ({d['annotation']['judge_with']})"

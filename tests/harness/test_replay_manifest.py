@@ -20,7 +20,7 @@ import pytest
 from harness.interfaces import HarnessError
 from harness.protected import ManifestError, blob_id, load_manifest, rebuild_trusted
 from harness.replay_annotations import ANNOTATIONS, load_annotations
-from harness.runner import MATCH, MISMATCH, NOT_REPRODUCIBLE, Runner, RunOptions
+from harness.runner import MATCH, MISMATCH, NOT_REPRODUCIBLE, VALIDATOR_FIXED, Runner, RunOptions
 from harness.specs import find_spec
 from tests.harness.toy_repo import ACCEPTANCE, PYPROJECT, make_toy_repo
 
@@ -262,7 +262,82 @@ def test_not_reproducible_is_counted_apart_and_does_not_fail_the_replay(repo):
     assert code == 0, text
     assert "recorded fail at pytest, not re-gated -> not reproducible (annotated)" in text
     assert "a protected test was added to the trusted tree while the gates ran" in text
-    assert "0 mismatch, 1 not reproducible (counted apart)" in text
+    assert "0 mismatch, 1 not reproducible, 0 passing since a validator fix (counted apart)" in text
+
+
+def commit_validator_change(repo: Path, name: str = "validators/NOTE.md") -> str:
+    """A commit of repo that changes a file under validators/ (or `name`); returns its id."""
+    (repo / name).parent.mkdir(parents=True, exist_ok=True)
+    (repo / name).write_text("a corrected reference\n")
+    subprocess.run(["git", "-C", str(repo), "add", name], check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", "fix a validator"], check=True, capture_output=True)
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def test_a_validator_fix_counts_a_recorded_failure_that_passes_today_apart(repo):
+    repo, run_dir = repo
+    strip_manifests(run_dir)  # judged by the rule (entry 2's tests), recording 2 now passes: a MISMATCH
+    fix = commit_validator_change(repo)
+    annotate(repo, f"""runs:
+  {run_dir.name}:
+    validator_fixed: {fix}
+    gate: pytest
+    reason: the recorded failure came from a wrong reference in the gate, corrected by {fix}
+""")
+    code, out = vt_replay(repo, "--recordings", "2,3")
+    assert code == 0, out
+    first, second = out["details"]
+    assert (first["result"], first["recorded"], first["today"], first["validator_fixed"]) == \
+        (VALIDATOR_FIXED, "fail", "pass", fix)
+    assert first["judged_by"] == "rule" and first["annotation"]["gate"] == "pytest"
+    assert second["result"] == MATCH
+    assert out["counts"][VALIDATOR_FIXED] == 1 and out["counts"][MISMATCH] == 0
+    assert f"1 recorded failure(s) pass since a validator fix, counted apart" in out["reason"]
+    code, text = vt_replay(repo, "--recordings", "2", json_out=False)
+    assert code == 0, text
+    assert f"passes since the validator fix {fix} (recorded fail at pytest; counted apart)" in text
+    assert "0 mismatch, 0 not reproducible, 1 passing since a validator fix (counted apart)" in text
+    # the fix explains a failure at its own gate only: named for another gate, the recording is a mismatch again
+    annotate(repo, f"runs:\n  {run_dir.name}: {{validator_fixed: {fix}, gate: parity, reason: wrong gate}}\n")
+    code, out = vt_replay(repo, "--recordings", "2")
+    assert code == 5 and out["details"][0]["result"] == MISMATCH, out
+
+
+def test_a_validator_annotation_is_allowed_beside_a_manifest_and_leaves_a_match_alone(repo):
+    repo, run_dir = repo
+    fix = commit_validator_change(repo)
+    annotate(repo, f"runs:\n  {run_dir.name}: {{validator_fixed: {fix}, gate: pytest, reason: r}}\n")
+    code, out = vt_replay(repo, "--recordings", "2")
+    assert code == 0, out
+    d = out["details"][0]
+    assert (d["result"], d["judged_by"]) == (MATCH, "manifest")  # it still fails as recorded: nothing to explain
+
+
+def test_validator_annotation_mistakes(repo):
+    repo, run_dir = repo
+    outside = commit_validator_change(repo, "docs/NOTE.md")
+    for body, message in [
+        (f"{{validator_fixed: {outside}, gate: pytest, reason: r}}", "changes nothing under validators/"),
+        ("{validator_fixed: 0123abc, gate: pytest, reason: r}", "is not a commit of this repository"),
+        ("{validator_fixed: HEAD, gate: pytest, reason: r}", "must be a commit id"),
+        (f"{{validator_fixed: {outside}, reason: r}}", "needs 'gate'"),
+        ("{gate: pytest, reason: r}", "must be a commit id"),
+        (f"{{validator_fixed: {outside}, gate: pytest, judge_with: not reproducible, reason: r}}",
+         "changes nothing under validators/"),
+    ]:
+        annotate(repo, f"runs:\n  {run_dir.name}: {body}\n")
+        with pytest.raises(HarnessError, match=message):
+            load_annotations(repo)
+    fix = commit_validator_change(repo)
+    annotate(repo, f"runs:\n  {run_dir.name}: {{validator_fixed: {fix}, gate: pytest, judge_with: not reproducible, "
+                   "reason: r}\n")
+    with pytest.raises(HarnessError, match="makes no sense for a recording that is not re-gated"):
+        load_annotations(repo)
+    annotate(repo, f"runs:\n  {run_dir.name}: {{validator_fixed: {fix}, gate: pytest, paths: [generated_runtime/x], "
+                   "reason: r}\n")
+    with pytest.raises(HarnessError, match="'paths' needs 'judge_with'"):
+        load_annotations(repo)
 
 
 def test_an_annotation_cannot_override_a_recorded_manifest(repo):
@@ -319,3 +394,5 @@ def test_the_committed_annotations_load(tmp_path):
     anns = load_annotations(ROOT)
     assert anns["20261201-024234-01-runtime-core-d4a209"].judge_with == "base"
     assert not anns["20261201-020918-02-autograd-nn-optim-cb421d"].reproducible
+    fixed = anns["20261201-110155-01-runtime-core-f30be8"]
+    assert (fixed.validator_fixed, fixed.gate, fixed.chooses_tests) == ("3b0eea9", "parity", False)
