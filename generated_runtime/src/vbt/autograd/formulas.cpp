@@ -43,10 +43,13 @@ Tensor sum(const Tensor& a, const Shape& dims, bool keepdim) { return op("sum", 
 Tensor zeros(const Shape& s, ScalarType dt, Device dev = Device{}) { return op("zeros", {s, dt, dev}); }
 Tensor zeros_of(const InputMeta& m) { return zeros(m.sizes, m.dtype, m.device); }
 Tensor cast(const Tensor& a, ScalarType dt) { return a.dtype() == dt ? a : op("to_dtype", {a, dt, false}); }
-Tensor index_tensor(const Shape& values) {
-  Tensor t = empty(Shape{static_cast<int64_t>(values.size())}, ScalarType::Int64);
-  std::copy(values.begin(), values.end(), t.data<int64_t>());
-  return t;
+// `host` (a tensor in host memory) on device `dev`: itself on the host, else a copy (index_put_ wants its
+// indices on the device of the tensor it writes).
+Tensor on_device(const Tensor& host, Device dev) {
+  if (dev.type == DeviceType::CPU) return host;
+  Tensor d = op("empty", {host.sizes(), host.dtype(), dev});
+  call_op("copy_", {d, host});
+  return d;
 }
 double scalar_of(const Value& v) {
   if (auto s = std::get_if<Scalar>(&v)) return s->to_double();
@@ -79,10 +82,12 @@ int64_t count_of(const Shape& shape, const Shape& dims) {
   for (int64_t d : dims) n *= shape[d];
   return n;
 }
-// Gradient scattered into zeros of `m`'s shape at positions `pos` along dim (differentiable).
-Tensor scatter_along(const Tensor& g, const InputMeta& m, int64_t dim, const Shape& pos) {
+// Gradient scattered into zeros of `m`'s shape along dim at the `count` positions start, start + step, ...
+// (differentiable). The positions come from one arange on m's device: no host data, no copy.
+Tensor scatter_along(const Tensor& g, const InputMeta& m, int64_t dim, int64_t start, int64_t step, int64_t count) {
   Tensor z = zeros_of(m);
-  return op("index_put_", {z, TL{index_tensor(pos)}, Shape{dim}, g, false});
+  Tensor pos = op("arange", {start, start + step * count, step, ScalarType::Int64, m.device});
+  return op("index_put_", {z, TL{pos}, Shape{dim}, g, false});
 }
 
 #define F(name) std::vector<Tensor> name(BwCtx& c)
@@ -906,9 +911,7 @@ F(narrow_bw) {
   int64_t dim = wrap_dim(c.integer(1), static_cast<int64_t>(m.sizes.size()), "narrow");
   int64_t start = c.integer(2), len = c.integer(3);
   if (start < 0) start += m.sizes[dim];
-  Shape pos;
-  for (int64_t i = 0; i < len; ++i) pos.push_back(start + i);
-  r[0] = scatter_along(c.g(), m, dim, pos);
+  r[0] = scatter_along(c.g(), m, dim, start, 1, len);
   return r;
 }
 F(slice_bw) {
@@ -921,10 +924,9 @@ F(slice_bw) {
   if (end < 0) end += size;
   start = std::clamp<int64_t>(start, 0, size);
   end = std::clamp<int64_t>(end, start, size);
-  Shape pos;
-  for (int64_t i = start; i < end; i += step) pos.push_back(i);
-  if (static_cast<int64_t>(pos.size()) == size) { r[0] = c.g(); return r; }
-  r[0] = scatter_along(c.g(), m, dim, pos);
+  int64_t count = (end - start + step - 1) / step;  // positions start, start + step, ... below end
+  if (count == size) { r[0] = c.g(); return r; }
+  r[0] = scatter_along(c.g(), m, dim, start, step, count);
   return r;
 }
 F(select_bw) {
@@ -933,7 +935,7 @@ F(select_bw) {
   int64_t dim = wrap_dim(c.integer(1), static_cast<int64_t>(m.sizes.size()), "select");
   int64_t idx = c.integer(2);
   if (idx < 0) idx += m.sizes[dim];
-  r[0] = scatter_along(unsqueeze(c.g(), dim), m, dim, Shape{idx});
+  r[0] = scatter_along(unsqueeze(c.g(), dim), m, dim, idx, 1, 1);
   return r;
 }
 F(unsqueeze_bw) { OUT; r[0] = reshape(c.g(), c.shape(0)); return r; }
@@ -985,7 +987,7 @@ F(as_strided_bw) {
     }
   }
   Tensor flat = zeros(Shape{x.numel()}, x.dtype(), x.device());
-  flat = op("index_put_", {flat, TL{pos}, Shape{0}, reshape(g, Shape{-1}), true});
+  flat = op("index_put_", {flat, TL{on_device(pos, x.device())}, Shape{0}, reshape(g, Shape{-1}), true});
   r[0] = reshape(flat, x.sizes());
   return r;
 }
