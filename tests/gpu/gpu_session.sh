@@ -21,7 +21,7 @@
 # Build: cmake + ninja with CXX=/usr/bin/g++ (the image's /opt gcc links libstdc++ statically, which breaks _C
 # once torch is imported) and the naive CBLAS shim of tests/cpp/cuda/cblas_shim (no OpenBLAS there).
 # Env: STEP_LIMIT_S (default 150) per test step; PARITY_OPS (default "core"), PARITY_DTYPES (default
-# "float32 int64 bool"), PARITY_BACKWARD (default false: gradients too); TRAIN_WORKLOADS (default "reversal,minigpt"),
+# "all": 17 s on an H200), PARITY_BACKWARD (default true: gradients, in float64); TRAIN_WORKLOADS (default "reversal,minigpt"),
 # TRAIN_STEPS (default 60), TRAIN_PROFILE (default ci); DP_WORKLOADS (default "reversal,minigpt"), DP_PROFILE
 # (default paper), DP_STEPS (default 30), DP_GPUS (default 2); STEPS (default "pytest training parity": which to run);
 # PACK (a .tar.gz path: OUTDIR packed into it at the end, see below).
@@ -82,7 +82,7 @@ fi
 if want parity; then
   T3=$(date +%s)
   timeout "$LIMIT" python3 tests/gpu/gate_on_gpu.py parity "$SITE" "$OUT/parity" --opt "ops=${PARITY_OPS:-core}" \
-    --opt "dtypes=${PARITY_DTYPES:-float32 int64 bool}" --opt op_timeout_s=20 --opt "backward=${PARITY_BACKWARD:-false}" \
+    --opt "dtypes=${PARITY_DTYPES:-all}" --opt op_timeout_s=20 --opt "backward=${PARITY_BACKWARD:-true}" \
     >"$OUT/parity.txt" 2>&1
   echo "parity rc=$? in $(( $(date +%s) - T3 ))s: $(head -2 "$OUT/parity/summary.txt" 2>/dev/null | tail -1 | cut -c1-300)" | tee -a "$summary"
 fi
