@@ -404,7 +404,11 @@ Value k_div(const Args& a) {
   const std::string& mode = a.str(2);
   VBT_CHECK_VALUE(mode == "trunc" || mode == "floor", "div expected rounding_mode to be one of None, 'trunc', or "
                   "'floor' but found '", mode, "'");
-  return elementwise("div", mode == "trunc" ? Ew::DivTrunc : Ew::DivFloor, {x, y}, dt, dt, a.opt_tensor(3));
+  EwScalars sc;
+  // torch's CUDA div trunc of two 16-bit float tensors rounds the quotient to the storage type before truncating;
+  // with a Python number as divisor it truncates a * (1 / b) in float. sc.n = 1 asks for the rounding.
+  sc.n = (mode == "trunc" && !y.impl()->wrapped_number) ? 1 : 0;
+  return elementwise("div", mode == "trunc" ? Ew::DivTrunc : Ew::DivFloor, {x, y}, dt, dt, a.opt_tensor(3), sc);
 }
 template <Ew code> Value k_binary_same(const Args& a) {
   ScalarType dt = promoted({a.tensor(0), a.tensor(1)});
@@ -1397,6 +1401,8 @@ template <bool is_all> Value k_all_any(const Args& a) {
   Tensor cnt = reduce(op, Red::Sum, hit, red, a.boolean(2), ScalarType::Int64);
   Tensor r = ew(op, is_all ? Ew::Eq : Ew::Ne, {cnt, zero_like_scalar(ScalarType::Int64, x.device())}, ScalarType::Int64,
                 ScalarType::Bool);
+  // torch: all/any of uint8 give uint8 (0/1); bool for every other dtype (as the CPU kernel)
+  if (x.dtype() == ScalarType::UInt8) r = clone_cuda(r, ScalarType::UInt8);
   return finish_out(op, r, a.opt_tensor(3));
 }
 Value k_one_hot(const Args& a) {

@@ -419,6 +419,11 @@ struct DivTruncOp {
     else return y == A(0) ? A(0) : static_cast<A>(x / y);
   }
 };
+// div trunc of two 16-bit float tensors, as torch's CUDA kernel: the quotient rounded to the storage type T first
+// (2.9999 -> 3.0 in bfloat16 -> 3, where the float quotient would truncate to 2).
+template <typename T> struct DivTruncStoredOp {
+  template <typename A> __device__ A operator()(A x, A y) const { return trunc(static_cast<A>(up(cvt<T>(x / y)))); }
+};
 struct DivFloorOp {
   template <typename A> __device__ A operator()(A x, A y) const {
     if constexpr (std::is_floating_point_v<A>) return floor(x / y);
@@ -771,7 +776,11 @@ cudaError_t launch_elementwise(Ew op, int out_dtype, int in_dtype, const LoopGeo
     case Ew::Sub: return binary_same<false>(out_dtype, g, SubOp{sc.alpha, sc.ialpha}, s);
     case Ew::Mul: return binary_same<false>(out_dtype, g, MulOp{}, s);
     case Ew::Div: return binary_same<true>(out_dtype, g, DivOp{}, s);
-    case Ew::DivTrunc: return binary_same<false>(out_dtype, g, DivTruncOp{}, s);
+    case Ew::DivTrunc:
+      if (sc.n == 1 && out_dtype == 6) return launch<3>(g, BinaryF<__half, __half, DivTruncStoredOp<__half>>{}, s);
+      if (sc.n == 1 && out_dtype == 7)
+        return launch<3>(g, BinaryF<__nv_bfloat16, __nv_bfloat16, DivTruncStoredOp<__nv_bfloat16>>{}, s);
+      return binary_same<false>(out_dtype, g, DivTruncOp{}, s);
     case Ew::DivFloor: return binary_same<false>(out_dtype, g, DivFloorOp{}, s);
     case Ew::Maximum: return binary_same<false>(out_dtype, g, MaxOp{}, s);
     case Ew::Minimum: return binary_same<false>(out_dtype, g, MinOp{}, s);
