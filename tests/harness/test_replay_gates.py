@@ -35,8 +35,8 @@ def recorded(tmp_path: Path) -> tuple[Path, Path]:
 def counts(**kw: int) -> dict[str, int]:
     """A replay's ``counts``: every key, 0 unless given (runs of these tests record their protected files, so
     their recordings count under "manifest")."""
-    return {MATCH: 0, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0, "not_reproducible": 0, "annotated": 0,
-            "manifest": 0, **kw}
+    return {MATCH: 0, OTHER_GATE: 0, MISMATCH: 0, "verdict_only": 0, "not_reproducible": 0, "validator_fixed": 0,
+            "annotated": 0, "manifest": 0, **kw}
 
 
 def rewrite_attempt_end(run_dir: Path, attempt: int, edit) -> None:
