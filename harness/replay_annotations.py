@@ -97,6 +97,8 @@ def _check_validator_commit(root: Path, commit: str, where: str) -> None:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
 
     if git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}").returncode != 0:
+        if git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+            return  # a shallow clone (a CI checkout) lacks the history to check it against
         raise HarnessError(f"{where}: validator_fixed {commit!r} is not a commit of this repository")
     changed = git("diff-tree", "--no-commit-id", "--name-only", "-r", "--root", commit, "--", "validators")
     if changed.returncode != 0 or not changed.stdout.strip():

@@ -340,6 +340,21 @@ def test_validator_annotation_mistakes(repo):
         load_annotations(repo)
 
 
+def test_a_shallow_clone_cannot_check_the_commit_and_accepts_it(repo, tmp_path):
+    repo, run_dir = repo
+    annotate(repo, f"runs:\n  {run_dir.name}: {{validator_fixed: 0123abc, gate: pytest, reason: r}}\n")
+    subprocess.run(["git", "-C", str(repo), "add", ANNOTATIONS], check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", "annotate"], check=True, capture_output=True)
+    shallow = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow)], check=True,
+                   capture_output=True)
+    (shallow / "logs" / "runs" / run_dir.name).mkdir(parents=True, exist_ok=True)
+    (shallow / "logs" / "runs" / run_dir.name / "run.json").write_text("{}")
+    assert load_annotations(shallow)[run_dir.name].validator_fixed == "0123abc"
+    with pytest.raises(HarnessError, match="is not a commit of this repository"):
+        load_annotations(repo)  # the full history can say it does not exist
+
+
 def test_an_annotation_cannot_override_a_recorded_manifest(repo):
     repo, run_dir = repo
     annotate(repo, f"runs:\n  {run_dir.name}: {{judge_with: base, reason: guess}}\n")
