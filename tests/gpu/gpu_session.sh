@@ -15,6 +15,10 @@
 #   4d. profile (only when named in STEPS): tests/gpu/profile_step.py for torch and vibetensor on PROFILE_WORKLOADS
 #      (default "minigpt,vit", TRAIN_PROFILE sizes): wall vs GPU busy time per step, top kernels -> OUTDIR/profile/;
 #      PROFILE_ATTRIBUTE=K (default 0) adds K steps profiled with Python stacks: the call sites of the top kernels
+#   4e. spread (only when named in STEPS): tests/gpu/curve_spread.py, how far correct implementations' loss curves
+#      drift apart: SPREAD_WORKLOAD (default vit), TRAIN_PROFILE (default here: paper), SPREAD_STEPS (default 240),
+#      SPREAD_RUNS (default "torch:cuda torch:cuda torch:cpu vibetensor.torch:cuda"; the first is the reference),
+#      SPREAD_SEEDS (default 0) -> OUTDIR/spread/ (spread.txt, spread.json)
 #   5. sanitize (only when named in STEPS): compute-sanitizer (SANITIZE_TOOLS, default memcheck) over pytest of
 #      SANITIZE_TESTS (absolute paths; default tests/py/cuda/test_cuda_ops.py) -> OUTDIR/sanitize-TOOL.log; tests
 #      marked python_lifetime are deselected (the sanitizer keeps Python frames, so their tensors, alive)
@@ -129,6 +133,17 @@ if want profile; then  # where a training step's time goes, torch and vibetensor
       echo "profile $w $fw rc=$? in $(( $(date +%s) - T10 ))s: $(grep -m1 ' on cuda: wall' "$OUT/profile/$w-$fw.txt")" | tee -a "$summary"
     done
   done
+fi
+if want spread; then  # the training gate's noise floor (tests/gpu/curve_spread.py)
+  T11=$(date +%s)
+  mkdir -p "$OUT/spread"
+  runs=""
+  for r in ${SPREAD_RUNS:-torch:cuda torch:cuda torch:cpu vibetensor.torch:cuda}; do runs="$runs --run $r"; done
+  timeout "$LIMIT" python3 tests/gpu/curve_spread.py --site "$SITE" --workload "${SPREAD_WORKLOAD:-vit}" \
+    --profile "${TRAIN_PROFILE:-paper}" --steps "${SPREAD_STEPS:-240}" $runs --seeds ${SPREAD_SEEDS:-0} \
+    --out "$OUT/spread" >"$OUT/spread/spread.txt" 2>&1
+  echo "spread rc=$? in $(( $(date +%s) - T11 ))s" | tee -a "$summary"
+  cat "$OUT/spread/spread.txt" | tee -a "$summary"
 fi
 if want dp; then
   T4=$(date +%s)
