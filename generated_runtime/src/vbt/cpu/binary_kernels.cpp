@@ -3,6 +3,7 @@
 // (Note [Type promotion]); Python numbers arrive as wrapped 0-dim tensors. In-place variants
 // are the same kernels with out=self (TensorIterator refuses to broadcast/resize self).
 #include <cmath>
+#include <optional>
 
 #include "elementwise_loops.h"
 
@@ -18,6 +19,25 @@ TensorIterator make_binary(const char* op, const Tensor& out, const Tensor& a, c
 }
 
 template <typename T> constexpr bool is_low_float_v = std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>;
+
+// PyTorch's CPU mul and div of a float16/bfloat16 tensor by a scalar (a 0-d CPU tensor second, e.g. a Python
+// number) take the scalar's own value in float, not rounded to the tensor's dtype first: bfloat16 x * 0.7
+// multiplies by 0.7f, not by 0.69921875. The scalar's value in float when that rule applies.
+std::optional<float> low_float_scalar(const Tensor& x, const Tensor& y, const Tensor& out, ScalarType common) {
+  if (common != ScalarType::Float16 && common != ScalarType::BFloat16) return std::nullopt;
+  if (y.dim() != 0 || y.device().type != DeviceType::CPU || x.dtype() != common) return std::nullopt;
+  if (out.defined() && (out.dtype() != common || out.is_same(y))) return std::nullopt;
+  return static_cast<float>(item_of(y).to_double());
+}
+// out = f(x) elementwise, x and out of the 16-bit float dtype `common` (f works on floats).
+template <typename F> Value low_float_unary(const char* op, const Tensor& out, const Tensor& x, ScalarType common, F f) {
+  bool inplace = out.defined() && out.is_same(x);
+  TensorIterator it = TensorIteratorConfig(op).add_output(out).add_input(x).set_common_dtype(common)
+                          .is_inplace(inplace).build();
+  if (common == ScalarType::Float16) unary_loop<Half, Half>(it, f);
+  else unary_loop<BFloat16, BFloat16>(it, f);
+  return finish_out(it, out);
+}
 
 template <typename M> M floor_divide(M a, M b) {
   if constexpr (std::is_integral_v<M>) {
@@ -86,6 +106,7 @@ Value k_add(const Args& a) {
       binary_loop<T, T>(it, [al](bool x, bool y) { return x || (al && y); });
     } else {
       M al = alpha.to<M>();
+      if constexpr (is_low_float_v<T>) al = static_cast<M>(static_cast<T>(al));  // PyTorch: alpha in the dtype
       if (al == M(1)) binary_loop<T, T>(it, [](M x, M y) { return x + y; });
       else binary_loop<T, T>(it, [al](M x, M y) { return x + al * y; });
     }
@@ -109,6 +130,7 @@ Value k_sub(const Args& a) {
   VBT_DISPATCH_NUMERIC(it.common_dtype(), "sub", [&]<typename T>() {
     using M = opmath_t<T>;
     M al = alpha.to<M>();
+    if constexpr (is_low_float_v<T>) al = static_cast<M>(static_cast<T>(al));  // PyTorch: alpha in the dtype
     binary_loop<T, T>(it, [al](M x, M y) { return x - al * y; });
   });
   return finish_out(it, out);
@@ -117,7 +139,11 @@ Value k_sub(const Args& a) {
 // mul(Tensor self, Tensor other, *, Tensor? out=None) -> Tensor
 Value k_mul(const Args& a) {
   Tensor out = a.opt_tensor(2);
-  TensorIterator it = make_binary("mul", out, a.tensor(0), a.tensor(1));
+  const Tensor &x = a.tensor(0), &y = a.tensor(1);
+  ScalarType common = result_type({x, y}, {wrapped(x), wrapped(y)});
+  if (std::optional<float> s = low_float_scalar(x, y, out, common))
+    return low_float_unary("mul", out, x, common, [s = *s](float v) { return v * s; });
+  TensorIterator it = make_binary("mul", out, x, y);
   VBT_DISPATCH_ALL(it.common_dtype(), "mul", [&]<typename T>() {
     using M = opmath_t<T>;
     if constexpr (std::is_same_v<T, bool>) binary_loop<T, T>(it, [](bool x, bool y) { return x && y; });
@@ -133,8 +159,13 @@ Value k_div(const Args& a) {
   std::string mode = a.is_none(2) ? "" : a.str(2);
   VBT_CHECK_VALUE(mode.empty() || mode == "trunc" || mode == "floor",
                   "div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '", mode, "'");
+  ScalarType rt = result_type({x, y}, {wrapped(x), wrapped(y)});
+  if (std::optional<float> s = low_float_scalar(x, y, out, rt)) {
+    if (mode.empty()) return low_float_unary("div", out, x, rt, [s = *s](float v) { return v / s; });
+    if (mode == "trunc") return low_float_unary("div", out, x, rt, [s = *s](float v) { return std::trunc(v / s); });
+    return low_float_unary("div", out, x, rt, [s = *s](float v) { return floor_divide<float>(v, s); });
+  }
   if (mode.empty()) {
-    ScalarType rt = result_type({x, y}, {wrapped(x), wrapped(y)});
     ScalarType common = is_floating(rt) ? rt : default_float_dtype();
     bool inplace = out.defined() && (out.is_same(x) || out.is_same(y));
     TensorIterator it = TensorIteratorConfig("div").add_output(out).add_input(x).add_input(y)
