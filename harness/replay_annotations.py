@@ -91,17 +91,14 @@ class Annotation:
 
 def _check_validator_commit(root: Path, commit: str, where: str) -> None:
     """The commit exists in root's repository and changes files under validators/."""
-    import subprocess
+    from harness import gitops
 
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
-
-    if git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}").returncode != 0:
-        if git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+    if not gitops.has_object(root, f"{commit}^{{commit}}"):
+        if gitops.git(root, "rev-parse", "--is-shallow-repository", check=False).strip() == "true":
             return  # a shallow clone (a CI checkout) lacks the history to check it against
         raise HarnessError(f"{where}: validator_fixed {commit!r} is not a commit of this repository")
-    changed = git("diff-tree", "--no-commit-id", "--name-only", "-r", "--root", commit, "--", "validators")
-    if changed.returncode != 0 or not changed.stdout.strip():
+    if not gitops.git(root, "diff-tree", "--no-commit-id", "--name-only", "-r", "--root", commit, "--", "validators",
+                      check=False).strip():
         raise HarnessError(f"{where}: validator_fixed {commit!r} changes nothing under validators/")
 
 
