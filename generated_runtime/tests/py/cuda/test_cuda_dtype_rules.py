@@ -86,3 +86,16 @@ def test_div_trunc_of_16_bit_tensors_rounds_the_quotient_first(name):
     out = on_dev(torch.zeros_like(a))
     vt.div(on_dev(a), on_dev(b), rounding_mode="trunc", out=out)
     assert torch.equal(to_torch(out), want)
+
+
+@pytest.mark.parametrize("name", sorted(HALVES))
+def test_div_trunc_by_a_cpu_scalar_tensor_takes_the_python_number_rule(name):
+    """torch's exception to the rounding is any CPU scalar divisor (a 0-d CPU tensor too), not only a Python number."""
+    tdt, _ = HALVES[name]
+    a, b = quotient_pairs(tdt)
+    divisor = b[:1].reshape(()).clone()  # a 0-d tensor of the dtype, kept on the CPU
+    by_number = vt.div(on_dev(a), float(divisor), rounding_mode="trunc")
+    by_tensor = vt.div(on_dev(a), vt.from_dlpack(divisor.clone()), rounding_mode="trunc")
+    assert torch.equal(to_torch(by_tensor), to_torch(by_number))
+    rounded = (a.float() / divisor.float()).to(tdt).float().trunc().to(tdt)
+    assert not torch.equal(to_torch(by_tensor), rounded)  # the rounding rule would give other results here

@@ -406,8 +406,10 @@ Value k_div(const Args& a) {
                   "'floor' but found '", mode, "'");
   EwScalars sc;
   // torch's CUDA div trunc of two 16-bit float tensors rounds the quotient to the storage type before truncating;
-  // with a Python number as divisor it truncates a * (1 / b) in float. sc.n = 1 asks for the rounding.
-  sc.n = (mode == "trunc" && !y.impl()->wrapped_number) ? 1 : 0;
+  // with a CPU scalar divisor (a Python number or any 0-d CPU tensor: what operand() turns into a fill) it truncates
+  // the float quotient. sc.n = 1 asks for the rounding.
+  const bool cpu_scalar = y.dim() == 0 && !is_cuda(y);
+  sc.n = (mode == "trunc" && !cpu_scalar) ? 1 : 0;
   return elementwise("div", mode == "trunc" ? Ew::DivTrunc : Ew::DivFloor, {x, y}, dt, dt, a.opt_tensor(3), sc);
 }
 template <Ew code> Value k_binary_same(const Args& a) {
