@@ -3,7 +3,7 @@
 # Builds vibetensor._C with CUDA plus the example plugins (the CUDA one included), then, each step with its own
 # time limit so one slow step cannot take the others' results with it:
 #   1. pytest: tests/py/cuda (CUDA kernels vs torch.cuda), the CUDA plugin, DLPack import/export of CUDA tensors,
-#      plugin autograd  -> OUTDIR/pytest.log
+#      plugin autograd, gradients through views on cuda  -> OUTDIR/pytest.log
 #   2. the training gate with device cuda (tests/gpu/gate_on_gpu.py): vibetensor on the GPU against torch on the
 #      GPU, same weights and batches -> OUTDIR/training/
 #   3. the parity gate with device cuda -> OUTDIR/parity/
@@ -19,6 +19,8 @@
 #      drift apart: SPREAD_WORKLOAD (default vit), TRAIN_PROFILE (default here: paper), SPREAD_STEPS (default 240),
 #      SPREAD_RUNS (default "torch:cuda torch:cuda torch:cpu vibetensor.torch:cuda"; the first is the reference),
 #      SPREAD_SEEDS (default 0) -> OUTDIR/spread/ (spread.txt, spread.json)
+#   4f. scalars (only when named in STEPS): tests/gpu/scalar_ops_cuda.py, float ops with a CPU scalar operand bit for
+#      bit against torch.cuda, and which arithmetic torch's kernels do -> OUTDIR/scalars.{txt,json}
 #   5. sanitize (only when named in STEPS): compute-sanitizer (SANITIZE_TOOLS, default memcheck) over pytest of
 #      SANITIZE_TESTS (absolute paths; default tests/py/cuda/test_cuda_ops.py) -> OUTDIR/sanitize-TOOL.log; tests
 #      marked python_lifetime are deselected (the sanitizer keeps Python frames, so their tensors, alive)
@@ -66,7 +68,7 @@ PYP=$SITE
 python3 -c "import pytest" 2>/dev/null || PYP=$SITE:$RT/tests/py/cuda/build/pylib
 tests="$RT/tests/py/cuda"
 for t in plugins/test_cuda_plugin.py interop/test_dlpack_cuda.py plugins/test_plugin_autograd.py distributed/test_distributed.py \
-         plugins/test_plugin_tensor_list.py plugins/test_ring_plugin_cuda.py; do
+         plugins/test_plugin_tensor_list.py plugins/test_ring_plugin_cuda.py autograd/test_view_grads_device.py; do
   [ -f "$RT/tests/py/$t" ] && tests="$tests $RT/tests/py/$t"
 done
 STEPS=${STEPS:-pytest training parity}
@@ -144,6 +146,11 @@ if want spread; then  # the training gate's noise floor (tests/gpu/curve_spread.
     --out "$OUT/spread" >"$OUT/spread/spread.txt" 2>&1
   echo "spread rc=$? in $(( $(date +%s) - T11 ))s" | tee -a "$summary"
   cat "$OUT/spread/spread.txt" | tee -a "$summary"
+fi
+if want scalars; then  # float ops with a CPU scalar, bit for bit against torch.cuda (tests/gpu/scalar_ops_cuda.py)
+  T12=$(date +%s)
+  PYTHONPATH=$SITE timeout "$LIMIT" python3 tests/gpu/scalar_ops_cuda.py "$OUT/scalars.json" >"$OUT/scalars.txt" 2>&1
+  echo "scalars rc=$? in $(( $(date +%s) - T12 ))s: $(tail -1 "$OUT/scalars.txt")" | tee -a "$summary"
 fi
 if want dp; then
   T4=$(date +%s)

@@ -2,7 +2,7 @@
 # compute-sanitizer over many CUDA test files at once, on the lent GPU machine (device tool), from the repository root:
 #   bash tests/gpu/sanitize_matrix.sh OUTDIR JOBFILE
 # JOBFILE has one job per line: "NAME TOOL ARG..." (TOOL memcheck|racecheck|synccheck|initcheck; an ARG test_*.py[::node]
-# names a file under generated_runtime/tests/py/cuda, other ARGs go to pytest as they are, shell-quoted: -k "a or b"). Builds once
+# names a file under generated_runtime/tests/py/cuda, DIR/test_*.py one under generated_runtime/tests/py, other ARGs go to pytest as they are, shell-quoted: -k "a or b"). Builds once
 # through gpu_session.sh (STEPS=none), then runs every job in parallel, each in its own process under its own time
 # limit (JOB_LIMIT_S, default 380): the sanitizer serialises each process's kernels, so one process per job keeps the
 # GPU and the host's cores busy. -> OUTDIR/NAME.log per job, OUTDIR/matrix.txt (one line per job: exit status,
@@ -22,7 +22,8 @@ export VBT_PLUGIN_DIR=$B/vbt_plugins
 PYP=$SITE
 python3 -c "import pytest" 2>/dev/null || PYP=$SITE:$PWD/generated_runtime/tests/py/cuda/build/pylib
 SAN=${SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
-T=$PWD/generated_runtime/tests/py/cuda
+PY=$PWD/generated_runtime/tests/py
+T=$PY/cuda
 LIMIT=${JOB_LIMIT_S:-380}
 pids=()
 while read -r name tool rest; do
@@ -30,7 +31,11 @@ while read -r name tool rest; do
   eval "words=($rest)"  # shell quoting: -k "a or b"
   args=()
   for a in "${words[@]}"; do
-    case "$a" in test_*.py | test_*.py::*) args+=("$T/$a") ;; *) args+=("$a") ;; esac
+    case "$a" in
+      test_*.py | test_*.py::*) args+=("$T/$a") ;;
+      */test_*.py | */test_*.py::*) args+=("$PY/$a") ;;  # a file elsewhere under tests/py: autograd/test_x.py
+      *) args+=("$a") ;;
+    esac
   done
   (
     t0=$(date +%s)

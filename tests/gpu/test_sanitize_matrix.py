@@ -1,5 +1,6 @@
 """sanitize_matrix.sh on the CPU: a fake sanitizer stands in for compute-sanitizer, so the job file's parsing
-(shell-quoted pytest options, test files resolved under generated_runtime/tests/py/cuda), the per-job time limit
+(shell-quoted pytest options, test files resolved under generated_runtime/tests/py/cuda or, with a folder, under
+generated_runtime/tests/py), the per-job time limit
 and the exit statuses in matrix.txt are checked without a GPU."""
 import os
 import subprocess
@@ -38,14 +39,16 @@ def _run(tmp_path, jobs, limit="20"):
 
 def test_jobs_run_with_quoted_pytest_options_and_resolved_test_files(tmp_path):
     out, lines = _run(tmp_path, '# a comment\n\nj1 memcheck test_cuda_ops.py -k "add or mul"\n'
-                                'j2 racecheck test_cuda_sort.py::test_msort_and_out\n')
-    assert set(lines) == {"j1", "j2"}
+                                'j2 racecheck test_cuda_sort.py::test_msort_and_out\n'
+                                'j3 synccheck autograd/test_view_grads_device.py -k cuda\n')
+    assert set(lines) == {"j1", "j2", "j3"}
     assert "j1 memcheck rc=0" in lines["j1"] and "3 passed" in lines["j1"] and "ERROR SUMMARY: 0 errors" in lines["j1"]
     args = {p.name.split("-")[1]: p.read_text().splitlines() for p in tmp_path.glob("args-*.txt")}
     cuda = ROOT / "generated_runtime" / "tests" / "py" / "cuda"
     assert args["memcheck"][-3:] == [str(cuda / "test_cuda_ops.py"), "-k", "add or mul"]
     assert args["memcheck"][:3] == ["python3", "-m", "pytest"] and "not python_lifetime" in args["memcheck"]
     assert args["racecheck"][-1] == str(cuda / "test_cuda_sort.py") + "::test_msort_and_out"
+    assert args["synccheck"][-3:] == [str(cuda.parent / "autograd" / "test_view_grads_device.py"), "-k", "cuda"]
     assert (out / "j1.log").is_file()
 
 
