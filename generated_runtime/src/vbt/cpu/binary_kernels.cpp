@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "elementwise_loops.h"
+#include "vec_math.h"
 
 namespace vbt {
 
@@ -39,6 +40,22 @@ template <typename F> Value low_float_unary(const char* op, const Tensor& out, c
   return finish_out(it, out);
 }
 
+// out = x + al * y for float/double with one rounding, as PyTorch's CPU add/sub with alpha != 1 (its vectorised
+// loops are fused multiply-adds): vec::fma_array on contiguous runs (y contiguous or broadcast), std::fma elsewhere.
+template <typename T> void fma_loop(TensorIterator& it, T al) {
+  it.for_each([al](char** data, const int64_t* st, int64_t n) {
+    if (st[0] == sizeof(T) && st[1] == sizeof(T) && (st[2] == sizeof(T) || st[2] == 0)) {
+      vec::fma_array<T>(reinterpret_cast<T*>(data[0]), reinterpret_cast<const T*>(data[1]),
+                        reinterpret_cast<const T*>(data[2]), st[2] == 0, al, n);
+      return;
+    }
+    for (int64_t i = 0; i < n; ++i)
+      *reinterpret_cast<T*>(data[0] + i * st[0]) = std::fma(al, *reinterpret_cast<const T*>(data[2] + i * st[2]),
+                                                            *reinterpret_cast<const T*>(data[1] + i * st[1]));
+  });
+}
+template <typename T> constexpr bool is_fma_float_v = std::is_same_v<T, float> || std::is_same_v<T, double>;
+
 template <typename M> M floor_divide(M a, M b) {
   if constexpr (std::is_integral_v<M>) {
     M q = a / b;
@@ -58,6 +75,20 @@ template <typename M> M floor_divide(M a, M b) {
     }
     return fl;
   }
+}
+
+// floor_divide with every step rounded to the 16-bit float type T (computed in float): PyTorch's CPU div floor of
+// two float16/bfloat16 tensors runs its scalar loop in T, so 19 / -0.0894 floors to -214 in bfloat16, not -213.
+template <typename T> float floor_divide_rounded(float a, float b) {
+  auto r = [](float v) { return static_cast<float>(static_cast<T>(v)); };
+  if (b == 0) return a / b;
+  const float mod = r(std::fmod(a, b));
+  float div = r(r(a - mod) / b);
+  if (mod != 0 && (b < 0) != (mod < 0)) div = r(div - 1);
+  if (div == 0) return std::copysign(0.0f, r(a / b));
+  float fl = r(std::floor(div));
+  if (r(div - fl) > 0.5f) fl = r(fl + 1);
+  return fl;
 }
 
 template <typename M> M python_remainder(M a, M b) {
@@ -108,6 +139,7 @@ Value k_add(const Args& a) {
       M al = alpha.to<M>();
       if constexpr (is_low_float_v<T>) al = static_cast<M>(static_cast<T>(al));  // PyTorch: alpha in the dtype
       if (al == M(1)) binary_loop<T, T>(it, [](M x, M y) { return x + y; });
+      else if constexpr (is_fma_float_v<T>) fma_loop<T>(it, al);
       else binary_loop<T, T>(it, [al](M x, M y) { return x + al * y; });
     }
   });
@@ -131,6 +163,9 @@ Value k_sub(const Args& a) {
     using M = opmath_t<T>;
     M al = alpha.to<M>();
     if constexpr (is_low_float_v<T>) al = static_cast<M>(static_cast<T>(al));  // PyTorch: alpha in the dtype
+    if constexpr (is_fma_float_v<T>) {
+      if (al != M(1)) return fma_loop<T>(it, -al);  // x - al * y = x + (-al) * y, one rounding
+    }
     binary_loop<T, T>(it, [al](M x, M y) { return x - al * y; });
   });
   return finish_out(it, out);
@@ -183,6 +218,9 @@ Value k_div(const Args& a) {
   for (int64_t d = 0; d < y.dim(); ++d) scalar_divisor = scalar_divisor && (y.sizes()[d] <= 1 || y.strides()[d] == 0);
   VBT_DISPATCH_NUMERIC(it.common_dtype(), "div", [&]<typename T>() {
     using M = opmath_t<T>;
+    if constexpr (is_low_float_v<T>) {
+      if (floor) return binary_loop<T, T>(it, [](M p, M q) { return floor_divide_rounded<T>(p, q); });
+    }
     if (floor) binary_loop<T, T>(it, [](M p, M q) { return floor_divide<M>(p, q); });
     else if constexpr (std::is_integral_v<M>) binary_loop<T, T>(it, [](M p, M q) { return static_cast<M>(p / q); });
     // PyTorch rounds the quotient to the storage type before truncating (half: 4.9997 -> 5.0 -> 5, not 4),

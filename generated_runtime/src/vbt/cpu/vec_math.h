@@ -8,6 +8,7 @@
 #pragma once
 #include <bit>
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 
 #if defined(__x86_64__)
@@ -647,5 +648,31 @@ VBT_EXTREME_ARRAY(min_i32, int32_t, false)
 VBT_EXTREME_ARRAY(max_i64, int64_t, true)
 VBT_EXTREME_ARRAY(min_i64, int64_t, false)
 #undef VBT_EXTREME_ARRAY
+
+// o[i] = x[i] + al * y[i] with one rounding (a fused multiply-add), i < n; y_bcast: y[0] for every i. PyTorch's
+// CPU add/sub with alpha are fused multiply-adds (its vectorised loops use the FMA instruction), so these are too:
+// with the FMA instruction where the CPU has it (picked once at run time), std::fma (libm, the same bits) where not.
+template <typename M> static void fma_array_plain(M* o, const M* x, const M* y, bool y_bcast, M al, int64_t n) {
+  if (y_bcast) for (int64_t i = 0; i < n; ++i) o[i] = std::fma(al, y[0], x[i]);
+  else for (int64_t i = 0; i < n; ++i) o[i] = std::fma(al, y[i], x[i]);
+}
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+template <typename M>
+__attribute__((target("avx2,fma"))) static void fma_array_avx2(M* o, const M* x, const M* y, bool y_bcast, M al,
+                                                               int64_t n) {
+  if (y_bcast) {
+    const M p = y[0];
+    for (int64_t i = 0; i < n; ++i) o[i] = std::fma(al, p, x[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = std::fma(al, y[i], x[i]);
+  }
+}
+#endif
+template <typename M> static void fma_array(M* o, const M* x, const M* y, bool y_bcast, M al, int64_t n) {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+  if (cpu_has_avx2_fma()) return fma_array_avx2<M>(o, x, y, y_bcast, al, n);
+#endif
+  fma_array_plain<M>(o, x, y, y_bcast, al, n);
+}
 
 }  // namespace vbt::vec
