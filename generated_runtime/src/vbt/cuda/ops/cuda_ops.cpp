@@ -15,6 +15,7 @@
 #include <limits>
 #include <mutex>
 #include <numeric>
+#include <optional>
 
 #include "../../cpu/cpu_kernels.h"
 #include "cublas_gemm.h"
@@ -372,6 +373,22 @@ Value k_bitwise_not(const Args& a) {
   return elementwise("bitwise_not", Ew::BitNot, {x}, x.dtype(), x.dtype(), a.opt_tensor(1));
 }
 
+// One operand a CPU scalar (a Python number or any 0-d CPU tensor), the other on cuda, a floating dtype: the
+// scalar goes into the kernel's arguments in the compute type, as torch.cuda does (ScalarArithNote in
+// elementwise.cu). Returns the scalar's value, or nothing when the rule does not apply.
+std::optional<double> cpu_scalar_of(const Tensor& scalar, const Tensor& other, ScalarType dt) {
+  if (!is_floating(dt) || scalar.dim() != 0 || is_cuda(scalar) || !is_cuda(other)) return std::nullopt;
+  return item_of(scalar).to_double();
+}
+Value scalar_arith(const char* op, Ew code, const Tensor& x, ScalarType dt, const Tensor& out, double s,
+                   double beta = 0.0, bool scalar_first = false) {
+  EwScalars sc;
+  sc.alpha = s;
+  sc.beta = beta;
+  sc.n = scalar_first ? 1 : 0;
+  return elementwise(op, code, {x}, dt, dt, out, sc);
+}
+
 template <Ew code> Value k_add_sub(const Args& a) {
   const Tensor &x = a.tensor(0), &y = a.tensor(1);
   ScalarType dt = promoted({x, y});
@@ -385,13 +402,23 @@ template <Ew code> Value k_add_sub(const Args& a) {
     Tensor none = elementwise("add", Ew::Ne, {y, y}, dt, dt, Tensor());  // alpha = 0: x broadcast with y
     return elementwise("add", Ew::LogicalOr, {x, none}, dt, dt, a.opt_tensor(3));
   }
+  const char* op = code == Ew::Add ? "add" : "sub";
+  const double signed_alpha = code == Ew::Add ? alpha.to_double() : -alpha.to_double();
+  if (std::optional<double> s = cpu_scalar_of(y, x, dt))
+    return scalar_arith(op, Ew::AddS, x, dt, a.opt_tensor(3), *s, signed_alpha);
+  if (std::optional<double> s = cpu_scalar_of(x, y, dt))
+    return scalar_arith(op, Ew::AddS, y, dt, a.opt_tensor(3), *s, signed_alpha, /*scalar_first=*/true);
   EwScalars sc{alpha.to_double(), alpha.to_int()};
-  return elementwise(code == Ew::Add ? "add" : "sub", code, {x, y}, dt, dt, a.opt_tensor(3), sc);
+  return elementwise(op, code, {x, y}, dt, dt, a.opt_tensor(3), sc);
 }
 Value k_mul(const Args& a) {
   ScalarType dt = promoted({a.tensor(0), a.tensor(1)});
   if (dt == ScalarType::Bool)  // bool * bool is logical and
     return elementwise("mul", Ew::LogicalAnd, {a.tensor(0), a.tensor(1)}, dt, dt, a.opt_tensor(2));
+  if (std::optional<double> s = cpu_scalar_of(a.tensor(1), a.tensor(0), dt))
+    return scalar_arith("mul", Ew::MulS, a.tensor(0), dt, a.opt_tensor(2), *s);
+  if (std::optional<double> s = cpu_scalar_of(a.tensor(0), a.tensor(1), dt))
+    return scalar_arith("mul", Ew::MulS, a.tensor(1), dt, a.opt_tensor(2), *s);
   return elementwise("mul", Ew::Mul, {a.tensor(0), a.tensor(1)}, dt, dt, a.opt_tensor(2));
 }
 Value k_div(const Args& a) {
@@ -399,11 +426,16 @@ Value k_div(const Args& a) {
   ScalarType dt = promoted({x, y});
   if (a.is_none(2)) {
     if (!is_floating(dt)) dt = default_float_dtype();
+    // a CPU scalar dividend (torch.div(0.7, x)) stays rounded to the dtype, as torch.cuda does
+    if (std::optional<double> s = cpu_scalar_of(y, x, dt))
+      return scalar_arith("div", Ew::DivS, x, dt, a.opt_tensor(3), *s);
     return elementwise("div", Ew::Div, {x, y}, dt, dt, a.opt_tensor(3));
   }
   const std::string& mode = a.str(2);
   VBT_CHECK_VALUE(mode == "trunc" || mode == "floor", "div expected rounding_mode to be one of None, 'trunc', or "
                   "'floor' but found '", mode, "'");
+  if (std::optional<double> s = cpu_scalar_of(y, x, dt))
+    return scalar_arith("div", mode == "trunc" ? Ew::DivTruncS : Ew::DivFloorS, x, dt, a.opt_tensor(3), *s);
   EwScalars sc;
   // torch's CUDA div trunc of two 16-bit float tensors rounds the quotient to the storage type before truncating;
   // with a CPU scalar divisor (a Python number or any 0-d CPU tensor: what operand() turns into a fill) it truncates

@@ -437,6 +437,57 @@ struct DivFloorOp {
     }
   }
 };
+// ScalarArithNote: when one operand of mul, div (true, trunc, floor), add or sub is a CPU scalar (a Python number or
+// any 0-d CPU tensor) and the dtype is floating, torch.cuda's kernels take the scalar in the compute type A (float
+// for float16/bfloat16/float32, double for float64), not rounded to the tensor's dtype first, and divide by it by
+// multiplying with its reciprocal 1/s computed in A; div floor goes through fmod with the scalar and 1/s, its floor
+// held in the storage type. Not for a CPU scalar dividend (torch.div(s, x)) or comparisons: torch.cuda rounds those
+// scalars to the dtype, as the generic path does. These ops do the same arithmetic, so the bits are torch's (tests/gpu/scalar_ops_cuda.py
+// asks torch which arithmetic its kernels do and compares; bfloat16 x * 0.7 multiplies by 0.7f, not 0.69921875).
+struct ScalarArith {  // the scalar and its reciprocal in both compute types, rounded once on the host
+  float f, inv_f;
+  double d, inv_d;
+  static ScalarArith of(double s) { return {static_cast<float>(s), 1.0f / static_cast<float>(s), s, 1.0 / s}; }
+  template <typename A> __device__ A v() const {
+    if constexpr (std::is_same_v<A, double>) return d; else return f;
+  }
+  template <typename A> __device__ A inv() const {
+    if constexpr (std::is_same_v<A, double>) return inv_d; else return inv_f;
+  }
+};
+struct MulSOp {
+  ScalarArith s;
+  template <typename A> __device__ A operator()(A x) const { return x * s.v<A>(); }
+};
+struct DivSOp {
+  ScalarArith s;
+  template <typename A> __device__ A operator()(A x) const { return x * s.inv<A>(); }
+};
+struct DivTruncSOp {
+  ScalarArith s;
+  template <typename A> __device__ A operator()(A x) const { return trunc(x * s.inv<A>()); }
+};
+template <typename T> struct DivFloorSOp {  // T: the storage type, which holds the floor
+  ScalarArith s;
+  template <typename A> __device__ A operator()(A x) const {
+    const A b = s.v<A>(), inv = s.inv<A>();
+    if (b == A(0)) return x * inv;  // x / 0 (inv is an infinity)
+    const A mod = fmod(x, b);
+    A div = (x - mod) * inv;
+    if (mod != A(0) && (b < A(0)) != (mod < A(0))) div -= A(1);
+    if (div == A(0)) return copysign(A(0), x * inv);
+    A fl = up(cvt<T>(floor(div)));
+    if (div - fl > A(0.5)) fl = up(cvt<T>(fl + A(1)));
+    return fl;
+  }
+};
+struct AddSOp {  // x + alpha * s, or s + alpha * x (scalar first); sub passes -alpha
+  ScalarArith s, alpha;
+  bool scalar_first;
+  template <typename A> __device__ A operator()(A x) const {
+    return scalar_first ? s.v<A>() + alpha.v<A>() * x : x + alpha.v<A>() * s.v<A>();
+  }
+};
 struct MaxOp {
   template <typename A> __device__ A operator()(A x, A y) const { return is_nan(x) ? x : is_nan(y) ? y : (x > y ? x : y); }
 };
@@ -782,6 +833,16 @@ cudaError_t launch_elementwise(Ew op, int out_dtype, int in_dtype, const LoopGeo
         return launch<3>(g, BinaryF<__nv_bfloat16, __nv_bfloat16, DivTruncStoredOp<__nv_bfloat16>>{}, s);
       return binary_same<false>(out_dtype, g, DivTruncOp{}, s);
     case Ew::DivFloor: return binary_same<false>(out_dtype, g, DivFloorOp{}, s);
+    case Ew::MulS: return unary_same<true>(out_dtype, g, MulSOp{ScalarArith::of(sc.alpha)}, s);
+    case Ew::DivS: return unary_same<true>(out_dtype, g, DivSOp{ScalarArith::of(sc.alpha)}, s);
+    case Ew::DivTruncS: return unary_same<true>(out_dtype, g, DivTruncSOp{ScalarArith::of(sc.alpha)}, s);
+    case Ew::DivFloorS:
+      return dispatch_float(out_dtype, [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        return launch<2>(g, UnaryF<T, T, DivFloorSOp<T>>{DivFloorSOp<T>{ScalarArith::of(sc.alpha)}}, s);
+      });
+    case Ew::AddS:
+      return unary_same<true>(out_dtype, g, AddSOp{ScalarArith::of(sc.alpha), ScalarArith::of(sc.beta), sc.n == 1}, s);
     case Ew::Maximum: return binary_same<false>(out_dtype, g, MaxOp{}, s);
     case Ew::Minimum: return binary_same<false>(out_dtype, g, MinOp{}, s);
     case Ew::Eq: return compare(in_dtype, g, EqOp{}, s);

@@ -72,6 +72,10 @@ enum class Ew : int {
   NanToNum,
   // nullary random integers (counter-based, RandomNote): ialpha + (draw mod ibeta as uint64), any output dtype
   Randint,
+  // unary float, the other operand a CPU scalar s = alpha (ScalarArithNote in elementwise.cu): MulS x * s; DivS
+  // x * (1/s); DivTruncS trunc(x * (1/s)); DivFloorS floor(x / s) through fmod and 1/s; AddS x + beta * s, or
+  // s + beta * x when n = 1 (sub: beta = -alpha)
+  MulS, DivS, DivTruncS, DivFloorS, AddS,
 };
 
 struct EwScalars {
