@@ -416,13 +416,27 @@ Value k_lerp(const Args& a) {
             dtype_name(e.dtype()));
   VBT_CHECK(is_floating(x.dtype()), "lerp: expected a floating point input, got ", dtype_name(x.dtype()));
   bool inplace = out.defined() && out.is_same(x);
+  // PyTorch's lerp: one fused multiply-add from the nearer end (std::fma; bit for bit on every float dtype)
+  auto lerp = [](auto s, auto t, auto wt) {
+    const auto d = t - s;
+    return std::abs(wt) < decltype(wt)(0.5) ? std::fma(wt, d, s) : std::fma(-d, decltype(wt)(1) - wt, t);
+  };
+  if ((x.dtype() == ScalarType::Float16 || x.dtype() == ScalarType::BFloat16) && w.dim() == 0 &&
+      w.device().type == DeviceType::CPU) {
+    // a scalar weight of a 16-bit lerp is used in float, as PyTorch does, not rounded to the dtype first
+    const float wv = static_cast<float>(item_of(w).to_double());
+    TensorIterator it = TensorIteratorConfig("lerp").add_output(out).add_input(x).add_input(e)
+                            .set_common_dtype(x.dtype()).is_inplace(inplace).build();
+    auto f = [wv, lerp](float s, float t) { return lerp(s, t, wv); };
+    if (x.dtype() == ScalarType::Float16) binary_loop<Half, Half>(it, f);
+    else binary_loop<BFloat16, BFloat16>(it, f);
+    return finish_out(it, out);
+  }
   TensorIterator it = TensorIteratorConfig("lerp").add_output(out).add_input(x).add_input(e).add_input(w)
                           .set_common_dtype(x.dtype()).is_inplace(inplace).build();
   VBT_DISPATCH_FLOATING(x.dtype(), "lerp", [&]<typename T>() {
     using M = opmath_t<T>;
-    ternary_loop<T, T>(it, [](M s, M t, M wt) {
-      return std::abs(wt) < M(0.5) ? s + wt * (t - s) : t - (t - s) * (M(1) - wt);
-    });
+    ternary_loop<T, T, true>(it, [lerp](M s, M t, M wt) { return lerp(s, t, wt); });
   });
   return finish_out(it, out);
 }
@@ -438,7 +452,10 @@ Value k_addcmul(const Args& a) {
   VBT_DISPATCH_NUMERIC(it.common_dtype(), "addcmul", [&]<typename T>() {
     using M = opmath_t<T>;
     M v = value.to<M>();
-    ternary_loop<T, T>(it, [v](M s, M p, M q) { return s + v * p * q; });
+    // PyTorch's float addcmul: (value * t1) rounded, then one fused multiply-add with t2 and self
+    if constexpr (std::is_floating_point_v<M>)
+      ternary_loop<T, T, true>(it, [v](M s, M p, M q) { return std::fma(v * p, q, s); });
+    else ternary_loop<T, T>(it, [v](M s, M p, M q) { return s + v * p * q; });
   });
   return finish_out(it, out);
 }
@@ -456,7 +473,7 @@ Value k_addcdiv(const Args& a) {
   VBT_DISPATCH_FLOATING(it.common_dtype(), "addcdiv", [&]<typename T>() {
     using M = opmath_t<T>;
     M v = value.to<M>();
-    ternary_loop<T, T>(it, [v](M s, M p, M q) { return s + v * (p / q); });
+    ternary_loop<T, T>(it, [v](M s, M p, M q) { return s + v * p / q; });  // PyTorch's order: (value * t1) / t2
   });
   return finish_out(it, out);
 }

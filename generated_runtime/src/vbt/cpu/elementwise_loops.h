@@ -45,10 +45,54 @@ void binary_loop(TensorIterator& it, F f) {
   });
 }
 
+// A contiguous run of a ternary op: o[i] = f(a[i], b[i], c[i]) on opmath values; c_bcast: c[0] for every i (a
+// scalar weight or value).
 template <typename Out, typename In, typename F>
+inline void ternary_contig(Out* o, const In* a, const In* b, const In* c, bool c_bcast, int64_t n, F f) {
+  using M = opmath_t<In>;
+  if (c_bcast) {
+    const M cv = static_cast<M>(c[0]);
+    for (int64_t i = 0; i < n; ++i) o[i] = static_cast<Out>(f(static_cast<M>(a[i]), static_cast<M>(b[i]), cv));
+  } else {
+    for (int64_t i = 0; i < n; ++i)
+      o[i] = static_cast<Out>(f(static_cast<M>(a[i]), static_cast<M>(b[i]), static_cast<M>(c[i])));
+  }
+}
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+// The same loop built for AVX2+FMA, where std::fma in f is one instruction (the baseline build calls libm's fma,
+// which gives the same bits): picked at run time by ternary_loop<..., /*Fma=*/true>.
+template <typename Out, typename In, typename F>
+__attribute__((target("avx2,fma"))) void ternary_contig_fma(Out* o, const In* a, const In* b, const In* c,
+                                                            bool c_bcast, int64_t n, F f) {
+  using M = opmath_t<In>;
+  if (c_bcast) {
+    const M cv = static_cast<M>(c[0]);
+    for (int64_t i = 0; i < n; ++i) o[i] = static_cast<Out>(f(static_cast<M>(a[i]), static_cast<M>(b[i]), cv));
+  } else {
+    for (int64_t i = 0; i < n; ++i)
+      o[i] = static_cast<Out>(f(static_cast<M>(a[i]), static_cast<M>(b[i]), static_cast<M>(c[i])));
+  }
+}
+inline bool cpu_has_fma() {
+  static const bool v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return v;
+}
+#endif
+
+// Fma: f uses std::fma, so contiguous runs take the AVX2+FMA build of the loop where the CPU has it.
+template <typename Out, typename In, bool Fma = false, typename F>
 void ternary_loop(TensorIterator& it, F f) {
   it.for_each([f](char** data, const int64_t* st, int64_t n) {
     using M = opmath_t<In>;
+    if (st[0] == sizeof(Out) && st[1] == sizeof(In) && st[2] == sizeof(In) && (st[3] == sizeof(In) || st[3] == 0)) {
+      Out* o = reinterpret_cast<Out*>(data[0]);
+      const In *a = reinterpret_cast<const In*>(data[1]), *b = reinterpret_cast<const In*>(data[2]),
+               *c = reinterpret_cast<const In*>(data[3]);
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+      if (Fma && cpu_has_fma()) return ternary_contig_fma<Out, In>(o, a, b, c, st[3] == 0, n, f);
+#endif
+      return ternary_contig<Out, In>(o, a, b, c, st[3] == 0, n, f);
+    }
     for (int64_t i = 0; i < n; ++i)
       *reinterpret_cast<Out*>(data[0] + i * st[0]) =
           static_cast<Out>(f(static_cast<M>(*reinterpret_cast<const In*>(data[1] + i * st[1])),

@@ -111,3 +111,65 @@ def test_16_bit_floor_division_of_tensors_rounds_every_step(dtype):
     sa = torch.tensor([1.0, -1.0, 0.0, -0.0, float("inf"), 3.0, -3.0, 0.0], dtype=tdt)
     sb = torch.tensor([0.0, 0.0, 0.0, 2.0, 2.0, float("inf"), float("inf"), -2.0], dtype=tdt)
     same(vt.div(v(sa), v(sb), rounding_mode="floor"), torch.div(sa, sb, rounding_mode="floor"))
+
+
+# ---- the optimizer's ternary ops (Adam's single-tensor step uses lerp_, addcmul_, addcdiv_): PyTorch's CPU
+# arithmetic bit for bit on every float dtype.
+
+def _fma(a, b, c):
+    """a * b + c with one rounding, for float32/16-bit data (the float64 product of two floats is exact)."""
+    return (a.double() * b.double() + c.double()).float()
+
+
+@pytest.mark.parametrize("dtype", sorted(FLOATS))
+def test_lerp_is_one_fused_multiply_add_from_the_nearer_end(dtype):
+    tdt = FLOATS[dtype]
+    a, b = pair(tdt)
+    w = (torch.rand(a.numel(), generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 1.4 - 0.2).to(tdt)
+    for weight in (0.3, 0.7, -0.2, 1.3):
+        same(vt.lerp(v(a), v(b), weight), torch.lerp(a, b, weight))
+    same(vt.lerp(v(a), v(b), v(w)), torch.lerp(a, b, w))  # a tensor weight
+    x = v(a)
+    x.lerp_(v(b), 0.1)  # Adam's exp_avg.lerp_(grad, 1 - beta1)
+    same(x, torch.lerp(a, b, 0.1))
+    if dtype != "float64":
+        d = b.float() - a.float()
+        fused = _fma(torch.full_like(d, 0.3), d, a.float()).to(tdt)
+        assert torch.equal(fused, torch.lerp(a, b, 0.3))  # the rule, written out
+        if dtype != "float32":  # a 16-bit scalar weight is used in float, not rounded to the dtype
+            rounded_w = torch.tensor(0.3, dtype=tdt).float()
+            assert int(((a.float() + rounded_w * d).to(tdt) != torch.lerp(a, b, 0.3)).sum()) > 1000
+        else:
+            assert int(((a + 0.3 * (b - a)) != torch.lerp(a, b, 0.3)).sum()) > 1000  # unfused differs
+
+
+@pytest.mark.parametrize("dtype", sorted(FLOATS))
+def test_addcmul_rounds_value_times_t1_then_fuses(dtype):
+    tdt = FLOATS[dtype]
+    a, b = pair(tdt)
+    c, _ = pair(tdt, seed=2)
+    same(vt.addcmul(v(a), v(b), v(c), value=0.3), torch.addcmul(a, b, c, value=0.3))
+    x = v(a)
+    x.addcmul_(v(b), v(b), value=0.001)  # Adam's exp_avg_sq.addcmul_(grad, grad, value=1 - beta2)
+    same(x, torch.addcmul(a, b, b, value=0.001))
+    # strided operands take the general loop
+    a2, b2, c2 = a[:200 * 300].reshape(200, 300), b[:200 * 300].reshape(300, 200), c[:200 * 300].reshape(200, 300)
+    same(vt.addcmul(v(a2), v(b2).t(), v(c2), value=-2.5), torch.addcmul(a2, b2.t(), c2, value=-2.5))
+    if dtype == "float32":
+        want = torch.addcmul(a, b, c, value=0.3)
+        assert torch.equal(_fma(torch.tensor(0.3) * b, c, a), want)  # the rule, written out
+        assert int(((a + 0.3 * b * c) != want).sum()) > 1000  # unfused differs
+
+
+@pytest.mark.parametrize("dtype", sorted(FLOATS))
+def test_addcdiv_divides_value_times_t1(dtype):
+    tdt = FLOATS[dtype]
+    a, b = pair(tdt)
+    c, _ = pair(tdt, seed=2)
+    c = c.abs() + 1
+    same(vt.addcdiv(v(a), v(b), v(c), value=0.3), torch.addcdiv(a, b, c, value=0.3))
+    x = v(a)
+    x.addcdiv_(v(b), v(c), value=-0.01)  # Adam's p.addcdiv_(exp_avg, denom, value=-step_size)
+    same(x, torch.addcdiv(a, b, c, value=-0.01))
+    if dtype == "float32":
+        assert int(((a + 0.3 * (b / c)) != torch.addcdiv(a, b, c, value=0.3)).sum()) > 1000  # the other order
