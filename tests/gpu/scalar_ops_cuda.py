@@ -35,6 +35,11 @@ OPS = {
     "add_alpha": lambda T, x, y: T.add(x, S, alpha=3),
     "sub_alpha": lambda T, x, y: T.sub(x, S, alpha=3),
     "add_tensors_alpha": lambda T, x, y: T.add(x, y, alpha=S),
+    "lerp": lambda T, x, y: T.lerp(x, y, 0.3),
+    "lerp_high": lambda T, x, y: T.lerp(x, y, 0.7),
+    "lerp_negative": lambda T, x, y: T.lerp(x, y, -0.7),
+    "addcmul": lambda T, x, y: T.addcmul(x, y, y, value=0.3),
+    "addcdiv": lambda T, x, y: T.addcdiv(x, y, y.abs() + 1, value=0.3),
     "div_tensors": lambda T, x, y: x / y,
     "div_trunc_tensors": lambda T, x, y: T.div(x, y, rounding_mode="trunc"),
     "div_floor_tensors": lambda T, x, y: T.div(x, y, rounding_mode="floor"),
@@ -56,11 +61,11 @@ def ulps(a, b):
     return int((d > 0).sum()), int(d.max()) if d.numel() else 0
 
 
-def candidates(x, dtype):
+def candidates(x, dtype, y):
     """Formulas for x op S in the compute type A, written with torch ops (results rounded to dtype)."""
     A = torch.float64 if dtype == torch.float64 else torch.float32
     npA = np.float64 if A == torch.float64 else np.float32
-    xa = x.to(A)
+    xa, ya = x.to(A), y.to(A)
     s_a = torch.tensor(npA(S), dtype=A, device=x.device)                       # the number in the compute type
     s_t = torch.tensor(S, dtype=dtype).to(A).to(x.device)                      # the number rounded to dtype first
     inv = torch.tensor(npA(1) / npA(S), dtype=A, device=x.device)              # its reciprocal, in A
@@ -76,9 +81,20 @@ def candidates(x, dtype):
                  "(1/x in dtype)*s in A": r(r(1 / xa).to(A) * s_a)},
         "gt": {"x>s in A": xa > s_a, "x>s rounded to dtype first": xa > s_t},
         "eq": {"x==s in A": xa == s_a, "x==s rounded to dtype first": xa == s_t},
+        "lerp_negative": {"fma from the end (abs(w) >= 0.5)": r(fma(-(ya - xa), torch.full_like(xa, 1.7), ya)),
+                          "fma from the start (w < 0.5)": r(fma(torch.full_like(xa, -0.7), ya - xa, xa))},
+        "addcdiv": {"x + (v*y)/z": r(xa + (torch.tensor(0.3, dtype=A) * ya) / (ya.abs() + 1)),
+                    "x + v*(y/z)": r(xa + torch.tensor(0.3, dtype=A) * (ya / (ya.abs() + 1)))},
         "add": {"x+s in A": r(xa + s_a), "x+s rounded to dtype first": r(xa + s_t)},
         "rsub": {"s-x in A": r(s_a - xa), "s-x rounded to dtype first": r(s_t - xa)},
     }
+
+
+def fma(a, b, c):
+    """a * b + c with one rounding in a's dtype: exact for float32 through float64; float64 only approximately."""
+    if a.dtype == torch.float64:
+        return a * b + c
+    return (a.double() * b.double() + c.double()).to(a.dtype)
 
 
 def fmod_floor(xa, b, inv, dtype):
@@ -105,7 +121,7 @@ def part1():
         tdt = getattr(torch, dname)
         a, b = data(tdt)
         ac, bc = a.cuda(), b.cuda()
-        for op, forms in candidates(ac, tdt).items():
+        for op, forms in candidates(ac, tdt, bc).items():
             want = OPS[op](torch, ac, bc)
             for form, val in forms.items():
                 n, m = ulps(val, want)
