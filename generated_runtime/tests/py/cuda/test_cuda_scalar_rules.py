@@ -31,8 +31,8 @@ FLOATS = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch
 S = 0.7
 
 
-def data(tdt, n=200_000):
-    g = torch.Generator().manual_seed(0)
+def data(tdt, n=200_000, seed=0):
+    g = torch.Generator().manual_seed(seed)
     return (torch.randn(n, generator=g, dtype=torch.float64) * 8).to(tdt)
 
 
@@ -179,3 +179,21 @@ def test_integer_tensors_keep_their_rules():
     same(back(vt.div(v, 3, rounding_mode="trunc")), torch.div(tx, 3, rounding_mode="trunc").cpu())
     same(back(v / 3), (tx / 3).cpu())
     same(back(v + 2), (tx + 2).cpu())
+
+
+@pytest.mark.parametrize("dtype", sorted(FLOATS))
+def test_lerp_starts_from_the_nearer_end_and_keeps_a_scalar_weight_in_the_compute_type(dtype):
+    """torch's lerp picks its end by |w| < 0.5 (a weight of -0.7 starts from `end`) and a 16-bit lerp uses a scalar
+    weight in float; the parity run on an H200 found cuda starting from `self` for -0.7 and rounding the weight."""
+    tdt = FLOATS[dtype]
+    a, b = data(tdt), data(tdt, seed=1)
+    ta, tb = a.to(DEV), b.to(DEV)
+    for w in (0.3, 0.7, -0.7, 1.3, -0.2, 0.5, -0.5):
+        same(back(vt.lerp(on_dev(a), on_dev(b), w)), torch.lerp(ta, tb, w).cpu())
+    w = (torch.rand(a.numel(), generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 3 - 1.5).to(tdt)
+    same(back(vt.lerp(on_dev(a), on_dev(b), on_dev(w))), torch.lerp(ta, tb, w.to(DEV)).cpu())  # a tensor weight
+    v = on_dev(a)
+    v.lerp_(on_dev(b), -0.7)
+    same(back(v), torch.lerp(ta, tb, -0.7).cpu())
+    if dtype == "float32":  # the data tells the two ends apart
+        assert int(((a + (-0.7) * (b - a)) != torch.lerp(a, b, -0.7)).sum()) > 1000

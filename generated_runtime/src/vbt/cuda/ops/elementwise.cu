@@ -721,10 +721,15 @@ struct AxpbyOp {
     else return static_cast<A>(ia * x + ib * y);
   }
 };
+// torch's lerp: from the nearer end, by |w| < 0.5 (a weight of -0.7 starts from the end), in the compute type
 struct LerpOp {
   template <typename A> __device__ A operator()(A s, A e, A w) const {
-    return (w < A(0.5)) ? s + w * (e - s) : e - (e - s) * (A(1) - w);
+    return (fabs(w) < A(0.5)) ? s + w * (e - s) : e - (e - s) * (A(1) - w);
   }
+};
+struct LerpSOp {  // a CPU scalar weight, in the compute type (a 16-bit lerp does not round it to the dtype)
+  ScalarArith w;
+  template <typename A> __device__ A operator()(A s, A e) const { return LerpOp{}(s, e, w.v<A>()); }
 };
 struct AddcmulOp {
   double a; int64_t ia;
@@ -883,6 +888,7 @@ cudaError_t launch_elementwise(Ew op, int out_dtype, int in_dtype, const LoopGeo
     case Ew::Fmod: return binary_same<false>(out_dtype, g, FmodOp{}, s);
     case Ew::Axpby: return binary_same<false>(out_dtype, g, AxpbyOp{sc.alpha, sc.beta, sc.ialpha, sc.ibeta}, s);
     case Ew::Lerp: return ternary_same<true>(out_dtype, g, LerpOp{}, s);
+    case Ew::LerpS: return binary_same<true>(out_dtype, g, LerpSOp{ScalarArith::of(sc.alpha)}, s);
     case Ew::Addcmul: return ternary_same<false>(out_dtype, g, AddcmulOp{sc.alpha, sc.ialpha}, s);
     case Ew::Addcdiv: return ternary_same<true>(out_dtype, g, AddcdivOp{sc.alpha}, s);
     case Ew::Arange:

@@ -76,6 +76,8 @@ enum class Ew : int {
   // x * (1/s); DivTruncS trunc(x * (1/s)); DivFloorS floor(x / s) through fmod and 1/s; AddS x + beta * s, or
   // s + beta * x when n = 1 (sub: beta = -alpha)
   MulS, DivS, DivTruncS, DivFloorS, AddS,
+  // binary float: lerp(x, end, w) with a CPU scalar weight w = alpha, used in the compute type (ScalarArithNote)
+  LerpS,
 };
 
 struct EwScalars {
