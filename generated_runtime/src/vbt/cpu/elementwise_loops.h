@@ -4,6 +4,7 @@
 // vectorise them.
 #pragma once
 #include "cpu_kernels.h"
+#include "vec_math.h"
 
 namespace vbt {
 
@@ -46,9 +47,10 @@ void binary_loop(TensorIterator& it, F f) {
 }
 
 // A contiguous run of a ternary op: o[i] = f(a[i], b[i], c[i]) on opmath values; c_bcast: c[0] for every i (a
-// scalar weight or value).
+// scalar weight or value). Always inlined, so that ternary_contig_fma compiles this same loop for AVX2+FMA.
 template <typename Out, typename In, typename F>
-inline void ternary_contig(Out* o, const In* a, const In* b, const In* c, bool c_bcast, int64_t n, F f) {
+__attribute__((always_inline)) inline void ternary_contig(Out* o, const In* a, const In* b, const In* c, bool c_bcast,
+                                                          int64_t n, F f) {
   using M = opmath_t<In>;
   if (c_bcast) {
     const M cv = static_cast<M>(c[0]);
@@ -64,18 +66,7 @@ inline void ternary_contig(Out* o, const In* a, const In* b, const In* c, bool c
 template <typename Out, typename In, typename F>
 __attribute__((target("avx2,fma"))) void ternary_contig_fma(Out* o, const In* a, const In* b, const In* c,
                                                             bool c_bcast, int64_t n, F f) {
-  using M = opmath_t<In>;
-  if (c_bcast) {
-    const M cv = static_cast<M>(c[0]);
-    for (int64_t i = 0; i < n; ++i) o[i] = static_cast<Out>(f(static_cast<M>(a[i]), static_cast<M>(b[i]), cv));
-  } else {
-    for (int64_t i = 0; i < n; ++i)
-      o[i] = static_cast<Out>(f(static_cast<M>(a[i]), static_cast<M>(b[i]), static_cast<M>(c[i])));
-  }
-}
-inline bool cpu_has_fma() {
-  static const bool v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return v;
+  ternary_contig<Out, In>(o, a, b, c, c_bcast, n, f);
 }
 #endif
 
@@ -89,7 +80,7 @@ void ternary_loop(TensorIterator& it, F f) {
       const In *a = reinterpret_cast<const In*>(data[1]), *b = reinterpret_cast<const In*>(data[2]),
                *c = reinterpret_cast<const In*>(data[3]);
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-      if (Fma && cpu_has_fma()) return ternary_contig_fma<Out, In>(o, a, b, c, st[3] == 0, n, f);
+      if (Fma && vec::cpu_has_avx2_fma()) return ternary_contig_fma<Out, In>(o, a, b, c, st[3] == 0, n, f);
 #endif
       return ternary_contig<Out, In>(o, a, b, c, st[3] == 0, n, f);
     }

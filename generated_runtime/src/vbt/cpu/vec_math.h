@@ -652,20 +652,22 @@ VBT_EXTREME_ARRAY(min_i64, int64_t, false)
 // o[i] = x[i] + al * y[i] with one rounding (a fused multiply-add), i < n; y_bcast: y[0] for every i. PyTorch's
 // CPU add/sub with alpha are fused multiply-adds (its vectorised loops use the FMA instruction), so these are too:
 // with the FMA instruction where the CPU has it (picked once at run time), std::fma (libm, the same bits) where not.
-template <typename M> static void fma_array_plain(M* o, const M* x, const M* y, bool y_bcast, M al, int64_t n) {
-  if (y_bcast) for (int64_t i = 0; i < n; ++i) o[i] = std::fma(al, y[0], x[i]);
-  else for (int64_t i = 0; i < n; ++i) o[i] = std::fma(al, y[i], x[i]);
-}
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 template <typename M>
-__attribute__((target("avx2,fma"))) static void fma_array_avx2(M* o, const M* x, const M* y, bool y_bcast, M al,
-                                                               int64_t n) {
+__attribute__((always_inline)) inline void fma_array_plain(M* o, const M* x, const M* y, bool y_bcast, M al,
+                                                           int64_t n) {
   if (y_bcast) {
     const M p = y[0];
     for (int64_t i = 0; i < n; ++i) o[i] = std::fma(al, p, x[i]);
   } else {
     for (int64_t i = 0; i < n; ++i) o[i] = std::fma(al, y[i], x[i]);
   }
+}
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+// The same loop, always inlined into an AVX2+FMA build (std::fma is then one vectorised instruction).
+template <typename M>
+__attribute__((target("avx2,fma"))) static void fma_array_avx2(M* o, const M* x, const M* y, bool y_bcast, M al,
+                                                               int64_t n) {
+  fma_array_plain<M>(o, x, y, y_bcast, al, n);
 }
 #endif
 template <typename M> static void fma_array(M* o, const M* x, const M* y, bool y_bcast, M al, int64_t n) {
