@@ -66,6 +66,7 @@ def candidates(x, dtype, y):
     A = torch.float64 if dtype == torch.float64 else torch.float32
     npA = np.float64 if A == torch.float64 else np.float32
     xa, ya = x.to(A), y.to(A)
+    za = (y.abs() + 1).to(A)  # addcdiv's denominator, made in the dtype as OPS makes it
     s_a = torch.tensor(npA(S), dtype=A, device=x.device)                       # the number in the compute type
     s_t = torch.tensor(S, dtype=dtype).to(A).to(x.device)                      # the number rounded to dtype first
     inv = torch.tensor(npA(1) / npA(S), dtype=A, device=x.device)              # its reciprocal, in A
@@ -83,8 +84,8 @@ def candidates(x, dtype, y):
         "eq": {"x==s in A": xa == s_a, "x==s rounded to dtype first": xa == s_t},
         "lerp_negative": {"fma from the end (abs(w) >= 0.5)": r(fma(-(ya - xa), torch.full_like(xa, 1.7), ya)),
                           "fma from the start (w < 0.5)": r(fma(torch.full_like(xa, -0.7), ya - xa, xa))},
-        "addcdiv": {"x + (v*y)/z": r(xa + (torch.tensor(0.3, dtype=A) * ya) / (ya.abs() + 1)),
-                    "x + v*(y/z)": r(xa + torch.tensor(0.3, dtype=A) * (ya / (ya.abs() + 1)))},
+        "addcdiv": {"x + (v*y)/z": r(xa + (torch.tensor(0.3, dtype=A) * ya) / za),
+                    "x + v*(y/z)": r(xa + torch.tensor(0.3, dtype=A) * (ya / za))},
         "add": {"x+s in A": r(xa + s_a), "x+s rounded to dtype first": r(xa + s_t)},
         "rsub": {"s-x in A": r(s_a - xa), "s-x rounded to dtype first": r(s_t - xa)},
     }
