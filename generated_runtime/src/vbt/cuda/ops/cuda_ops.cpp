@@ -1061,9 +1061,9 @@ Value k_lerp(const Args& a) {
   const Tensor &x = a.tensor(0), &e = a.tensor(1), &w = a.tensor(2);
   ScalarType dt = promoted({x, e});
   VBT_CHECK(is_floating(dt), "lerp: not implemented for '", dtype_name(dt), "'");
-  if (w.dim() == 0 && !is_cuda(w) && (is_cuda(x) || is_cuda(e))) {  // a scalar weight, in the compute type
+  if (std::optional<double> wv = cpu_scalar_of(w, is_cuda(x) ? x : e, dt)) {  // a scalar weight, in the compute type
     EwScalars sc;
-    sc.alpha = item_of(w).to_double();
+    sc.alpha = *wv;
     return elementwise("lerp", Ew::LerpS, {x, e}, dt, dt, a.opt_tensor(3), sc);
   }
   return elementwise("lerp", Ew::Lerp, {x, e, w}, dt, dt, a.opt_tensor(3));

@@ -442,8 +442,9 @@ struct DivFloorOp {
 // for float16/bfloat16/float32, double for float64), not rounded to the tensor's dtype first, and divide by it by
 // multiplying with its reciprocal 1/s computed in A; div floor goes through fmod with the scalar and 1/s, its floor
 // held in the storage type. Not for a CPU scalar dividend (torch.div(s, x)) or comparisons: torch.cuda rounds those
-// scalars to the dtype, as the generic path does. These ops do the same arithmetic, so the bits are torch's (tests/gpu/scalar_ops_cuda.py
-// asks torch which arithmetic its kernels do and compares; bfloat16 x * 0.7 multiplies by 0.7f, not 0.69921875).
+// scalars to the dtype, as the generic path does. These ops do the same arithmetic, so the bits are torch's
+// (tests/gpu/scalar_ops_cuda.py asks torch which arithmetic its kernels do and compares; bfloat16 x * 0.7 multiplies
+// by 0.7f, not 0.69921875).
 struct ScalarArith {  // the scalar and its reciprocal in both compute types, rounded once on the host
   float f, inv_f;
   double d, inv_d;
@@ -847,7 +848,8 @@ cudaError_t launch_elementwise(Ew op, int out_dtype, int in_dtype, const LoopGeo
         return launch<2>(g, UnaryF<T, T, DivFloorSOp<T>>{DivFloorSOp<T>{ScalarArith::of(sc.alpha)}}, s);
       });
     case Ew::AddS:
-      return unary_same<true>(out_dtype, g, AddSOp{ScalarArith::of(sc.alpha), ScalarArith::of(sc.beta), sc.n == 1}, s);
+      return unary_same<true>(out_dtype, g, AddSOp{ScalarArith::of(sc.alpha), ScalarArith::of(sc.beta), sc.n == 1},
+                              s);
     case Ew::Maximum: return binary_same<false>(out_dtype, g, MaxOp{}, s);
     case Ew::Minimum: return binary_same<false>(out_dtype, g, MinOp{}, s);
     case Ew::Eq: return compare(in_dtype, g, EqOp{}, s);
